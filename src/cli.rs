@@ -1,0 +1,118 @@
+//! The command line, as clap sees it. Only shapes and help texts live here;
+//! what the values mean, their defaults and how they merge with the config
+//! file is `config`'s job, so the file and the flags share one set of rules.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// p2pmon: every node pushes its CPU and memory to its peers and tells you,
+/// live, who is up, who went down, who came back and who left.
+#[derive(Debug, Parser)]
+#[command(
+    name = "p2pmon",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Three nodes on 127.0.0.1, on free ports, printing the events of the first.
+    Demo(DemoArgs),
+}
+
+/// How to run one node.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    /// Peers to push to: HOST or HOST:PORT, comma-separated, repeatable;
+    /// IPv6 in brackets ([::1]:5000). The node's own address is skipped.
+    #[arg(
+        short = 'p',
+        long = "peers",
+        value_name = "HOST[:PORT],...",
+        value_delimiter = ','
+    )]
+    pub peers: Vec<String>,
+
+    /// Port to listen on, and the default port of peers [default: 5000].
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// Address to listen on [default: all IPv4 and, where the host has it, IPv6].
+    /// A specific IP is also the source address of outgoing connections.
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub listen: Option<String>,
+
+    /// Send period: 5, 5s, 500ms, 1m [default: 5s].
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    /// Silence before a peer is offline [default: 3 x interval].
+    #[arg(long, value_name = "DURATION")]
+    pub offline_after: Option<String>,
+
+    /// Display name sent to peers [default: host name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// TOML config file; command-line flags win over it.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Format of the event lines on stdout [default: text].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Print state changes only, not every status.
+    #[arg(long)]
+    pub changes_only: bool,
+
+    /// Prefix text lines with the local time (RFC 3339).
+    #[arg(long)]
+    pub timestamps: bool,
+
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less logging on stderr (errors only).
+    #[arg(short = 'q', long = "quiet", action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// Options of `p2pmon demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Send period of the demo nodes.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+
+    /// Format of the event lines on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// More logging on stderr.
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Event line format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The Python original's sentences.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,601 @@
+//! A node's settings: the TOML file, merged with the command line (flags win,
+//! then the file, then the defaults), validated once into a [`Config`] that
+//! the rest of the program trusts. Every error here is the user's to fix and
+//! maps to exit code 2 with one line naming the flag or key at fault.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{Format, RunArgs};
+use crate::limits::{DEFAULT_INTERVAL, DEFAULT_PORT, MAX_NAME_LEN, OFFLINE_FACTOR};
+
+/// A bad flag, key or value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+/// A peer as configured: a literal IP or a host name resolved on every
+/// (re)connect, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub host: Host,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            Host::Ip(ip) => write!(f, "{ip}:{}", self.port),
+            Host::Name(name) => write!(f, "{name}:{}", self.port),
+        }
+    }
+}
+
+/// The validated settings of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub peers: Vec<PeerAddr>,
+    pub port: u16,
+    /// `None`: all IPv4 addresses and, where the host has it, all IPv6 ones.
+    pub listen: Option<IpAddr>,
+    pub interval: Duration,
+    pub offline_after: Duration,
+    pub name: String,
+    pub format: Format,
+    pub changes_only: bool,
+    pub timestamps: bool,
+}
+
+/// A duration in the config file: a number of seconds or a string like "500ms".
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+enum FileDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+impl FileDuration {
+    fn to_text(&self) -> String {
+        match self {
+            FileDuration::Seconds(n) => n.to_string(),
+            FileDuration::Text(text) => text.clone(),
+        }
+    }
+}
+
+/// The config file as written; every key optional, unknown keys rejected.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    peers: Option<Vec<String>>,
+    port: Option<u16>,
+    listen: Option<String>,
+    interval: Option<FileDuration>,
+    offline_after: Option<FileDuration>,
+    name: Option<String>,
+    format: Option<Format>,
+    changes_only: Option<bool>,
+    timestamps: Option<bool>,
+}
+
+impl FileConfig {
+    /// Parses the text of a config file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().to_string();
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(line) => error(format!("{origin}, line {line}: {message}")),
+                None => error(format!("{origin}: {message}")),
+            }
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error(format!("cannot read config {}: {e}", path.display())))?;
+        FileConfig::parse(&text, &format!("config {}", path.display()))
+    }
+}
+
+/// Parses a duration: a bare number of seconds (`5`), or a number with a unit
+/// (`500ms`, `5s`, `1.5s`, `2m`, `1h`). Zero and negative values are errors.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (expected e.g. 5, 5s, 500ms)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    let duration =
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
+    if duration < Duration::from_millis(1) {
+        return Err(format!("duration {text:?} must be at least 1ms"));
+    }
+    Ok(duration)
+}
+
+/// Parses `HOST`, `HOST:PORT`, `IP`, `IP:PORT`, `[IPv6]` or `[IPv6]:PORT`.
+pub fn parse_peer(text: &str, default_port: u16) -> Result<PeerAddr, String> {
+    let text = text.trim();
+    let bad = |why: &str| format!("bad peer address {text:?}: {why}");
+    if text.is_empty() {
+        return Err(bad("empty"));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(bad("port 0"));
+        }
+        return Ok(PeerAddr {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        });
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(PeerAddr {
+            host: Host::Ip(ip),
+            port: default_port,
+        });
+    }
+    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let ip: IpAddr = inner.parse().map_err(|_| bad("not an IPv6 address"))?;
+        return Ok(PeerAddr {
+            host: Host::Ip(ip),
+            port: default_port,
+        });
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => {
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad("port must be 1-65535"))?;
+            (host, port)
+        }
+        None => (text, default_port),
+    };
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+        });
+    if !valid_name {
+        return Err(bad("not an IP address or host name"));
+    }
+    Ok(PeerAddr {
+        host: Host::Name(host.to_ascii_lowercase()),
+        port,
+    })
+}
+
+/// Parses `--listen`: `IP`, `IP:PORT`, `[IPv6]:PORT`.
+fn parse_listen(text: &str) -> Result<(IpAddr, Option<u16>), ConfigError> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok((addr.ip(), Some(addr.port())));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    if let Some(ip) = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse::<IpAddr>().ok())
+    {
+        return Ok((ip, None));
+    }
+    Err(error(format!(
+        "invalid value {text:?} for --listen: expected IP or IP:PORT (IPv6 as [::1]:5000)"
+    )))
+}
+
+impl Config {
+    /// Merges the command line over the file over the defaults and validates
+    /// the result. `default_name` is the host name (passed in for tests).
+    pub fn merge(
+        args: &RunArgs,
+        file: FileConfig,
+        default_name: &str,
+    ) -> Result<Config, ConfigError> {
+        let flag_port = args.port.or(file.port);
+        let listen_text = args.listen.clone().or(file.listen);
+        let (listen, listen_port) = match &listen_text {
+            Some(text) => {
+                let (ip, port) = parse_listen(text)?;
+                (Some(ip), port)
+            }
+            None => (None, None),
+        };
+        let port = match (flag_port, listen_port) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(error(format!(
+                    "--listen port {b} contradicts --port {a}; give the port once"
+                )));
+            }
+            (Some(port), _) | (None, Some(port)) => port,
+            (None, None) => DEFAULT_PORT,
+        };
+        if port == 0 {
+            return Err(error("--port must be 1-65535"));
+        }
+        if let Some(ip) = listen
+            && ip.is_unspecified()
+        {
+            // 0.0.0.0 or :: given explicitly: treat as "all addresses" of that family only.
+            log::debug!("listening on the unspecified address {ip}");
+        }
+
+        let duration = |flag: &str, cli: &Option<String>, file: &Option<FileDuration>| {
+            let text = cli
+                .clone()
+                .or_else(|| file.as_ref().map(FileDuration::to_text));
+            text.map(|text| {
+                parse_duration(&text).map_err(|e| error(format!("invalid value for {flag}: {e}")))
+            })
+            .transpose()
+        };
+        let interval =
+            duration("--interval", &args.interval, &file.interval)?.unwrap_or(DEFAULT_INTERVAL);
+        let offline_after = duration("--offline-after", &args.offline_after, &file.offline_after)?;
+        let offline_after = match offline_after {
+            Some(after) if after <= interval => {
+                return Err(error(format!(
+                    "--offline-after ({}) must be longer than --interval ({})",
+                    show(after),
+                    show(interval)
+                )));
+            }
+            Some(after) => after,
+            None => interval * OFFLINE_FACTOR,
+        };
+
+        let peer_texts = if args.peers.is_empty() {
+            file.peers.unwrap_or_default()
+        } else {
+            args.peers.clone()
+        };
+        let mut peers: Vec<PeerAddr> = Vec::new();
+        for text in peer_texts.iter().filter(|t| !t.trim().is_empty()) {
+            let peer = parse_peer(text, port).map_err(error)?;
+            if !peers.contains(&peer) {
+                peers.push(peer);
+            }
+        }
+
+        let name = args
+            .name
+            .clone()
+            .or(file.name)
+            .unwrap_or_else(|| default_name.to_string());
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(error(format!(
+                "--name must be 1 to {MAX_NAME_LEN} bytes long"
+            )));
+        }
+
+        Ok(Config {
+            peers,
+            port,
+            listen,
+            interval,
+            offline_after,
+            name,
+            format: args.format.or(file.format).unwrap_or_default(),
+            changes_only: args.changes_only || file.changes_only.unwrap_or(false),
+            timestamps: args.timestamps || file.timestamps.unwrap_or(false),
+        })
+    }
+}
+
+/// A duration as a user would write it.
+fn show(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge(args: RunArgs, file: &str) -> Result<Config, ConfigError> {
+        Config::merge(&args, FileConfig::parse(file, "test")?, "host-a")
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration(" 1h "), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "0", "0s", "0ms", "", "s", "-1", "5x", "5 days", "1e3", "abc", "0.0001s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn peers() {
+        let peer = |t| parse_peer(t, 5000);
+        assert_eq!(
+            peer("192.168.1.100"),
+            Ok(PeerAddr {
+                host: Host::Ip(ip("192.168.1.100")),
+                port: 5000
+            })
+        );
+        assert_eq!(
+            peer("10.0.0.1:6000"),
+            Ok(PeerAddr {
+                host: Host::Ip(ip("10.0.0.1")),
+                port: 6000
+            })
+        );
+        assert_eq!(
+            peer("[::1]:7000"),
+            Ok(PeerAddr {
+                host: Host::Ip(ip("::1")),
+                port: 7000
+            })
+        );
+        assert_eq!(
+            peer("[::1]"),
+            Ok(PeerAddr {
+                host: Host::Ip(ip("::1")),
+                port: 5000
+            })
+        );
+        assert_eq!(
+            peer("::1"),
+            Ok(PeerAddr {
+                host: Host::Ip(ip("::1")),
+                port: 5000
+            })
+        );
+        assert_eq!(
+            peer("Node-B.example:5001"),
+            Ok(PeerAddr {
+                host: Host::Name("node-b.example".into()),
+                port: 5001
+            })
+        );
+        for bad in [
+            "",
+            "host:",
+            "host:0",
+            "host:99999",
+            "host:abc",
+            "bad_host",
+            "a..b",
+            "[::1",
+            "-x",
+            "1.2.3.4:0",
+        ] {
+            assert!(peer(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(
+            peer("10.0.0.1:6000").map(|p| p.to_string()),
+            Ok("10.0.0.1:6000".to_string())
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let config = merge(RunArgs::default(), "");
+        assert_eq!(
+            config,
+            Ok(Config {
+                peers: vec![],
+                port: 5000,
+                listen: None,
+                interval: Duration::from_secs(5),
+                offline_after: Duration::from_secs(15),
+                name: "host-a".into(),
+                format: Format::Text,
+                changes_only: false,
+                timestamps: false,
+            })
+        );
+    }
+
+    #[test]
+    fn command_line_wins_over_file() {
+        let file = r#"
+            peers = ["10.0.0.1", "10.0.0.2:6000"]
+            port = 5100
+            interval = "2s"
+            name = "from-file"
+            format = "json"
+            changes_only = true
+        "#;
+        let args = RunArgs {
+            peers: vec!["10.0.0.9".into()],
+            interval: Some("500ms".into()),
+            name: Some("from-flag".into()),
+            ..RunArgs::default()
+        };
+        let config = merge(args, file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.peers,
+            vec![PeerAddr {
+                host: Host::Ip(ip("10.0.0.9")),
+                port: 5100
+            }]
+        );
+        assert_eq!(config.port, 5100);
+        assert_eq!(config.interval, Duration::from_millis(500));
+        assert_eq!(config.offline_after, Duration::from_millis(1500));
+        assert_eq!(config.name, "from-flag");
+        assert_eq!(config.format, Format::Json);
+        assert!(config.changes_only);
+
+        let config = merge(RunArgs::default(), file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.peers.len(), 2);
+        assert_eq!(config.peers[1].port, 6000);
+        assert_eq!(
+            config.peers[0].port, 5100,
+            "file peers take the file's port"
+        );
+        assert_eq!(config.interval, Duration::from_secs(2));
+        assert_eq!(config.name, "from-file");
+    }
+
+    #[test]
+    fn file_durations_may_be_numbers() {
+        let config = merge(RunArgs::default(), "interval = 2\noffline_after = \"10s\"");
+        assert_eq!(
+            config.map(|c| (c.interval, c.offline_after)),
+            Ok((Duration::from_secs(2), Duration::from_secs(10)))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = merge(RunArgs::default(), "port = 5000\nintervall = 5\n");
+        let message = err.err().map(|e| e.0).unwrap_or_default();
+        assert!(message.contains("intervall"), "{message}");
+        assert!(message.contains("line 2"), "{message}");
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        assert!(merge(RunArgs::default(), "port = \"x\"").is_err());
+        assert!(merge(RunArgs::default(), "port = 70000").is_err());
+        assert!(merge(RunArgs::default(), "peers = \"10.0.0.1\"").is_err());
+        assert!(merge(RunArgs::default(), "format = \"xml\"").is_err());
+        assert!(merge(RunArgs::default(), "this is not toml").is_err());
+    }
+
+    #[test]
+    fn offline_after_must_exceed_interval() {
+        let args = RunArgs {
+            interval: Some("5s".into()),
+            offline_after: Some("5s".into()),
+            ..RunArgs::default()
+        };
+        let message = merge(args, "").err().map(|e| e.0).unwrap_or_default();
+        assert!(
+            message.contains("--offline-after (5s) must be longer than --interval (5s)"),
+            "{message}"
+        );
+        let args = RunArgs {
+            offline_after: Some("4s".into()),
+            ..RunArgs::default()
+        };
+        assert!(merge(args, "").is_err(), "default interval 5s");
+    }
+
+    #[test]
+    fn zero_interval_is_an_error() {
+        let args = RunArgs {
+            interval: Some("0".into()),
+            ..RunArgs::default()
+        };
+        let message = merge(args, "").err().map(|e| e.0).unwrap_or_default();
+        assert!(
+            message.starts_with("invalid value for --interval"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn listen_port_must_agree_with_port() {
+        let args = RunArgs {
+            listen: Some("127.0.0.2:6000".into()),
+            ..RunArgs::default()
+        };
+        let config = merge(args.clone(), "").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((config.listen, config.port), (Some(ip("127.0.0.2")), 6000));
+        let clash = RunArgs {
+            port: Some(5000),
+            ..args.clone()
+        };
+        assert!(merge(clash, "").is_err());
+        let same = RunArgs {
+            port: Some(6000),
+            ..args
+        };
+        assert!(merge(same, "").is_ok());
+        let v6 = RunArgs {
+            listen: Some("[::1]:5001".into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            merge(v6, "").map(|c| (c.listen, c.port)),
+            Ok((Some(ip("::1")), 5001))
+        );
+        let bad = RunArgs {
+            listen: Some("nowhere".into()),
+            ..RunArgs::default()
+        };
+        assert!(merge(bad, "").is_err());
+    }
+
+    #[test]
+    fn duplicate_peers_are_merged_and_empty_items_skipped() {
+        let args = RunArgs {
+            peers: vec!["10.0.0.1".into(), "".into(), "10.0.0.1:5000".into()],
+            ..RunArgs::default()
+        };
+        assert_eq!(merge(args, "").map(|c| c.peers.len()), Ok(1));
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let text = include_str!("../config.example.toml");
+        let file = FileConfig::parse(text, "config.example.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Config::merge(&RunArgs::default(), file, "x").is_ok());
+    }
+}

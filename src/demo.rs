@@ -1,0 +1,70 @@
+//! `p2pmon demo`: a three-node cluster in one process, on 127.0.0.1 and three
+//! free ports, printing the events of the first node. A newcomer sees the
+//! product work in one command with no other machine; Ctrl+C stops all three
+//! (each sends its leave, as a real node does).
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+
+use crate::cli::DemoArgs;
+use crate::config::{Config, Host, PeerAddr, parse_duration};
+use crate::limits::OFFLINE_FACTOR;
+use crate::output::Output;
+use crate::{Error, init_logging, run_nodes};
+
+const NODES: usize = 3;
+
+/// Runs the demo until Ctrl+C.
+pub fn run(args: &DemoArgs) -> Result<(), Error> {
+    init_logging(args.verbose, 0);
+    let interval = parse_duration(&args.interval)
+        .map_err(|e| Error::Usage(format!("invalid value for --interval: {e}")))?;
+    let ports = free_ports()?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let nodes = (0..NODES)
+        .map(|me| {
+            let peers = (0..NODES)
+                .filter(|other| *other != me)
+                .map(|other| PeerAddr {
+                    host: Host::Ip(localhost),
+                    port: ports[other],
+                })
+                .collect();
+            let config = Config {
+                peers,
+                port: ports[me],
+                listen: Some(localhost),
+                interval,
+                offline_after: interval * OFFLINE_FACTOR,
+                name: format!("demo-{}", me + 1),
+                format: args.format,
+                changes_only: false,
+                timestamps: false,
+            };
+            let output = if me == 0 {
+                Output::stdout(args.format, false, false)
+            } else {
+                Output::sink()
+            };
+            (config, output)
+        })
+        .collect();
+    eprintln!(
+        "demo: nodes demo-1, demo-2, demo-3 on 127.0.0.1 ports {}, {}, {}, sending every {:?}; \
+         showing what demo-1 hears. Ctrl+C stops them.",
+        ports[0], ports[1], ports[2], interval
+    );
+    run_nodes(nodes)
+}
+
+/// Three distinct ports the OS says are free right now.
+fn free_ports() -> Result<Vec<u16>, Error> {
+    let sockets = (0..NODES)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Runtime(format!("cannot find free ports on 127.0.0.1: {e}")))?;
+    sockets
+        .iter()
+        .map(|socket| socket.local_addr().map(|addr| addr.port()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Runtime(format!("cannot find free ports on 127.0.0.1: {e}")))
+}

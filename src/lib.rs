@@ -1,0 +1,175 @@
+//! p2pmon: a peer-to-peer host monitor. Every node samples its own CPU and
+//! memory and pushes them to its peers; every node listens, prints what its
+//! peers report, and says when one goes offline, comes back or leaves.
+//!
+//! A tour of the crate, in the order data flows:
+//! - [`cli`] and [`config`]: the command line and the TOML file, merged and
+//!   validated into a [`config::Config`] (errors exit 2);
+//! - [`node`]: binds the listening sockets, then starts two threads around
+//!   one shared state (peer table, output, counters);
+//! - [`sender`]: samples ([`sample`], the only user of sysinfo) and pushes a
+//!   status to every peer each interval, one `mio` event loop;
+//! - [`listener`]: accepts and reads every peer's frames on one `mio` event
+//!   loop and runs the timers;
+//! - [`wire`]: framing, encoding and strict decoding of protocol v1 and of the
+//!   Python original's messages;
+//! - [`peers`]: the peer table and its state machine (online, offline, back
+//!   online, left), pure and tested with an injected clock;
+//! - [`output`]: the event lines on stdout, text or JSON;
+//! - [`stats`]: counters and the rate limit on rejection logs;
+//! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
+//! - [`demo`]: three nodes in one process for a first look;
+//! - [`limits`]: every size, count and timeout, with its reason.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod limits;
+pub mod listener;
+pub mod node;
+pub mod output;
+pub mod peers;
+pub mod sample;
+pub mod sender;
+pub mod shutdown;
+pub mod stats;
+pub mod wire;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::Write;
+
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::config::{Config, FileConfig};
+use crate::node::Node;
+use crate::output::Output;
+use crate::shutdown::Shutdown;
+
+/// Why the program stopped early; decides the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bad command line or config: exit 2.
+    Usage(String),
+    /// Failure at run time (port in use...): exit 1.
+    Runtime(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(message) | Error::Runtime(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<config::ConfigError> for Error {
+    fn from(error: config::ConfigError) -> Error {
+        Error::Usage(error.0)
+    }
+}
+
+/// Runs the program with these arguments (the first is the program name).
+/// `--help` and `--version` print and exit here, as clap does.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        None => run_node(&cli.run),
+        Some(Command::Run(args)) => run_node(&args),
+        Some(Command::Demo(args)) => demo::run(&args),
+    }
+}
+
+/// Runs one node until Ctrl+C or SIGTERM.
+fn run_node(args: &RunArgs) -> Result<(), Error> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let default_name = sample::host_name().unwrap_or_else(|| "p2pmon".to_string());
+    let config = Config::merge(args, file, &default_name)?;
+    init_logging(args.verbose, args.quiet);
+    log::debug!("{config:?}");
+    let output = Output::stdout(config.format, config.timestamps, config.changes_only);
+    run_nodes(vec![(config, output)])
+}
+
+/// Sets up stderr logging: warnings by default, -v info, -vv debug, -q errors
+/// only; RUST_LOG, when set, wins.
+pub fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (quiet, verbose) {
+        (q, _) if q > 0 => log::LevelFilter::Error,
+        (_, 0) => log::LevelFilter::Warn,
+        (_, 1) => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    builder.format(|buf, record| {
+        let level = match record.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warning",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
+        writeln!(buf, "{level}: {}", record.args())
+    });
+    // A second initialisation (tests, the demo) keeps the first logger.
+    let _ = builder.try_init();
+}
+
+/// SIGINT and SIGTERM, registered before any node starts so that an early
+/// Ctrl+C is never lost.
+fn signals() -> Result<Signals, Error> {
+    Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))
+}
+
+/// Starts nodes sharing one shutdown, waits for SIGINT or SIGTERM (or for a
+/// thread that failed to trigger the shutdown), stops and joins them.
+pub fn run_nodes(nodes: Vec<(Config, Output)>) -> Result<(), Error> {
+    let mut signals = signals()?;
+    let shutdown = Shutdown::new();
+    shutdown.close_on_trigger(signals.handle());
+    let mut started = Vec::new();
+    let mut result = Ok(());
+    for (config, output) in nodes {
+        match Node::start(&config, output, &shutdown) {
+            Ok(node) => started.push(node),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        if let Some(signal) = signals.forever().next() {
+            log::info!("received signal {signal}: leaving");
+        }
+    }
+    shutdown.trigger();
+    for node in started {
+        if let Err(e) = node.join() {
+            result = result.and(Err(e));
+        }
+    }
+    result
+}

@@ -1,0 +1,92 @@
+//! Every limit and protocol constant in one place, each with the reason it
+//! has the value it has. Nothing else in the crate hard-codes a size, a count
+//! or a timeout: a reader tuning p2pmon, or checking that it stays bounded
+//! under hostile input, only has to read this file.
+
+use std::time::Duration;
+
+/// Largest frame accepted or sent (one NDJSON line, newline included): big
+/// enough for any status with room for later fields, small enough that 2048
+/// connections each holding a partial frame stay in a few hundred MiB worst case.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// The first frame on a connection is under this many bytes so that the Python
+/// original, which reads a single `recv(1024)`, always sees it whole.
+pub const MAX_FIRST_FRAME: usize = 1000;
+
+/// Longest `node` display name accepted from the wire; longer names are rejected
+/// rather than stored, so the peer table's memory does not depend on input.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Most peers tracked at once (configured plus heard from). Past it, statuses
+/// from new senders are rejected and counted: memory stays bounded.
+pub const MAX_PEERS: usize = 1024;
+
+/// Most inbound connections open at once: two per peer leaves room for a
+/// reconnect overlapping the old connection's close.
+pub const MAX_CONNECTIONS: usize = 2 * MAX_PEERS;
+
+/// Default and well-known port, also the port the Python original listens on.
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// Send period of the Python original, which does not announce its interval.
+pub const PYTHON_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Default send period.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A peer is offline after `OFFLINE_FACTOR` times its interval without a sign
+/// of life (and never sooner than `--offline-after`): two lost updates are
+/// tolerated, the third is not.
+pub const OFFLINE_FACTOR: u32 = 3;
+
+/// A v1 peer's inbound connection that closes without a leave and is not
+/// reopened within this grace is a crashed process: offline at once.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Longest wait for a TCP handshake; a black-holed peer costs at most this much
+/// of one link's time, never the other links' (connects are non-blocking).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// First reconnect delay after a failure; doubles up to the send interval.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
+
+/// TCP keepalive on kept-open connections: first probe after 1 s idle, then one
+/// a second, three unanswered probes fail the connection (a dead host is noticed
+/// in about 4 s with no application traffic).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(1);
+/// Interval between keepalive probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Unanswered keepalive probes before the kernel fails the connection.
+pub const KEEPALIVE_PROBES: u32 = 3;
+
+/// TCP_USER_TIMEOUT: unacknowledged data older than this fails the connection,
+/// so a black-holed path errors in ~4 s instead of buffering for 15 minutes.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// An inbound connection silent for `IDLE_FACTOR` × the peer's threshold T is
+/// closed: long enough never to cut a live peer, short enough to free the slot.
+pub const IDLE_FACTOR: u32 = 2;
+
+/// How long shutdown waits for leave frames to drain before closing anyway,
+/// keeping Ctrl+C to exit in well under a second.
+pub const LEAVE_DEADLINE: Duration = Duration::from_millis(300);
+
+/// Resolution of the listener's timers (offline checks, close grace, idle
+/// deadlines): fine enough to report a crash within 1 s, coarse enough to cost
+/// nothing when idle.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// A rejected message is logged at most once per reason and source address per
+/// this window, so garbage cannot flood stderr; every one is still counted.
+pub const REJECT_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Entries kept for the reject-log rate limiter before it is reset (bounded memory).
+pub const REJECT_LOG_ENTRIES: usize = 4096;
+
+/// Largest interval a peer may announce (`interval_ms`), one hour: a bigger one
+/// would let a single message keep a dead peer "online" for days.
+pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Bytes read from a socket per `read` call.
+pub const READ_CHUNK: usize = 16 * 1024;

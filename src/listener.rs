@@ -1,0 +1,397 @@
+//! The listener thread: one `mio` event loop that accepts on the listening
+//! sockets and reads framed messages from every peer at once, without a thread
+//! per connection. It decodes each frame, applies it to the peer table and
+//! prints the result; it also runs the table's timers (close grace, silence)
+//! every [`TICK`] and closes connections idle for longer than [`IDLE_FACTOR`] × T.
+//!
+//! Everything it holds is bounded: at most [`MAX_CONNECTIONS`] connections,
+//! each with at most one unfinished frame of [`crate::limits::MAX_FRAME`] bytes.
+
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::Config;
+use crate::limits::{
+    IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_CONNECTIONS,
+    OFFLINE_FACTOR, READ_CHUNK, TCP_USER_TIMEOUT, TICK,
+};
+use crate::node::{Shared, SharedState, describe_io_error, lock};
+use crate::peers::{PeerId, StatusReport, legacy_report};
+use crate::shutdown::Shutdown;
+use crate::wire::{self, FrameBuffer, Message};
+
+const WAKE: Token = Token(0);
+/// Tokens below this are listening sockets; connection tokens start here.
+const FIRST_CONNECTION: usize = 16;
+
+/// What a connection turned out to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Nothing valid yet.
+    Unknown,
+    /// v1 frames from one peer.
+    V1,
+    /// The Python original: one bare status, then close.
+    Legacy,
+}
+
+/// What the listener knows about one inbound connection.
+#[derive(Debug)]
+struct ConnInfo {
+    source: IpAddr,
+    kind: Kind,
+    peer: Option<PeerId>,
+    /// The peer's announced interval, for the idle deadline.
+    interval: Duration,
+    /// A leave arrived: its close is not a crash.
+    left: bool,
+    last_activity: Instant,
+}
+
+#[derive(Debug)]
+struct Connection {
+    stream: TcpStream,
+    frames: FrameBuffer,
+    info: ConnInfo,
+}
+
+/// How a connection ended.
+enum Closed {
+    /// The peer closed (EOF) or the socket failed.
+    ByPeer(Option<io::Error>),
+    /// We closed it (bad frames, idle).
+    ByUs,
+}
+
+/// The listener's event loop and its connections.
+#[derive(Debug)]
+pub struct Listener {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    connections: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    open: usize,
+    shared: SharedState,
+    shutdown: Shutdown,
+    offline_after: Duration,
+    default_interval: Duration,
+    scratch: Vec<u8>,
+}
+
+impl Listener {
+    /// Registers the listening sockets and a waker for shutdown.
+    pub fn new(
+        mut listeners: Vec<TcpListener>,
+        shared: SharedState,
+        shutdown: &Shutdown,
+        config: &Config,
+    ) -> io::Result<Listener> {
+        let poll = Poll::new()?;
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, Token(1 + index), Interest::READABLE)?;
+        }
+        shutdown.add_waker(std::sync::Arc::new(Waker::new(poll.registry(), WAKE)?));
+        Ok(Listener {
+            poll,
+            listeners,
+            connections: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            shared,
+            shutdown: shutdown.clone(),
+            offline_after: config.offline_after,
+            default_interval: config.interval,
+            scratch: vec![0; READ_CHUNK],
+        })
+    }
+
+    /// Runs until shutdown.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now() + TICK;
+        while !self.shutdown.is_triggered() {
+            lock(&self.shared).output.flush();
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let mut shared = lock(&self.shared);
+                shared.fatal = Some(format!("listener poll failed: {e}"));
+                drop(shared);
+                self.shutdown.trigger();
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKE => {}
+                    Token(index) if index < FIRST_CONNECTION => self.accept(index - 1),
+                    Token(index) => self.read(index - FIRST_CONNECTION),
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                next_tick = now + TICK;
+            }
+        }
+        lock(&self.shared).output.flush();
+    }
+
+    fn accept(&mut self, listener_index: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(listener_index) else {
+                return;
+            };
+            let (mut stream, source) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log, and let the next readiness retry.
+                    log::warn!("cannot accept a connection: {e}");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            if self.open >= MAX_CONNECTIONS {
+                lock(&self.shared).stats.reject(
+                    "too_many_connections",
+                    source.ip(),
+                    &format_args!("more than {MAX_CONNECTIONS} connections open"),
+                    now,
+                );
+                continue;
+            }
+            set_keepalive(&stream);
+            let index = self.free.pop().unwrap_or_else(|| {
+                self.connections.push(None);
+                self.connections.len() - 1
+            });
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(FIRST_CONNECTION + index),
+                Interest::READABLE,
+            ) {
+                log::warn!("cannot watch a connection from {source}: {e}");
+                self.free.push(index);
+                continue;
+            }
+            self.connections[index] = Some(Connection {
+                stream,
+                frames: FrameBuffer::default(),
+                info: ConnInfo {
+                    source: source.ip().to_canonical(),
+                    kind: Kind::Unknown,
+                    peer: None,
+                    interval: self.default_interval,
+                    left: false,
+                    last_activity: now,
+                },
+            });
+            self.open += 1;
+            let mut shared = lock(&self.shared);
+            shared.stats.accepted += 1;
+            shared.stats.open_connections = self.open as u64;
+        }
+    }
+
+    /// Reads everything available on one connection.
+    fn read(&mut self, index: usize) {
+        let Some(Some(connection)) = self.connections.get_mut(index) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut closed = None;
+        loop {
+            match connection.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    closed = Some(Closed::ByPeer(None));
+                    break;
+                }
+                Ok(n) => {
+                    connection.info.last_activity = now;
+                    let mut shared = lock(&self.shared);
+                    let info = &mut connection.info;
+                    let mut reject_stream = false;
+                    let result = connection.frames.push(&self.scratch[..n], |frame| {
+                        if !reject_stream && !handle_frame(info, &mut shared, frame, now) {
+                            reject_stream = true;
+                        }
+                    });
+                    if let Err(e) = result {
+                        shared.stats.reject(e.reason(), info.source, &e, now);
+                        reject_stream = true;
+                    }
+                    shared.publish();
+                    if reject_stream {
+                        closed = Some(Closed::ByUs);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    closed = Some(Closed::ByPeer(Some(e)));
+                    break;
+                }
+            }
+        }
+        if let Some(how) = closed {
+            self.close(index, how, now);
+        }
+    }
+
+    /// Ends a connection and tells the table how.
+    fn close(&mut self, index: usize, how: Closed, now: Instant) {
+        let Some(mut connection) = self.connections.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        if let Err(e) = self.poll.registry().deregister(&mut connection.stream) {
+            log::debug!("deregister failed: {e}");
+        }
+        self.free.push(index);
+        self.open = self.open.saturating_sub(1);
+        let mut shared = lock(&self.shared);
+        shared.stats.open_connections = self.open as u64;
+        let info = &mut connection.info;
+        if let Closed::ByPeer(error) = &how {
+            // The Python original sends its status without a newline and closes.
+            if let Some(rest) = connection.frames.take_rest() {
+                handle_frame(info, &mut shared, &rest, now);
+            }
+            if let Some(error) = error {
+                log::debug!(
+                    "connection from {} failed: {}",
+                    info.source,
+                    describe_io_error(error)
+                );
+            }
+        }
+        if let (Some(peer), Kind::V1) = (info.peer, info.kind) {
+            let graceful = info.left || matches!(how, Closed::ByUs);
+            shared.table.on_inbound_closed(peer, graceful, now);
+        }
+        shared.publish();
+    }
+
+    /// Runs the table's timers and closes idle connections.
+    fn tick(&mut self, now: Instant) {
+        {
+            let mut shared = lock(&self.shared);
+            let Shared { table, events, .. } = &mut *shared;
+            table.tick(now, events);
+            shared.publish();
+        }
+        let idle: Vec<usize> = self
+            .connections
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let info = &slot.as_ref()?.info;
+                let threshold = self.offline_after.max(info.interval * OFFLINE_FACTOR);
+                (now.duration_since(info.last_activity) > threshold * IDLE_FACTOR).then_some(index)
+            })
+            .collect();
+        for index in idle {
+            if let Some(Some(connection)) = self.connections.get(index) {
+                let source = connection.info.source;
+                lock(&self.shared).stats.reject(
+                    "idle_timeout",
+                    source,
+                    &"connection idle too long, closed",
+                    now,
+                );
+            }
+            self.close(index, Closed::ByUs, now);
+        }
+    }
+}
+
+/// Applies one frame. Returns false when the connection should be dropped: a
+/// stream that has not sent one valid frame and sends garbage is not a peer.
+fn handle_frame(info: &mut ConnInfo, shared: &mut Shared, frame: &[u8], now: Instant) -> bool {
+    let message = match wire::decode(frame) {
+        Ok(message) => message,
+        Err(e) => {
+            shared.stats.reject(e.reason(), info.source, &e, now);
+            return info.kind != Kind::Unknown;
+        }
+    };
+    let Shared {
+        table,
+        events,
+        stats,
+        ..
+    } = shared;
+    let result = match message {
+        Message::Legacy { cpu, memory } => {
+            info.kind = Kind::Legacy;
+            let peer = table.legacy_id(info.source);
+            table.on_status(peer, legacy_report(cpu, memory), now, events)
+        }
+        Message::Status {
+            header,
+            cpu,
+            memory,
+        } => {
+            let peer = PeerId::new(info.source, header.port);
+            info.kind = Kind::V1;
+            info.interval = Duration::from_millis(header.interval_ms);
+            let report = StatusReport {
+                name: Some(header.node),
+                boot: Some(header.boot),
+                seq: Some(header.seq),
+                interval: info.interval,
+                cpu,
+                memory,
+            };
+            let result = table.on_status(peer, report, now, events);
+            if result.is_ok() && info.peer != Some(peer) {
+                if let Some(previous) = info.peer {
+                    table.on_inbound_closed(previous, true, now);
+                }
+                table.on_inbound_open(peer);
+                info.peer = Some(peer);
+            }
+            result
+        }
+        Message::Leave { header } => {
+            let peer = PeerId::new(info.source, header.port);
+            info.kind = Kind::V1;
+            info.left = true;
+            table.on_leave(peer, header.boot, now, events)
+        }
+    };
+    match result {
+        Ok(()) => {
+            stats.received += 1;
+            true
+        }
+        Err(refusal) => {
+            stats.reject(refusal.reason(), info.source, &refusal, now);
+            true
+        }
+    }
+}
+
+/// TCP keepalive and user timeout on a kept-open connection, so a dead host or
+/// a cut path fails it in about 4 s (constants in `limits`).
+pub fn set_keepalive(stream: &TcpStream) {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = socket.set_tcp_keepalive(&keepalive) {
+        log::debug!("cannot set TCP keepalive: {e}");
+    }
+    if let Err(e) = socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT)) {
+        log::debug!("cannot set TCP_USER_TIMEOUT: {e}");
+    }
+}

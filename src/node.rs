@@ -1,0 +1,229 @@
+//! One running node: binds the listening sockets (failing fast), then starts
+//! the listener and sender threads around the state they share. The shared
+//! state is one mutex over the peer table, the output and the counters: a
+//! state change and the line that reports it happen together, so stdout never
+//! shows events out of order, and each lock is held for microseconds.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use mio::net::TcpListener;
+use socket2::{Domain, Socket, Type};
+
+use crate::Error;
+use crate::config::Config;
+use crate::listener::Listener;
+use crate::output::Output;
+use crate::peers::{Event, PeerTable};
+use crate::sender::Sender;
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+
+/// State shared by the listener and sender threads.
+#[derive(Debug)]
+pub struct Shared {
+    pub table: PeerTable,
+    pub output: Output,
+    pub stats: Stats,
+    /// Events caused by the last table update, not yet published.
+    pub events: Vec<Event>,
+    /// Set by a thread that stopped on an unrecoverable error.
+    pub fatal: Option<String>,
+}
+
+impl Shared {
+    /// Logs the reasons and prints the lines of the pending events.
+    pub fn publish(&mut self) {
+        for event in self.events.drain(..) {
+            match &event {
+                Event::Offline {
+                    peer,
+                    reason,
+                    last_seen,
+                    ..
+                } => match last_seen {
+                    Some(seen) => log::warn!(
+                        "peer {peer} offline: {reason}, last heard {:.1} s ago",
+                        seen.as_secs_f64()
+                    ),
+                    None => log::warn!("peer {peer} offline: {reason}"),
+                },
+                Event::Online { peer, away, .. } => {
+                    log::info!("peer {peer} back online after {:.1} s", away.as_secs_f64());
+                }
+                Event::Left { peer, .. } => log::info!("peer {peer} left"),
+                Event::Status { .. } => {}
+            }
+            self.output.event(&event);
+        }
+    }
+}
+
+/// The shared state behind its lock.
+pub type SharedState = Arc<Mutex<Shared>>;
+
+/// Locks the shared state. A thread that panicked while holding it left the
+/// data consistent enough to keep monitoring (each update is small), so a
+/// poisoned lock is used anyway rather than taking the node down.
+pub fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A started node: two threads and the state they share.
+#[derive(Debug)]
+pub struct Node {
+    shared: SharedState,
+    threads: Vec<JoinHandle<()>>,
+    /// The addresses actually listened on.
+    pub listening: Vec<SocketAddr>,
+}
+
+impl Node {
+    /// Prints the start line, binds, prints the listening line, and starts the
+    /// threads. They run until `shutdown` is triggered.
+    pub fn start(config: &Config, mut output: Output, shutdown: &Shutdown) -> Result<Node, Error> {
+        output.started(&config.name);
+        output.flush();
+        let listeners = bind(config)?;
+        let listening: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|listener| listener.local_addr().ok())
+            .collect();
+        log::info!(
+            "listening on {}",
+            listening
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        output.listening(
+            &listening
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>(),
+        );
+        output.flush();
+
+        let started = Instant::now();
+        let shared = Arc::new(Mutex::new(Shared {
+            table: PeerTable::new(started, config.offline_after, config.interval),
+            output,
+            stats: Stats::default(),
+            events: Vec::new(),
+            fatal: None,
+        }));
+        let listener = Listener::new(listeners, shared.clone(), shutdown, config)
+            .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;
+        let sender = Sender::new(config, shared.clone(), shutdown)
+            .map_err(|e| Error::Runtime(format!("cannot start the sender: {e}")))?;
+        let mut threads = Vec::new();
+        for (name, body) in [
+            (
+                "listener",
+                Box::new(move || listener.run()) as Box<dyn FnOnce() + Send>,
+            ),
+            ("sender", Box::new(move || sender.run())),
+        ] {
+            let handle = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(body)
+                .map_err(|e| Error::Runtime(format!("cannot start the {name} thread: {e}")))?;
+            threads.push(handle);
+        }
+        Ok(Node {
+            shared,
+            threads,
+            listening,
+        })
+    }
+
+    /// The state shared by the threads (for the demo and tests).
+    pub fn shared(&self) -> &SharedState {
+        &self.shared
+    }
+
+    /// Waits for both threads (after the shutdown was triggered) and prints
+    /// the last line. Fails if a thread stopped on an error.
+    pub fn join(self) -> Result<(), Error> {
+        for thread in self.threads {
+            if thread.join().is_err() {
+                lock(&self.shared).fatal = Some("a thread panicked".into());
+            }
+        }
+        let mut shared = lock(&self.shared);
+        shared.output.stopping();
+        shared.output.flush();
+        match shared.fatal.take() {
+            Some(fatal) => Err(Error::Runtime(fatal)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Binds the listening sockets: the `--listen` address, or 0.0.0.0 plus, where
+/// the host has IPv6, [::] (IPv6-only, so the two do not collide).
+fn bind(config: &Config) -> Result<Vec<TcpListener>, Error> {
+    match config.listen {
+        Some(ip) => Ok(vec![bind_one(SocketAddr::new(ip, config.port), false)?]),
+        None => {
+            let v4 = bind_one(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), config.port),
+                false,
+            )?;
+            let mut listeners = vec![v4];
+            let v6_addr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), config.port);
+            match bind_one(v6_addr, true) {
+                Ok(v6) => listeners.push(v6),
+                Err(e) => log::debug!("not listening on IPv6: {e}"),
+            }
+            Ok(listeners)
+        }
+    }
+}
+
+fn bind_one(addr: SocketAddr, v6_only: bool) -> Result<TcpListener, Error> {
+    let fail = |e: std::io::Error| {
+        Error::Runtime(format!(
+            "cannot listen on {addr}: {}",
+            describe_io_error(&e)
+        ))
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    if v6_only || addr.is_ipv6() {
+        socket.set_only_v6(v6_only).map_err(fail)?;
+    }
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(1024).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// An OS error in a user's words ("address already in use"), without the errno.
+pub fn describe_io_error(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::AddrInUse => "address already in use".into(),
+        ErrorKind::AddrNotAvailable => "address not available on this host".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionReset => "connection reset".into(),
+        ErrorKind::BrokenPipe => "connection reset (broken pipe)".into(),
+        ErrorKind::TimedOut => "connection timed out".into(),
+        ErrorKind::HostUnreachable => "host unreachable".into(),
+        ErrorKind::NetworkUnreachable => "network unreachable".into(),
+        _ => {
+            let text = error.to_string();
+            // Drop std's " (os error N)" suffix and lower-case the first letter.
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => text,
+            }
+        }
+    }
+}

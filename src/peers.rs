@@ -1,0 +1,943 @@
+//! The peer table and its state machine: who is online, offline, back or gone,
+//! and why. Pure logic: every method takes the current time (`now`) and
+//! appends the events it causes to a caller's vector, so the rules of
+//! docs/PROTOCOL.md ("Peers and their states") are unit-tested without sleeping
+//! and the threads around it stay a thin shell.
+//!
+//! The rules in one place:
+//! - signs of life: a status; for a peer that has never sent us one (send-only),
+//!   also an accepted connection of ours that has not failed;
+//! - offline at once on a hard signal (v1 connection closed without a leave and
+//!   not reopened within [`CLOSE_GRACE`], our connect refused or reset, a
+//!   kept-open connection failed by keepalive/user timeout), otherwise after T
+//!   without a sign of life, where T = max(offline-after, 3 × the peer's interval);
+//! - a peer we have never heard from is not declared offline before T has passed
+//!   since our start (no burst of offline lines when a cluster starts at once);
+//! - back online on the first sign of life after offline or left;
+//! - left on a leave frame; a left peer stays silent until it comes back.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::limits::{CLOSE_GRACE, DEFAULT_PORT, MAX_PEERS, OFFLINE_FACTOR, PYTHON_INTERVAL};
+
+/// A peer's identity: its IP and the port it listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub SocketAddr);
+
+impl PeerId {
+    /// Builds an identity, printing IPv4-mapped IPv6 addresses as plain IPv4.
+    pub fn new(ip: IpAddr, port: u16) -> PeerId {
+        PeerId(SocketAddr::new(ip.to_canonical(), port))
+    }
+}
+
+impl fmt::Display for PeerId {
+    /// The IP, plus `:PORT` when the port is not 5000 (IPv6 then in brackets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.port() == DEFAULT_PORT {
+            write!(f, "{}", self.0.ip())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// Where a peer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Configured but not heard from yet.
+    Unknown,
+    Online,
+    Offline,
+    /// Sent a leave: shut down on purpose.
+    Left,
+}
+
+impl PeerState {
+    /// Lower-case name used in JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Unknown => "unknown",
+            PeerState::Online => "online",
+            PeerState::Offline => "offline",
+            PeerState::Left => "left",
+        }
+    }
+}
+
+/// What a received status says, whatever its wire format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusReport {
+    pub name: Option<String>,
+    /// `None` for the Python original, which has no incarnations.
+    pub boot: Option<u64>,
+    pub seq: Option<u64>,
+    pub interval: Duration,
+    pub cpu: f64,
+    pub memory: f64,
+}
+
+/// Something worth telling the user, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Status {
+        peer: PeerId,
+        name: Option<String>,
+        cpu: f64,
+        memory: f64,
+        /// First status ever from this peer (printed even with --changes-only).
+        first: bool,
+    },
+    Offline {
+        peer: PeerId,
+        name: Option<String>,
+        reason: String,
+        /// Time since the last sign of life, if there was one.
+        last_seen: Option<Duration>,
+    },
+    Online {
+        peer: PeerId,
+        name: Option<String>,
+        /// How long it was offline or gone.
+        away: Duration,
+    },
+    Left {
+        peer: PeerId,
+        name: Option<String>,
+    },
+}
+
+/// Why a status or leave was not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// The table already holds [`MAX_PEERS`] peers.
+    TableFull,
+    /// The message belongs to an older incarnation than one already seen.
+    StaleBoot,
+}
+
+impl Refusal {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::TableFull => "table_full",
+            Refusal::StaleBoot => "stale_boot",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::TableFull => write!(f, "peer table full ({MAX_PEERS} peers)"),
+            Refusal::StaleBoot => write!(f, "message from an older incarnation of the peer"),
+        }
+    }
+}
+
+/// A failure of one of our connections to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFailure {
+    /// Connect refused or connection reset: nothing listens there (hard signal).
+    Refused,
+    /// A kept-open connection failed by keepalive or TCP user timeout (hard signal).
+    TimedOut,
+    /// The handshake did not complete in time: only silence decides (soft).
+    ConnectTimeout,
+    /// Anything else (unreachable, resolution failed...): soft.
+    Other,
+}
+
+impl LinkFailure {
+    fn is_hard(self) -> bool {
+        matches!(self, LinkFailure::Refused | LinkFailure::TimedOut)
+    }
+}
+
+/// Everything known about one peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub id: PeerId,
+    pub name: Option<String>,
+    /// Listed in --peers (never dropped from the table).
+    pub configured: bool,
+    pub state: PeerState,
+    /// When `state` last changed.
+    pub since: Instant,
+    /// Last status received.
+    pub last_status: Option<Instant>,
+    /// Last time one of our connections to it was accepted or delivered a status.
+    pub last_contact: Option<Instant>,
+    /// One of our connections to it is established right now.
+    pub outbound_up: bool,
+    /// Latest incarnation seen, and the highest seq in it.
+    pub boot: Option<u64>,
+    pub seq: Option<u64>,
+    /// The peer's own send period (5 s for Python peers).
+    pub interval: Duration,
+    /// It speaks the Python original's format.
+    pub legacy: bool,
+    /// Open inbound v1 connections identified as this peer.
+    pub inbound_open: u32,
+    /// When its last inbound v1 connection closed without a leave.
+    pub closed_at: Option<Instant>,
+    pub cpu: Option<f64>,
+    pub memory: Option<f64>,
+    pub last_error: Option<String>,
+    /// Times it went offline (used to refresh our connection to it).
+    pub offline_count: u64,
+}
+
+impl Peer {
+    fn new(id: PeerId, configured: bool, interval: Duration, now: Instant) -> Peer {
+        Peer {
+            id,
+            name: None,
+            configured,
+            state: PeerState::Unknown,
+            since: now,
+            last_status: None,
+            last_contact: None,
+            outbound_up: false,
+            boot: None,
+            seq: None,
+            interval,
+            legacy: false,
+            inbound_open: 0,
+            closed_at: None,
+            cpu: None,
+            memory: None,
+            last_error: None,
+            offline_count: 0,
+        }
+    }
+
+    /// Has never sent us a status: our connections are its only signs of life.
+    fn send_only(&self) -> bool {
+        self.last_status.is_none()
+    }
+
+    /// The last sign of life, counting an open outbound connection as "now"
+    /// for a send-only peer.
+    fn last_sign_of_life(&self, now: Instant) -> Option<Instant> {
+        if self.send_only() && self.outbound_up {
+            Some(now)
+        } else if self.send_only() {
+            self.last_contact
+        } else {
+            self.last_status
+        }
+    }
+}
+
+/// All peers, keyed by identity, with the node's own timing settings.
+#[derive(Debug)]
+pub struct PeerTable {
+    peers: HashMap<PeerId, Peer>,
+    started: Instant,
+    offline_after: Duration,
+    own_interval: Duration,
+}
+
+impl PeerTable {
+    /// `offline_after` is the node's --offline-after; `own_interval` its --interval
+    /// (assumed for configured peers until they announce theirs).
+    pub fn new(started: Instant, offline_after: Duration, own_interval: Duration) -> PeerTable {
+        PeerTable {
+            peers: HashMap::new(),
+            started,
+            offline_after,
+            own_interval,
+        }
+    }
+
+    pub fn get(&self, id: &PeerId) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// All peers, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    /// The silence after which this peer is offline.
+    pub fn threshold(&self, peer: &Peer) -> Duration {
+        self.offline_after.max(peer.interval * OFFLINE_FACTOR)
+    }
+
+    /// Adds a peer from --peers (idempotent).
+    pub fn add_configured(&mut self, id: PeerId, now: Instant) -> Result<(), Refusal> {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.configured = true;
+            return Ok(());
+        }
+        if self.peers.len() >= MAX_PEERS {
+            return Err(Refusal::TableFull);
+        }
+        self.peers
+            .insert(id, Peer::new(id, true, self.own_interval, now));
+        Ok(())
+    }
+
+    fn entry(&mut self, id: PeerId, now: Instant) -> Result<&mut Peer, Refusal> {
+        if !self.peers.contains_key(&id) && self.peers.len() >= MAX_PEERS {
+            return Err(Refusal::TableFull);
+        }
+        let interval = self.own_interval;
+        Ok(self
+            .peers
+            .entry(id)
+            .or_insert_with(|| Peer::new(id, false, interval, now)))
+    }
+
+    /// A status arrived from `id`.
+    pub fn on_status(
+        &mut self,
+        id: PeerId,
+        report: StatusReport,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let peer = self.entry(id, now)?;
+        if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
+            if boot < known {
+                return Err(Refusal::StaleBoot);
+            }
+            if boot > known && peer.state == PeerState::Online {
+                // Restarted faster than the close grace: still one offline /
+                // back online pair, so a restart is never invisible.
+                go_offline(peer, "restarted".to_string(), now, events);
+            }
+        }
+        if let Some(boot) = report.boot {
+            if peer.boot != Some(boot) {
+                peer.seq = None;
+            }
+            peer.boot = Some(boot);
+            peer.seq = report.seq.max(peer.seq);
+        }
+        peer.legacy = report.boot.is_none();
+        let first = peer.last_status.is_none() && peer.last_contact.is_none();
+        peer.last_status = Some(now);
+        peer.closed_at = None;
+        peer.interval = report.interval;
+        if report.name.is_some() {
+            peer.name = report.name;
+        }
+        peer.cpu = Some(report.cpu);
+        peer.memory = Some(report.memory);
+        come_alive(peer, now, events);
+        events.push(Event::Status {
+            peer: id,
+            name: peer.name.clone(),
+            cpu: report.cpu,
+            memory: report.memory,
+            first,
+        });
+        Ok(())
+    }
+
+    /// A leave arrived from `id`.
+    pub fn on_leave(
+        &mut self,
+        id: PeerId,
+        boot: u64,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            // A leave from a peer we never knew changes nothing worth a line.
+            return Ok(());
+        };
+        if peer.boot.is_some_and(|known| boot < known) {
+            return Err(Refusal::StaleBoot);
+        }
+        peer.closed_at = None;
+        if peer.state != PeerState::Left {
+            peer.state = PeerState::Left;
+            peer.since = now;
+            events.push(Event::Left {
+                peer: id,
+                name: peer.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// An inbound v1 connection was identified as coming from `id`.
+    pub fn on_inbound_open(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.inbound_open = peer.inbound_open.saturating_add(1);
+            peer.closed_at = None;
+        }
+    }
+
+    /// An inbound v1 connection of `id` ended. `graceful` is false when it
+    /// ended without a leave (crash, reset, keepalive timeout).
+    pub fn on_inbound_closed(&mut self, id: PeerId, graceful: bool, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.inbound_open = peer.inbound_open.saturating_sub(1);
+            if peer.inbound_open == 0 && !graceful && peer.state != PeerState::Left {
+                peer.closed_at = Some(now);
+            }
+        }
+    }
+
+    /// One of our connections to `id` was accepted (a sign of life for a
+    /// send-only peer).
+    pub fn on_connected(&mut self, id: PeerId, now: Instant, events: &mut Vec<Event>) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.outbound_up = true;
+            peer.last_contact = Some(now);
+            peer.last_error = None;
+            if peer.send_only() {
+                come_alive(peer, now, events);
+            }
+        }
+    }
+
+    /// A status was handed to the kernel on an established connection to `id`.
+    pub fn on_delivered(&mut self, id: PeerId, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.last_contact = Some(now);
+        }
+    }
+
+    /// Our connection to `id` ended without failing (the Python original closes
+    /// after each status; a v1 peer closing is decided by its own inbound signals).
+    pub fn on_disconnected(&mut self, id: PeerId, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            if peer.outbound_up {
+                // It held until now: that was a sign of life.
+                peer.last_contact = Some(now);
+            }
+            peer.outbound_up = false;
+        }
+    }
+
+    /// One of our connections to `id` failed.
+    pub fn on_link_failed(
+        &mut self,
+        id: PeerId,
+        failure: LinkFailure,
+        detail: &str,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) {
+        let past_startup = now.duration_since(self.started) >= self.offline_after;
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.outbound_up = false;
+        peer.last_error = Some(detail.to_string());
+        if !failure.is_hard() {
+            return;
+        }
+        let threshold = self.offline_after.max(peer.interval * OFFLINE_FACTOR);
+        let may_report = match peer.state {
+            PeerState::Online => true,
+            // Never heard from: not before T since our own start.
+            PeerState::Unknown => past_startup && now.duration_since(self.started) >= threshold,
+            PeerState::Offline | PeerState::Left => false,
+        };
+        if may_report {
+            go_offline(peer, detail.to_string(), now, events);
+        }
+    }
+
+    /// Applies the timers: close grace and silence. Call it often (every
+    /// [`crate::limits::TICK`]); it costs one pass over the table.
+    pub fn tick(&mut self, now: Instant, events: &mut Vec<Event>) {
+        let since_start = now.duration_since(self.started);
+        let offline_after = self.offline_after;
+        for peer in self.peers.values_mut() {
+            let threshold = offline_after.max(peer.interval * OFFLINE_FACTOR);
+            match peer.state {
+                PeerState::Online => {
+                    if let Some(closed) = peer.closed_at
+                        && now.duration_since(closed) >= CLOSE_GRACE
+                    {
+                        peer.closed_at = None;
+                        go_offline(
+                            peer,
+                            "connection closed without leave".to_string(),
+                            now,
+                            events,
+                        );
+                        continue;
+                    }
+                    let silent_for = peer
+                        .last_sign_of_life(now)
+                        .map_or(since_start, |seen| now.duration_since(seen));
+                    if silent_for > threshold {
+                        let reason = match &peer.last_error {
+                            Some(error) => format!(
+                                "no sign of life for {:.1} s ({error})",
+                                silent_for.as_secs_f64()
+                            ),
+                            None => format!("no status for {:.1} s", silent_for.as_secs_f64()),
+                        };
+                        go_offline(peer, reason, now, events);
+                    }
+                }
+                PeerState::Unknown => {
+                    if since_start > threshold {
+                        let reason = match &peer.last_error {
+                            Some(error) => format!("never heard from ({error})"),
+                            None => "never heard from".to_string(),
+                        };
+                        go_offline(peer, reason, now, events);
+                    }
+                }
+                PeerState::Offline | PeerState::Left => {}
+            }
+        }
+    }
+
+    /// Peers that went offline `count` times so far: the sender gives a peer a
+    /// fresh connection when this number changes.
+    pub fn offline_count(&self, id: &PeerId) -> u64 {
+        self.peers.get(id).map_or(0, |peer| peer.offline_count)
+    }
+
+    /// Whether `id` is known to speak v1 (has sent a v1 message).
+    pub fn speaks_v1(&self, id: &PeerId) -> bool {
+        self.peers.get(id).is_some_and(|peer| peer.boot.is_some())
+    }
+
+    /// The identity of a Python sender at `ip`: the configured peer with that IP
+    /// if there is exactly one, else the IP on the default port.
+    pub fn legacy_id(&self, ip: IpAddr) -> PeerId {
+        let ip = ip.to_canonical();
+        let mut configured = self
+            .peers
+            .values()
+            .filter(|peer| peer.configured && peer.id.0.ip() == ip);
+        match (configured.next(), configured.next()) {
+            (Some(peer), None) => peer.id,
+            _ => PeerId::new(ip, DEFAULT_PORT),
+        }
+    }
+}
+
+/// Python peers do not announce an interval; theirs is 5 s.
+pub fn legacy_report(cpu: f64, memory: f64) -> StatusReport {
+    StatusReport {
+        name: None,
+        boot: None,
+        seq: None,
+        interval: PYTHON_INTERVAL,
+        cpu,
+        memory,
+    }
+}
+
+fn go_offline(peer: &mut Peer, reason: String, now: Instant, events: &mut Vec<Event>) {
+    let last_seen = [peer.last_status, peer.last_contact]
+        .into_iter()
+        .flatten()
+        .max()
+        .map(|seen| now.duration_since(seen));
+    peer.state = PeerState::Offline;
+    peer.since = now;
+    peer.offline_count += 1;
+    peer.outbound_up = false;
+    peer.last_error = Some(reason.clone());
+    events.push(Event::Offline {
+        peer: peer.id,
+        name: peer.name.clone(),
+        reason,
+        last_seen,
+    });
+}
+
+fn come_alive(peer: &mut Peer, now: Instant, events: &mut Vec<Event>) {
+    match peer.state {
+        PeerState::Online => {}
+        PeerState::Unknown => {
+            peer.state = PeerState::Online;
+            peer.since = now;
+        }
+        PeerState::Offline | PeerState::Left => {
+            let away = now.duration_since(peer.since);
+            peer.state = PeerState::Online;
+            peer.since = now;
+            peer.last_error = None;
+            events.push(Event::Online {
+                peer: peer.id,
+                name: peer.name.clone(),
+                away,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn id(last: u8) -> PeerId {
+        PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 5000)
+    }
+
+    fn report(boot: u64, seq: u64) -> StatusReport {
+        StatusReport {
+            name: Some("b".into()),
+            boot: Some(boot),
+            seq: Some(seq),
+            interval: SEC,
+            cpu: 1.0,
+            memory: 2.0,
+        }
+    }
+
+    /// A table with offline-after 3 s and interval 1 s (T = 3 s), started at `t0`.
+    fn table(t0: Instant) -> PeerTable {
+        PeerTable::new(t0, 3 * SEC, SEC)
+    }
+
+    fn kinds(events: &[Event]) -> Vec<&'static str> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Status { .. } => "status",
+                Event::Offline { .. } => "offline",
+                Event::Online { .. } => "online",
+                Event::Left { .. } => "left",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn display_adds_the_port_only_when_not_5000() {
+        assert_eq!(id(2).to_string(), "127.0.0.2");
+        let other = PeerId::new(
+            "127.0.0.2"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            5001,
+        );
+        assert_eq!(other.to_string(), "127.0.0.2:5001");
+        let mapped: IpAddr = "::ffff:10.1.2.3"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(PeerId::new(mapped, 5000).to_string(), "10.1.2.3");
+        let v6: IpAddr = "::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(PeerId::new(v6, 5000).to_string(), "::1");
+        assert_eq!(PeerId::new(v6, 6000).to_string(), "[::1]:6000");
+    }
+
+    #[test]
+    fn first_status_brings_a_peer_online_without_a_back_online_line() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        assert_eq!(kinds(&events), ["status"]);
+        assert!(matches!(events[0], Event::Status { first: true, .. }));
+        assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Online));
+        events.clear();
+        peers
+            .on_status(id(2), report(1, 1), t0 + SEC, &mut events)
+            .ok();
+        assert!(matches!(events[0], Event::Status { first: false, .. }));
+    }
+
+    #[test]
+    fn silence_longer_than_t_is_offline_once_then_back_online() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        events.clear();
+        peers.tick(t0 + 3 * SEC, &mut events);
+        assert!(events.is_empty(), "exactly T is not yet offline");
+        peers.tick(t0 + 3 * SEC + Duration::from_millis(100), &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        if let Event::Offline {
+            reason, last_seen, ..
+        } = &events[0]
+        {
+            assert!(reason.starts_with("no status for 3.1 s"), "{reason}");
+            assert_eq!(*last_seen, Some(3 * SEC + Duration::from_millis(100)));
+        }
+        events.clear();
+        peers.tick(t0 + 10 * SEC, &mut events);
+        assert!(events.is_empty(), "offline is printed once");
+        peers
+            .on_status(id(2), report(1, 1), t0 + 12 * SEC, &mut events)
+            .ok();
+        assert_eq!(kinds(&events), ["online", "status"]);
+        if let Event::Online { away, .. } = &events[0] {
+            assert!(*away > 8 * SEC);
+        }
+    }
+
+    #[test]
+    fn threshold_is_three_of_the_peers_own_intervals_when_longer() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        let mut slow = report(1, 0);
+        slow.interval = 5 * SEC;
+        peers.on_status(id(2), slow, t0, &mut events).ok();
+        events.clear();
+        peers.tick(t0 + 14 * SEC, &mut events);
+        assert!(events.is_empty());
+        peers.tick(t0 + 16 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn crash_is_offline_after_the_close_grace_unless_reopened() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(2));
+        events.clear();
+        peers.on_inbound_closed(id(2), false, t0 + SEC);
+        peers.tick(t0 + SEC + Duration::from_millis(400), &mut events);
+        assert!(events.is_empty());
+        peers.tick(t0 + SEC + Duration::from_millis(500), &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+
+        // Reopened within the grace: nothing.
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(3));
+        peers.on_inbound_closed(id(3), false, t0 + SEC);
+        peers.on_inbound_open(id(3));
+        events.clear();
+        peers.tick(t0 + 2 * SEC, &mut events);
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn a_fast_restart_still_prints_offline_and_back_online() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 5), t0, &mut events).ok();
+        events.clear();
+        peers
+            .on_status(id(2), report(2, 0), t0 + SEC, &mut events)
+            .ok();
+        assert_eq!(kinds(&events), ["offline", "online", "status"]);
+        // An older boot afterwards is refused.
+        events.clear();
+        assert_eq!(
+            peers.on_status(id(2), report(1, 6), t0 + SEC, &mut events),
+            Err(Refusal::StaleBoot)
+        );
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn crash_then_restart_prints_one_pair() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(2));
+        peers.on_inbound_closed(id(2), false, t0 + SEC);
+        peers.tick(t0 + 2 * SEC, &mut events);
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            "connection refused",
+            t0 + 2 * SEC,
+            &mut events,
+        );
+        peers
+            .on_status(id(2), report(2, 0), t0 + 3 * SEC, &mut events)
+            .ok();
+        assert_eq!(kinds(&events), ["status", "offline", "online", "status"]);
+    }
+
+    #[test]
+    fn leave_is_left_and_silent_until_it_comes_back() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(2));
+        events.clear();
+        peers.on_leave(id(2), 1, t0 + SEC, &mut events).ok();
+        peers.on_inbound_closed(id(2), true, t0 + SEC);
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            "connection refused",
+            t0 + 2 * SEC,
+            &mut events,
+        );
+        peers.tick(t0 + 60 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["left"]);
+        events.clear();
+        peers
+            .on_status(id(2), report(2, 0), t0 + 61 * SEC, &mut events)
+            .ok();
+        assert_eq!(kinds(&events), ["online", "status"]);
+    }
+
+    #[test]
+    fn refused_connect_is_offline_at_once_for_a_known_peer() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0, &mut events);
+        assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Online));
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            "connection refused",
+            t0 + SEC,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
+        // Refused again: printed once per change.
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            "connection refused",
+            t0 + 2 * SEC,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
+        // Accepted again: a send-only peer is back.
+        peers.on_connected(id(2), t0 + 3 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline", "online"]);
+    }
+
+    #[test]
+    fn no_offline_burst_at_startup() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            "connection refused",
+            t0 + SEC,
+            &mut events,
+        );
+        peers.tick(t0 + 2 * SEC, &mut events);
+        peers.tick(t0 + 3 * SEC, &mut events);
+        assert!(events.is_empty(), "{events:?}");
+        peers.tick(t0 + 3 * SEC + Duration::from_millis(100), &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        if let Event::Offline {
+            reason, last_seen, ..
+        } = &events[0]
+        {
+            assert_eq!(reason, "never heard from (connection refused)");
+            assert_eq!(*last_seen, None);
+        }
+    }
+
+    #[test]
+    fn soft_failures_wait_for_silence() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        events.clear();
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::ConnectTimeout,
+            "connect timed out",
+            t0 + SEC,
+            &mut events,
+        );
+        assert!(events.is_empty());
+        peers.tick(t0 + 4 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        if let Event::Offline { reason, .. } = &events[0] {
+            assert!(reason.contains("connect timed out"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_send_only_peer_stays_online_while_our_connection_holds() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0, &mut events);
+        peers.tick(t0 + 60 * SEC, &mut events);
+        assert!(events.is_empty());
+        peers.on_disconnected(id(2), t0 + 60 * SEC);
+        peers.tick(t0 + 63 * SEC, &mut events);
+        assert!(events.is_empty(), "the end of the connection counts as a sign of life");
+        peers.tick(t0 + 63 * SEC + Duration::from_millis(100), &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn a_peer_that_sends_is_judged_by_its_statuses_not_our_connection() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_connected(id(2), t0, &mut events);
+        events.clear();
+        peers.tick(t0 + 4 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn legacy_senders_map_to_their_configured_port() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let other = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 6000);
+        peers.add_configured(other, t0).ok();
+        assert_eq!(peers.legacy_id(other.0.ip()), other);
+        assert_eq!(peers.legacy_id(id(3).0.ip()), id(3));
+        let mut events = Vec::new();
+        peers
+            .on_status(other, legacy_report(1.0, 2.0), t0, &mut events)
+            .ok();
+        assert_eq!(peers.get(&other).map(|p| p.interval), Some(PYTHON_INTERVAL));
+        assert!(!peers.speaks_v1(&other));
+    }
+
+    #[test]
+    fn the_table_is_capped() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        for n in 0..MAX_PEERS {
+            let ip = IpAddr::V4(Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8));
+            assert!(
+                peers
+                    .on_status(PeerId::new(ip, 5000), report(1, 0), t0, &mut events)
+                    .is_ok()
+            );
+        }
+        let extra = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 1)), 5000);
+        assert_eq!(
+            peers.on_status(extra, report(1, 0), t0, &mut events),
+            Err(Refusal::TableFull)
+        );
+        assert_eq!(peers.add_configured(extra, t0), Err(Refusal::TableFull));
+        assert_eq!(peers.len(), MAX_PEERS);
+    }
+}

@@ -1,0 +1,678 @@
+//! The sender thread: samples CPU and memory every interval and pushes the
+//! status to every configured peer, on one `mio` event loop.
+//!
+//! Each peer has a [`Link`]: connects are non-blocking with a deadline, a v1
+//! peer keeps one connection open (TCP keepalive + user timeout), at most one
+//! status waits per link (a newer one replaces an unsent older one), and a
+//! failed link retries with a backoff capped at the interval. So a dead, slow
+//! or black-holed peer costs the others nothing.
+//!
+//! Python peers are recognised by closing our connection after the first
+//! status; from then on they get what the original sent: one status per
+//! connection, written at once after connect, then closed. They never get an
+//! idle connection or a leave.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::{Domain, Socket, Type};
+
+use crate::config::{Config, Host, PeerAddr};
+use crate::limits::{BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME};
+use crate::listener::set_keepalive;
+use crate::node::{Shared, SharedState, describe_io_error, lock};
+use crate::peers::{LinkFailure, PeerId};
+use crate::sample::Sampler;
+use crate::shutdown::Shutdown;
+use crate::wire::{self, Header, Message};
+
+const WAKE: Token = Token(usize::MAX);
+
+/// Where a link's connection stands.
+#[derive(Debug)]
+enum Conn {
+    Idle,
+    Connecting {
+        stream: TcpStream,
+        deadline: Instant,
+    },
+    Connected {
+        stream: TcpStream,
+    },
+}
+
+/// Our side of one configured peer.
+#[derive(Debug)]
+struct Link {
+    addr: PeerAddr,
+    /// The resolved identity (after the first successful resolution).
+    id: Option<PeerId>,
+    /// The node's own address: never sent to.
+    is_self: bool,
+    conn: Conn,
+    /// The latest status not yet started on the wire (latest wins).
+    pending: Option<Vec<u8>>,
+    /// A frame being written, and how much of it is out.
+    writing: Option<(Vec<u8>, usize)>,
+    /// Frames completely written on the current connection.
+    frames_written: u32,
+    /// Peer closes our connection after each status: the Python original.
+    legacy: bool,
+    /// Peer kept a connection open across two statuses: a v1 node.
+    kept_open: bool,
+    backoff: Duration,
+    next_attempt: Instant,
+    /// Reconnect soon even without a pending status (a v1 peer closed on us).
+    probe: bool,
+    /// The table's offline count when this connection was made: when it grows,
+    /// the peer was declared offline and gets a fresh connection.
+    offline_count: u64,
+    /// The leave was fully written (shutdown).
+    leave_done: bool,
+}
+
+impl Link {
+    fn new(addr: PeerAddr, now: Instant) -> Link {
+        Link {
+            addr,
+            id: None,
+            is_self: false,
+            conn: Conn::Idle,
+            pending: None,
+            writing: None,
+            frames_written: 0,
+            legacy: false,
+            kept_open: false,
+            backoff: Duration::ZERO,
+            next_attempt: now,
+            probe: false,
+            offline_count: 0,
+            leave_done: false,
+        }
+    }
+
+    fn stream(&mut self) -> Option<&mut TcpStream> {
+        match &mut self.conn {
+            Conn::Idle => None,
+            Conn::Connecting { stream, .. } | Conn::Connected { stream } => Some(stream),
+        }
+    }
+}
+
+/// The sender's event loop and links.
+#[derive(Debug)]
+pub struct Sender {
+    poll: Poll,
+    links: Vec<Link>,
+    shared: SharedState,
+    shutdown: Shutdown,
+    sampler: Sampler,
+    name: String,
+    port: u16,
+    /// Specific listen address: also the source of our connections.
+    source: Option<IpAddr>,
+    interval: Duration,
+    connect_timeout: Duration,
+    boot: u64,
+    seq: u64,
+}
+
+impl Sender {
+    pub fn new(config: &Config, shared: SharedState, shutdown: &Shutdown) -> io::Result<Sender> {
+        let poll = Poll::new()?;
+        shutdown.add_waker(Arc::new(Waker::new(poll.registry(), WAKE)?));
+        let now = Instant::now();
+        Ok(Sender {
+            poll,
+            links: config
+                .peers
+                .iter()
+                .map(|addr| Link::new(addr.clone(), now))
+                .collect(),
+            shared,
+            shutdown: shutdown.clone(),
+            sampler: Sampler::new()?,
+            name: config.name.clone(),
+            port: config.port,
+            source: config.listen.filter(|ip| !ip.is_unspecified()),
+            interval: config.interval,
+            connect_timeout: CONNECT_TIMEOUT.min(config.interval.max(Duration::from_secs(1))),
+            boot: unix_ms(),
+            seq: 0,
+        })
+    }
+
+    /// Runs until shutdown, then sends the leaves.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_round = Instant::now();
+        while !self.shutdown.is_triggered() {
+            let now = Instant::now();
+            if now >= next_round {
+                self.round(now);
+                next_round += self.interval;
+                if next_round <= now {
+                    // We fell behind (suspended laptop, overloaded host): skip,
+                    // never send a burst of catch-up rounds.
+                    next_round = now + self.interval;
+                }
+            }
+            for index in 0..self.links.len() {
+                self.drive(index, now);
+            }
+            let wake_at = self.next_deadline(next_round);
+            lock(&self.shared).output.flush();
+            let timeout = wake_at.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                lock(&self.shared).fatal = Some(format!("sender poll failed: {e}"));
+                self.shutdown.trigger();
+                break;
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                if event.token() != WAKE {
+                    self.on_ready(event.token().0, now);
+                }
+            }
+        }
+        self.leave();
+    }
+
+    /// Samples and queues a fresh status on every link.
+    fn round(&mut self, now: Instant) {
+        let sample = self.sampler.sample();
+        let message = Message::Status {
+            header: self.header(),
+            cpu: sample.cpu,
+            memory: sample.memory,
+        };
+        self.seq += 1;
+        let frame = wire::encode(&message);
+        debug_assert!(frame.len() < MAX_FIRST_FRAME);
+        for index in 0..self.links.len() {
+            let link = &mut self.links[index];
+            if link.is_self {
+                continue;
+            }
+            if link.pending.is_some() {
+                log::debug!("{}: previous status not sent yet, replaced", link.addr);
+            }
+            link.pending = Some(frame.clone());
+            // A peer declared offline since we connected gets a fresh connection.
+            let stale = match (link.id, &link.conn) {
+                (Some(id), Conn::Connected { .. }) => {
+                    lock(&self.shared).table.offline_count(&id) != link.offline_count
+                }
+                _ => false,
+            };
+            if stale {
+                log::debug!("{} was declared offline: reconnecting", link.addr);
+                self.reset(index);
+                self.links[index].next_attempt = now;
+            }
+        }
+    }
+
+    fn header(&self) -> Header {
+        Header {
+            node: self.name.clone(),
+            port: self.port,
+            boot: self.boot,
+            seq: self.seq,
+            ts: unix_ms(),
+            interval_ms: self.interval.as_millis() as u64,
+        }
+    }
+
+    /// Starts connects that are due, expires connects that are late, and
+    /// writes what can be written.
+    fn drive(&mut self, index: usize, now: Instant) {
+        let link = &mut self.links[index];
+        if link.is_self {
+            return;
+        }
+        match &link.conn {
+            Conn::Idle => {
+                let wanted = link.pending.is_some() || link.probe;
+                if wanted && now >= link.next_attempt {
+                    self.connect(index, now);
+                }
+            }
+            Conn::Connecting { deadline, .. } => {
+                if now >= *deadline {
+                    let detail = format!(
+                        "connect timed out after {:.1} s",
+                        self.connect_timeout.as_secs_f64()
+                    );
+                    self.fail(index, LinkFailure::ConnectTimeout, &detail, now);
+                }
+            }
+            Conn::Connected { .. } => self.write(index, now),
+        }
+    }
+
+    /// When the loop must wake next: the round, a backoff ending, a connect deadline.
+    fn next_deadline(&self, next_round: Instant) -> Instant {
+        let mut wake_at = next_round;
+        for link in &self.links {
+            match &link.conn {
+                Conn::Idle if (link.pending.is_some() || link.probe) && !link.is_self => {
+                    wake_at = wake_at.min(link.next_attempt);
+                }
+                Conn::Connecting { deadline, .. } => wake_at = wake_at.min(*deadline),
+                _ => {}
+            }
+        }
+        wake_at
+    }
+
+    /// Resolves the peer (again, for host names) and starts a non-blocking connect.
+    fn connect(&mut self, index: usize, now: Instant) {
+        let target = match self.resolve(index) {
+            Ok(Some(target)) => target,
+            Ok(None) => return,
+            Err(detail) => {
+                self.fail(index, LinkFailure::Other, &detail, now);
+                return;
+            }
+        };
+        match self.open_socket(target) {
+            Ok(mut stream) => {
+                let token = Token(index);
+                if let Err(e) = self.poll.registry().register(
+                    &mut stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    let detail = format!("cannot watch the connection: {e}");
+                    self.fail(index, LinkFailure::Other, &detail, now);
+                    return;
+                }
+                let link = &mut self.links[index];
+                link.probe = false;
+                link.conn = Conn::Connecting {
+                    stream,
+                    deadline: now + self.connect_timeout,
+                };
+            }
+            Err(e) => {
+                let (failure, detail) = classify(&e);
+                self.fail(index, failure, &detail, now);
+            }
+        }
+    }
+
+    /// The address to dial; `Ok(None)` when the peer is this node itself.
+    fn resolve(&mut self, index: usize) -> Result<Option<SocketAddr>, String> {
+        let link = &mut self.links[index];
+        let target = match &link.addr.host {
+            Host::Ip(ip) => SocketAddr::new(*ip, link.addr.port),
+            Host::Name(name) => {
+                // Resolved on every (re)connect so a moved host is followed.
+                let mut candidates = (name.as_str(), link.addr.port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot resolve {name}: {e}"))?;
+                let wanted_v6 = self.source.is_some_and(|ip| ip.is_ipv6());
+                let all: Vec<SocketAddr> = candidates.by_ref().collect();
+                all.iter()
+                    .find(|addr| addr.is_ipv6() == wanted_v6)
+                    .or(all.first())
+                    .copied()
+                    .ok_or_else(|| format!("{name} has no address"))?
+            }
+        };
+        let id = PeerId::new(target.ip(), target.port());
+        if is_own_address(target, self.source, self.port) {
+            link.is_self = true;
+            link.pending = None;
+            log::info!("skipping {}: it is this node's own address", link.addr);
+            return Ok(None);
+        }
+        if link.id != Some(id) {
+            if let Some(old) = link.id {
+                log::info!("{} now resolves to {id} (was {old})", link.addr);
+            }
+            link.id = Some(id);
+            if let Err(refusal) = lock(&self.shared).table.add_configured(id, Instant::now()) {
+                log::warn!("cannot track peer {id}: {refusal}");
+            }
+        }
+        Ok(Some(target))
+    }
+
+    fn open_socket(&self, target: SocketAddr) -> io::Result<TcpStream> {
+        let socket = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        if let Some(source) = self.source
+            && source.is_ipv6() == target.is_ipv6()
+        {
+            socket.bind(&SocketAddr::new(source, 0).into())?;
+        }
+        match socket.connect(&target.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = TcpStream::from_std(socket.into());
+        set_keepalive(&stream);
+        Ok(stream)
+    }
+
+    /// Readiness on a link's socket.
+    fn on_ready(&mut self, index: usize, now: Instant) {
+        let Some(link) = self.links.get_mut(index) else {
+            return;
+        };
+        if let Conn::Connecting { stream, .. } = &link.conn {
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => {
+                    let (failure, detail) = classify(&e);
+                    self.fail(index, failure, &detail, now);
+                    return;
+                }
+                Ok(None) => {}
+            }
+            match stream.peer_addr() {
+                Ok(_) => self.connected(index, now),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => {
+                    let (failure, detail) = classify(&e);
+                    self.fail(index, failure, &detail, now);
+                    return;
+                }
+            }
+        }
+        self.read(index, now);
+        if matches!(self.links[index].conn, Conn::Connected { .. }) {
+            self.write(index, now);
+        }
+    }
+
+    fn connected(&mut self, index: usize, now: Instant) {
+        let link = &mut self.links[index];
+        let Conn::Connecting { stream, .. } = std::mem::replace(&mut link.conn, Conn::Idle) else {
+            return;
+        };
+        link.conn = Conn::Connected { stream };
+        link.backoff = Duration::ZERO;
+        link.frames_written = 0;
+        if let Some(id) = link.id {
+            let mut shared = lock(&self.shared);
+            let Shared { table, events, .. } = &mut *shared;
+            link.offline_count = table.offline_count(&id);
+            table.on_connected(id, now, events);
+            // Connecting may itself bring a send-only peer back online.
+            link.offline_count = table.offline_count(&id);
+            shared.publish();
+        }
+    }
+
+    /// Peers never send on our connections; reading only detects the close.
+    fn read(&mut self, index: usize, now: Instant) {
+        let mut buffer = [0u8; 512];
+        loop {
+            let Some(stream) = self.links[index].stream() else {
+                return;
+            };
+            match stream.read(&mut buffer) {
+                Ok(0) => {
+                    self.peer_closed(index, now);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let (failure, detail) = classify(&e);
+                    self.fail(index, failure, &detail, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The peer closed our connection without an error.
+    fn peer_closed(&mut self, index: usize, now: Instant) {
+        let speaks_v1 = self.links[index]
+            .id
+            .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+        let link = &mut self.links[index];
+        if !link.legacy && !link.kept_open && !speaks_v1 && link.frames_written >= 1 {
+            link.legacy = true;
+            log::info!(
+                "{} closes the connection after each status: sending to it as the Python original does",
+                link.addr
+            );
+        }
+        let legacy = link.legacy;
+        let id = link.id;
+        self.reset(index);
+        let link = &mut self.links[index];
+        if !legacy {
+            // A v1 peer closing on us is restarting or dying: look again soon,
+            // a refused connect then reports it at once.
+            link.probe = true;
+            link.next_attempt = now + BACKOFF_MIN;
+        }
+        if let Some(id) = id {
+            lock(&self.shared).table.on_disconnected(id, now);
+        }
+    }
+
+    /// Writes the frame in progress, then the pending one.
+    fn write(&mut self, index: usize, now: Instant) {
+        loop {
+            let link = &mut self.links[index];
+            if link.writing.is_none() {
+                match link.pending.take() {
+                    Some(frame) => link.writing = Some((frame, 0)),
+                    None => return,
+                }
+            }
+            let Conn::Connected { stream } = &mut link.conn else {
+                return;
+            };
+            let Some((frame, offset)) = &mut link.writing else {
+                return;
+            };
+            match stream.write(&frame[*offset..]) {
+                Ok(n) => {
+                    *offset += n;
+                    if *offset < frame.len() {
+                        continue;
+                    }
+                    link.writing = None;
+                    link.frames_written += 1;
+                    if link.frames_written >= 2 {
+                        link.kept_open = true;
+                    }
+                    if let Some(id) = link.id {
+                        let mut shared = lock(&self.shared);
+                        shared.stats.sent += 1;
+                        shared.table.on_delivered(id, now);
+                    }
+                    if link.legacy {
+                        // One status per connection, then close, like the original.
+                        self.reset(index);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if link.pending.is_some() {
+                        log::debug!("{} reads slowly: one status waits", link.addr);
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let (failure, detail) = classify(&e);
+                    self.fail(index, failure, &detail, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drops the link's connection (if any), keeping its pending status.
+    fn reset(&mut self, index: usize) {
+        let link = &mut self.links[index];
+        if let Some(stream) = link.stream() {
+            if let Err(e) = self.poll.registry().deregister(stream) {
+                log::debug!("deregister failed: {e}");
+            }
+        }
+        link.conn = Conn::Idle;
+        link.writing = None;
+        link.frames_written = 0;
+    }
+
+    /// A connect or a connection failed: tell the table, back off.
+    fn fail(&mut self, index: usize, failure: LinkFailure, detail: &str, now: Instant) {
+        self.reset(index);
+        let interval = self.interval;
+        let link = &mut self.links[index];
+        link.backoff = (link.backoff * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN));
+        link.next_attempt = now + link.backoff;
+        link.probe = false;
+        log::debug!("{}: {detail}; retry in {:?}", link.addr, link.backoff);
+        if let Some(id) = link.id {
+            let mut shared = lock(&self.shared);
+            let Shared { table, events, .. } = &mut *shared;
+            table.on_link_failed(id, failure, detail, now, events);
+            shared.publish();
+        }
+    }
+
+    /// Sends a leave on every open v1 connection and waits, briefly, for them
+    /// to drain. Python peers get nothing: a leave would break their parser.
+    fn leave(&mut self) {
+        let leave = wire::encode(&Message::Leave {
+            header: self.header(),
+        });
+        let mut waiting = 0;
+        for index in 0..self.links.len() {
+            let speaks_v1 = self.links[index]
+                .id
+                .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+            let link = &mut self.links[index];
+            let eligible = matches!(link.conn, Conn::Connected { .. })
+                && !link.legacy
+                && (link.kept_open || speaks_v1);
+            if eligible {
+                link.pending = Some(leave.clone());
+                waiting += 1;
+            } else {
+                link.pending = None;
+                link.leave_done = true;
+            }
+        }
+        let deadline = Instant::now() + LEAVE_DEADLINE;
+        let mut events = Events::with_capacity(64);
+        while waiting > 0 && Instant::now() < deadline {
+            let now = Instant::now();
+            for index in 0..self.links.len() {
+                if !self.links[index].leave_done {
+                    self.write(index, now);
+                    let link = &mut self.links[index];
+                    let written = link.pending.is_none() && link.writing.is_none();
+                    if written || matches!(link.conn, Conn::Idle) {
+                        link.leave_done = true;
+                        waiting -= 1;
+                    }
+                }
+            }
+            if waiting > 0 {
+                let timeout = deadline.saturating_duration_since(Instant::now());
+                if self.poll.poll(&mut events, Some(timeout)).is_err() {
+                    break;
+                }
+            }
+        }
+        if waiting > 0 {
+            log::info!("{waiting} peer(s) did not take our leave in time");
+        }
+        for index in 0..self.links.len() {
+            self.reset(index);
+        }
+        lock(&self.shared).output.flush();
+    }
+}
+
+/// Sorts an I/O error into the table's hard and soft failures, with a
+/// user-facing description.
+fn classify(error: &io::Error) -> (LinkFailure, String) {
+    use io::ErrorKind;
+    let failure = match error.kind() {
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => {
+            LinkFailure::Refused
+        }
+        ErrorKind::TimedOut => LinkFailure::TimedOut,
+        _ => LinkFailure::Other,
+    };
+    let detail = match failure {
+        LinkFailure::TimedOut => "connection timed out (keepalive / TCP user timeout)".to_string(),
+        _ => describe_io_error(error),
+    };
+    (failure, detail)
+}
+
+/// Whether dialing `target` would reach this very node.
+fn is_own_address(target: SocketAddr, source: Option<IpAddr>, own_port: u16) -> bool {
+    if target.port() != own_port {
+        return false;
+    }
+    let ip = target.ip().to_canonical();
+    match source {
+        Some(source) => source.to_canonical() == ip,
+        // Listening on every address: any local address is ours. Binding a
+        // socket to it succeeds exactly when it is local.
+        None => ip.is_unspecified() || UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok(),
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 1)))
+    }
+
+    #[test]
+    fn own_address_detection() {
+        let listen = Some(IpAddr::from([127, 0, 0, 2]));
+        assert!(is_own_address(addr("127.0.0.2:5000"), listen, 5000));
+        assert!(!is_own_address(addr("127.0.0.3:5000"), listen, 5000));
+        assert!(!is_own_address(addr("127.0.0.2:5001"), listen, 5000));
+        // Listening on all addresses: any local one is ours, a foreign one is not.
+        assert!(is_own_address(addr("127.0.0.1:5000"), None, 5000));
+        assert!(!is_own_address(addr("127.0.0.1:5001"), None, 5000));
+        assert!(!is_own_address(addr("192.0.2.1:5000"), None, 5000));
+    }
+
+    #[test]
+    fn error_classification() {
+        let kind = |k: io::ErrorKind| classify(&io::Error::from(k)).0;
+        assert_eq!(kind(io::ErrorKind::ConnectionRefused), LinkFailure::Refused);
+        assert_eq!(kind(io::ErrorKind::ConnectionReset), LinkFailure::Refused);
+        assert_eq!(kind(io::ErrorKind::TimedOut), LinkFailure::TimedOut);
+        assert_eq!(kind(io::ErrorKind::HostUnreachable), LinkFailure::Other);
+        assert_eq!(
+            classify(&io::Error::from(io::ErrorKind::ConnectionRefused)).1,
+            "connection refused"
+        );
+    }
+}

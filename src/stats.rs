@@ -1,0 +1,103 @@
+//! Counters of what the node did and refused, and the rate limiter that keeps
+//! rejection logs short. Every rejected message is counted by reason; it is
+//! logged at most once per reason and source per [`REJECT_LOG_WINDOW`], so an
+//! attacker can neither crash the node nor flood its log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::limits::{REJECT_LOG_ENTRIES, REJECT_LOG_WINDOW};
+
+/// Node-wide counters (read by tests today, by /metrics later).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Valid messages received (statuses, leaves, legacy statuses).
+    pub received: u64,
+    /// Statuses handed to the kernel, all peers together.
+    pub sent: u64,
+    /// Inbound connections accepted, and open now.
+    pub accepted: u64,
+    pub open_connections: u64,
+    /// Rejected frames and connections, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    last_logged: HashMap<(&'static str, IpAddr), Instant>,
+}
+
+impl Stats {
+    /// Counts a rejection and logs it unless the same reason from the same
+    /// source was logged within the window.
+    pub fn reject(
+        &mut self,
+        reason: &'static str,
+        source: IpAddr,
+        detail: &dyn Display,
+        now: Instant,
+    ) {
+        *self.rejected.entry(reason).or_insert(0) += 1;
+        if self.should_log(reason, source, now) {
+            log::warn!(
+                "rejected message from {source}: {detail} [{reason}; further ones from this source are counted, not logged, for {} s]",
+                REJECT_LOG_WINDOW.as_secs()
+            );
+        }
+    }
+
+    /// Total rejections for one reason.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        self.rejected.get(reason).copied().unwrap_or(0)
+    }
+
+    fn should_log(&mut self, reason: &'static str, source: IpAddr, now: Instant) -> bool {
+        if let Some(last) = self.last_logged.get(&(reason, source))
+            && now.duration_since(*last) < REJECT_LOG_WINDOW
+        {
+            return false;
+        }
+        if self.last_logged.len() >= REJECT_LOG_ENTRIES {
+            // Bounded memory: forget old entries rather than grow.
+            self.last_logged
+                .retain(|_, last| now.duration_since(*last) < REJECT_LOG_WINDOW);
+            if self.last_logged.len() >= REJECT_LOG_ENTRIES {
+                self.last_logged.clear();
+            }
+        }
+        self.last_logged.insert((reason, source), now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn every_rejection_is_counted_but_logged_once_a_window() {
+        let mut stats = Stats::default();
+        let t0 = Instant::now();
+        let a = IpAddr::from([127, 0, 0, 2]);
+        let b = IpAddr::from([127, 0, 0, 3]);
+        assert!(stats.should_log("invalid_json", a, t0));
+        assert!(!stats.should_log("invalid_json", a, t0 + Duration::from_secs(59)));
+        assert!(stats.should_log("too_large", a, t0));
+        assert!(stats.should_log("invalid_json", b, t0));
+        assert!(stats.should_log("invalid_json", a, t0 + Duration::from_secs(61)));
+        for _ in 0..5 {
+            stats.reject("bad_field", a, &"x", t0);
+        }
+        assert_eq!(stats.rejected("bad_field"), 5);
+        assert_eq!(stats.rejected("other"), 0);
+    }
+
+    #[test]
+    fn the_rate_limiter_is_bounded() {
+        let mut stats = Stats::default();
+        let t0 = Instant::now();
+        for n in 0..(REJECT_LOG_ENTRIES as u32 * 3) {
+            stats.should_log("invalid_json", IpAddr::from(n.to_be_bytes()), t0);
+            assert!(stats.last_logged.len() <= REJECT_LOG_ENTRIES);
+        }
+    }
+}
