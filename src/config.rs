@@ -11,7 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{Format, RunArgs};
-use crate::limits::{DEFAULT_INTERVAL, DEFAULT_PORT, MAX_NAME_LEN, OFFLINE_FACTOR};
+use crate::limits::{
+    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
+    OFFLINE_FACTOR,
+};
 
 /// A bad flag, key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +281,25 @@ impl Config {
         };
         let interval =
             duration("--interval", &args.interval, &file.interval)?.unwrap_or(DEFAULT_INTERVAL);
+        if interval > MAX_PEER_INTERVAL {
+            // Peers reject a longer interval_ms (it would keep a dead node
+            // "online" for days), so refuse it here rather than be ignored.
+            return Err(error(format!(
+                "--interval ({}) must be at most {}",
+                show(interval),
+                show(MAX_PEER_INTERVAL)
+            )));
+        }
         let offline_after = duration("--offline-after", &args.offline_after, &file.offline_after)?;
+        if let Some(after) = offline_after
+            && after > MAX_OFFLINE_AFTER
+        {
+            return Err(error(format!(
+                "--offline-after ({}) must be at most {}",
+                show(after),
+                show(MAX_OFFLINE_AFTER)
+            )));
+        }
         let offline_after = match offline_after {
             Some(after) if after <= interval => {
                 return Err(error(format!(
@@ -535,6 +556,36 @@ mod tests {
             ..RunArgs::default()
         };
         assert!(merge(args, "").is_err(), "default interval 5s");
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_overflows() {
+        for (flag, value) in [
+            ("interval", "2h"),
+            ("interval", "9000000000000000000"),
+            ("offline", "2000h"),
+        ] {
+            let args = if flag == "interval" {
+                RunArgs {
+                    interval: Some(value.into()),
+                    ..RunArgs::default()
+                }
+            } else {
+                RunArgs {
+                    offline_after: Some(value.into()),
+                    ..RunArgs::default()
+                }
+            };
+            assert!(merge(args, "").is_err(), "{flag} {value}");
+        }
+        let args = RunArgs {
+            interval: Some("1h".into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            merge(args, "").map(|c| c.offline_after),
+            Ok(Duration::from_secs(3 * 3600))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use crate::cli::DemoArgs;
 use crate::config::{Config, Host, PeerAddr, parse_duration};
 use crate::limits::OFFLINE_FACTOR;
-use crate::output::Output;
+use crate::output::{Output, Stdout};
 use crate::{Error, init_logging, run_nodes};
 
 const NODES: usize = 3;
@@ -40,12 +40,19 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 changes_only: false,
                 timestamps: false,
             };
-            let output = if me == 0 {
-                Output::stdout(args.format, false, false)
+            if me == 0 {
+                (
+                    config,
+                    Output::new(args.format, false, false),
+                    Stdout::process(),
+                )
             } else {
-                Output::sink()
-            };
-            (config, output)
+                (
+                    config,
+                    Output::silent(),
+                    Stdout::new(Box::new(std::io::sink())),
+                )
+            }
         })
         .collect();
     eprintln!(

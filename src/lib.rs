@@ -46,7 +46,7 @@ use signal_hook::iterator::Signals;
 use crate::cli::{Cli, Command, RunArgs};
 use crate::config::{Config, FileConfig};
 use crate::node::Node;
-use crate::output::Output;
+use crate::output::{Output, Stdout};
 use crate::shutdown::Shutdown;
 
 /// Why the program stopped early; decides the exit code.
@@ -104,8 +104,8 @@ fn run_node(args: &RunArgs) -> Result<(), Error> {
     let config = Config::merge(args, file, &default_name)?;
     init_logging(args.verbose, args.quiet);
     log::debug!("{config:?}");
-    let output = Output::stdout(config.format, config.timestamps, config.changes_only);
-    run_nodes(vec![(config, output)])
+    let output = Output::new(config.format, config.timestamps, config.changes_only);
+    run_nodes(vec![(config, output, Stdout::process())])
 }
 
 /// Sets up stderr logging: warnings by default, -v info, -vv debug, -q errors
@@ -145,14 +145,14 @@ fn signals() -> Result<Signals, Error> {
 
 /// Starts nodes sharing one shutdown, waits for SIGINT or SIGTERM (or for a
 /// thread that failed to trigger the shutdown), stops and joins them.
-pub fn run_nodes(nodes: Vec<(Config, Output)>) -> Result<(), Error> {
+pub fn run_nodes(nodes: Vec<(Config, Output, Stdout)>) -> Result<(), Error> {
     let mut signals = signals()?;
     let shutdown = Shutdown::new();
     shutdown.close_on_trigger(signals.handle());
     let mut started = Vec::new();
     let mut result = Ok(());
-    for (config, output) in nodes {
-        match Node::start(&config, output, &shutdown) {
+    for (config, output, stdout) in nodes {
+        match Node::start(&config, output, stdout, &shutdown) {
             Ok(node) => started.push(node),
             Err(e) => {
                 result = Err(e);
@@ -166,8 +166,9 @@ pub fn run_nodes(nodes: Vec<(Config, Output)>) -> Result<(), Error> {
         }
     }
     shutdown.trigger();
+    let deadline = std::time::Instant::now() + limits::JOIN_DEADLINE;
     for node in started {
-        if let Err(e) = node.join() {
+        if let Err(e) = node.join(deadline) {
             result = result.and(Err(e));
         }
     }

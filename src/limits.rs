@@ -88,5 +88,16 @@ pub const REJECT_LOG_ENTRIES: usize = 4096;
 /// would let a single message keep a dead peer "online" for days.
 pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// Longest --offline-after accepted (a day): longer is a typo, not a choice.
+pub const MAX_OFFLINE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// Bytes read from a socket per `read` call.
 pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Event lines held for stdout when it does not keep up (a paused pager):
+/// past this, lines are dropped and counted, never buffered without bound.
+pub const MAX_OUTPUT_BUFFER: usize = 1024 * 1024;
+
+/// How long shutdown waits for the threads before exiting anyway (a thread
+/// stuck writing to a stalled stdout must not keep the process alive).
+pub const JOIN_DEADLINE: Duration = Duration::from_millis(900);

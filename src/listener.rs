@@ -7,7 +7,7 @@
 //! Everything it holds is bounded: at most [`MAX_CONNECTIONS`] connections,
 //! each with at most one unfinished frame of [`crate::limits::MAX_FRAME`] bytes.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use crate::limits::{
     IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_CONNECTIONS,
     OFFLINE_FACTOR, READ_CHUNK, TCP_USER_TIMEOUT, TICK,
 };
-use crate::node::{Shared, SharedState, describe_io_error, lock};
+use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
 use crate::shutdown::Shutdown;
 use crate::wire::{self, FrameBuffer, Message};
@@ -76,10 +76,14 @@ pub struct Listener {
     free: Vec<usize>,
     open: usize,
     shared: SharedState,
+    stdout: SharedStdout,
     shutdown: Shutdown,
     offline_after: Duration,
     default_interval: Duration,
     scratch: Vec<u8>,
+    /// accept() failed (out of file descriptors): retry on every tick, since
+    /// the edge-triggered poll will not report the waiting connections again.
+    accept_stalled: bool,
 }
 
 impl Listener {
@@ -87,6 +91,7 @@ impl Listener {
     pub fn new(
         mut listeners: Vec<TcpListener>,
         shared: SharedState,
+        stdout: SharedStdout,
         shutdown: &Shutdown,
         config: &Config,
     ) -> io::Result<Listener> {
@@ -95,7 +100,9 @@ impl Listener {
             poll.registry()
                 .register(listener, Token(1 + index), Interest::READABLE)?;
         }
-        shutdown.add_waker(std::sync::Arc::new(Waker::new(poll.registry(), WAKE)?));
+        let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE)?);
+        shutdown.add_waker(waker.clone());
+        lock(&shared).writer_waker = Some(waker);
         Ok(Listener {
             poll,
             listeners,
@@ -103,10 +110,12 @@ impl Listener {
             free: Vec::new(),
             open: 0,
             shared,
+            stdout,
             shutdown: shutdown.clone(),
             offline_after: config.offline_after,
             default_interval: config.interval,
             scratch: vec![0; READ_CHUNK],
+            accept_stalled: false,
         })
     }
 
@@ -115,7 +124,7 @@ impl Listener {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
         while !self.shutdown.is_triggered() {
-            lock(&self.shared).output.flush();
+            self.write_out();
             let timeout = next_tick.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -140,7 +149,18 @@ impl Listener {
                 next_tick = now + TICK;
             }
         }
-        lock(&self.shared).output.flush();
+        self.write_out();
+    }
+
+    /// Writes pending event lines to stdout, outside the shared lock.
+    fn write_out(&self) {
+        let bytes = lock(&self.shared).output.take();
+        if !bytes.is_empty() {
+            self.stdout
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .write(&bytes);
+        }
     }
 
     fn accept(&mut self, listener_index: usize) {
@@ -153,8 +173,15 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: log, and let the next readiness retry.
-                    log::warn!("cannot accept a connection: {e}");
+                    // EMFILE and friends: count, log (rate-limited), retry on the next tick.
+                    self.accept_stalled = true;
+                    let unspecified = IpAddr::from([0, 0, 0, 0]);
+                    lock(&self.shared).stats.reject(
+                        "accept_failed",
+                        unspecified,
+                        &format_args!("cannot accept a connection: {}", describe_io_error(&e)),
+                        Instant::now(),
+                    );
                     return;
                 }
             };
@@ -169,6 +196,10 @@ impl Listener {
                 continue;
             }
             set_keepalive(&stream);
+            // Tell the sender we speak v1 (a fresh socket's buffer takes 22 bytes).
+            if let Err(e) = stream.write(wire::HELLO) {
+                log::debug!("cannot greet {source}: {e}");
+            }
             let index = self.free.pop().unwrap_or_else(|| {
                 self.connections.push(None);
                 self.connections.len() - 1
@@ -282,6 +313,12 @@ impl Listener {
 
     /// Runs the table's timers and closes idle connections.
     fn tick(&mut self, now: Instant) {
+        if self.accept_stalled {
+            self.accept_stalled = false;
+            for index in 0..self.listeners.len() {
+                self.accept(index);
+            }
+        }
         {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;

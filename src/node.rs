@@ -9,13 +9,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use mio::Waker;
+
 use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
 use crate::config::Config;
+use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_PEERS};
 use crate::listener::Listener;
-use crate::output::Output;
+use crate::output::{Output, Stdout};
 use crate::peers::{Event, PeerTable};
 use crate::sender::Sender;
 use crate::shutdown::Shutdown;
@@ -31,6 +34,8 @@ pub struct Shared {
     pub events: Vec<Event>,
     /// Set by a thread that stopped on an unrecoverable error.
     pub fatal: Option<String>,
+    /// Wakes the listener, which writes stdout, when the sender produced lines.
+    pub writer_waker: Option<Arc<Waker>>,
 }
 
 impl Shared {
@@ -59,7 +64,22 @@ impl Shared {
             self.output.event(&event);
         }
     }
+
+    /// Asks the listener thread to write pending lines now (the sender never
+    /// writes stdout itself, so a stalled stdout cannot stop it sending).
+    pub fn wake_writer(&self) {
+        if self.output.has_pending()
+            && let Some(waker) = &self.writer_waker
+            && let Err(e) = waker.wake()
+        {
+            log::debug!("cannot wake the listener: {e}");
+        }
+    }
 }
+
+/// The stdout writer, shared by the listener thread (which writes while the
+/// node runs) and `Node::join` (the last lines).
+pub type SharedStdout = Arc<Mutex<Stdout>>;
 
 /// The shared state behind its lock.
 pub type SharedState = Arc<Mutex<Shared>>;
@@ -75,6 +95,7 @@ pub fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
 #[derive(Debug)]
 pub struct Node {
     shared: SharedState,
+    stdout: SharedStdout,
     threads: Vec<JoinHandle<()>>,
     /// The addresses actually listened on.
     pub listening: Vec<SocketAddr>,
@@ -83,9 +104,15 @@ pub struct Node {
 impl Node {
     /// Prints the start line, binds, prints the listening line, and starts the
     /// threads. They run until `shutdown` is triggered.
-    pub fn start(config: &Config, mut output: Output, shutdown: &Shutdown) -> Result<Node, Error> {
+    pub fn start(
+        config: &Config,
+        mut output: Output,
+        stdout: Stdout,
+        shutdown: &Shutdown,
+    ) -> Result<Node, Error> {
+        let stdout = Arc::new(Mutex::new(stdout));
         output.started(&config.name);
-        output.flush();
+        write_out(&mut output, &stdout);
         let listeners = bind(config)?;
         let listening: Vec<SocketAddr> = listeners
             .iter()
@@ -105,8 +132,9 @@ impl Node {
                 .map(SocketAddr::to_string)
                 .collect::<Vec<_>>(),
         );
-        output.flush();
+        write_out(&mut output, &stdout);
 
+        raise_open_file_limit();
         let started = Instant::now();
         let shared = Arc::new(Mutex::new(Shared {
             table: PeerTable::new(started, config.offline_after, config.interval),
@@ -114,8 +142,9 @@ impl Node {
             stats: Stats::default(),
             events: Vec::new(),
             fatal: None,
+            writer_waker: None,
         }));
-        let listener = Listener::new(listeners, shared.clone(), shutdown, config)
+        let listener = Listener::new(listeners, shared.clone(), stdout.clone(), shutdown, config)
             .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;
         let sender = Sender::new(config, shared.clone(), shutdown)
             .map_err(|e| Error::Runtime(format!("cannot start the sender: {e}")))?;
@@ -135,6 +164,7 @@ impl Node {
         }
         Ok(Node {
             shared,
+            stdout,
             threads,
             listening,
         })
@@ -145,21 +175,57 @@ impl Node {
         &self.shared
     }
 
-    /// Waits for both threads (after the shutdown was triggered) and prints
-    /// the last line. Fails if a thread stopped on an error.
-    pub fn join(self) -> Result<(), Error> {
+    /// Waits for both threads (after the shutdown was triggered) until
+    /// `deadline`, and prints the last line. Fails if a thread stopped on an
+    /// error. A thread still running at the deadline (stuck writing to a
+    /// stalled stdout) is left behind: the process exits anyway.
+    pub fn join(self, deadline: Instant) -> Result<(), Error> {
+        while Instant::now() < deadline && self.threads.iter().any(|t| !t.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let mut all_done = true;
         for thread in self.threads {
-            if thread.join().is_err() {
+            if !thread.is_finished() {
+                all_done = false;
+                log::warn!("a thread did not stop within {JOIN_DEADLINE:?}; exiting anyway");
+            } else if thread.join().is_err() {
                 lock(&self.shared).fatal = Some("a thread panicked".into());
             }
         }
         let mut shared = lock(&self.shared);
         shared.output.stopping();
-        shared.output.flush();
+        if all_done {
+            write_out(&mut shared.output, &self.stdout);
+        }
         match shared.fatal.take() {
             Some(fatal) => Err(Error::Runtime(fatal)),
             None => Ok(()),
         }
+    }
+}
+
+/// Writes the formatted lines of `output` to stdout.
+pub fn write_out(output: &mut Output, stdout: &SharedStdout) {
+    let bytes = output.take();
+    if !bytes.is_empty() {
+        stdout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(&bytes);
+    }
+}
+
+/// Raises the soft open-file limit (often 1024) so that the documented
+/// connection cap, not the OS, is what limits the listener.
+fn raise_open_file_limit() {
+    let needed = (MAX_CONNECTIONS + MAX_PEERS + 64) as u64;
+    match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) if limit >= needed => log::debug!("open-file limit: {limit}"),
+        Ok(limit) => log::warn!(
+            "open-file limit is {limit}, below the {needed} that {MAX_PEERS} peers need; \
+             raise it (ulimit -n, or LimitNOFILE= in the systemd unit)"
+        ),
+        Err(e) => log::warn!("cannot read the open-file limit: {e}"),
     }
 }
 

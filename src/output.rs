@@ -1,61 +1,64 @@
 //! stdout: the event lines and nothing else. Text lines keep the Python
 //! original's words; `--format json` prints one object per line with the
-//! field names of docs/PROTOCOL.md. Lines are buffered and flushed by the
-//! threads right before they block, so a pipe sees every event at once while a
-//! flood of statuses costs no syscall per line.
+//! field names of docs/PROTOCOL.md.
+//!
+//! Formatting and writing are apart on purpose. [`Output`] formats lines into
+//! a bounded in-memory buffer under the shared lock (cheap, never blocks);
+//! [`Stdout`] writes that buffer out, outside the lock, on the listener thread
+//! right before it blocks. So a pipe sees every event at once, a flood costs
+//! one write per batch rather than per line, and a stalled reader of stdout
+//! (`p2pmon | less`, paused) can never freeze the sender: past
+//! [`MAX_OUTPUT_BUFFER`] lines are dropped and counted instead.
 
 use std::io::{self, Write};
 
 use serde_json::{Map, Value, json};
 
 use crate::cli::Format;
+use crate::limits::MAX_OUTPUT_BUFFER;
 use crate::peers::Event;
 
-/// Where and how event lines are written.
+/// Formats event lines into a bounded buffer.
+#[derive(Debug)]
 pub struct Output {
-    writer: Box<dyn Write + Send>,
+    pending: Vec<u8>,
     format: Format,
     timestamps: bool,
     changes_only: bool,
-    /// stdout went away (closed pipe): stop writing, keep monitoring.
-    broken: bool,
-}
-
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Output")
-            .field("format", &self.format)
-            .field("timestamps", &self.timestamps)
-            .field("changes_only", &self.changes_only)
-            .finish_non_exhaustive()
-    }
+    /// Discard everything (the demo's other nodes).
+    silent: bool,
+    /// Lines dropped because stdout did not keep up.
+    pub dropped: u64,
 }
 
 impl Output {
-    pub fn new(
-        writer: Box<dyn Write + Send>,
-        format: Format,
-        timestamps: bool,
-        changes_only: bool,
-    ) -> Output {
+    pub fn new(format: Format, timestamps: bool, changes_only: bool) -> Output {
         Output {
-            writer,
+            pending: Vec::new(),
             format,
             timestamps,
             changes_only,
-            broken: false,
+            silent: false,
+            dropped: 0,
         }
     }
 
-    /// Buffered stdout.
-    pub fn stdout(format: Format, timestamps: bool, changes_only: bool) -> Output {
-        let writer = io::BufWriter::with_capacity(64 * 1024, io::stdout());
-        Output::new(Box::new(writer), format, timestamps, changes_only)
+    /// Discards everything (the demo's other nodes).
+    pub fn silent() -> Output {
+        Output {
+            silent: true,
+            ..Output::new(Format::Text, false, true)
+        }
     }
 
-    /// Discards everything (the demo's other nodes).
-    pub fn sink() -> Output {
-        Output::new(Box::new(io::sink()), Format::Text, false, true)
+    /// Takes the formatted lines out (to be written outside the lock).
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Whether lines wait to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The first line, before the node binds its port.
@@ -138,32 +141,20 @@ impl Output {
         }
     }
 
-    /// Hands buffered lines to the OS. Call before blocking.
-    pub fn flush(&mut self) {
-        if self.broken {
-            return;
-        }
-        if let Err(e) = self.writer.flush() {
-            self.fail(&e);
-        }
-    }
-
     fn text(&mut self, line: &str) {
-        if self.broken {
+        if self.silent || !self.room() {
             return;
         }
-        let result = if self.timestamps {
-            writeln!(self.writer, "{} {line}", now_rfc3339())
-        } else {
-            writeln!(self.writer, "{line}")
-        };
-        if let Err(e) = result {
-            self.fail(&e);
+        if self.timestamps {
+            self.pending.extend_from_slice(now_rfc3339().as_bytes());
+            self.pending.push(b' ');
         }
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.push(b'\n');
     }
 
     fn json(&mut self, event: &str, fields: Value) {
-        if self.broken {
+        if self.silent || !self.room() {
             return;
         }
         let mut object = Map::new();
@@ -172,17 +163,66 @@ impl Output {
         if let Value::Object(fields) = fields {
             object.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
         }
-        let result = serde_json::to_writer(&mut self.writer, &object)
-            .map_err(io::Error::from)
-            .and_then(|()| self.writer.write_all(b"\n"));
-        if let Err(e) = result {
-            self.fail(&e);
+        // Writing a Map of plain values into a Vec cannot fail.
+        if serde_json::to_writer(&mut self.pending, &object).is_ok() {
+            self.pending.push(b'\n');
         }
     }
 
-    fn fail(&mut self, error: &io::Error) {
-        self.broken = true;
-        log::warn!("stdout is gone ({error}); events are no longer printed");
+    /// Whether one more line fits; counts it as dropped if not.
+    fn room(&mut self) -> bool {
+        if self.pending.len() < MAX_OUTPUT_BUFFER {
+            return true;
+        }
+        if self.dropped == 0 {
+            log::warn!("stdout is not keeping up: event lines are being dropped");
+        }
+        self.dropped += 1;
+        false
+    }
+}
+
+/// The real stdout (or any writer, in tests), written outside the shared lock.
+pub struct Stdout {
+    writer: Box<dyn Write + Send>,
+    /// stdout went away (closed pipe): stop writing, keep monitoring.
+    broken: bool,
+}
+
+impl std::fmt::Debug for Stdout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stdout")
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stdout {
+    pub fn new(writer: Box<dyn Write + Send>) -> Stdout {
+        Stdout {
+            writer,
+            broken: false,
+        }
+    }
+
+    /// The process's stdout.
+    pub fn process() -> Stdout {
+        Stdout::new(Box::new(io::stdout()))
+    }
+
+    /// Writes a batch of lines and flushes them.
+    pub fn write(&mut self, bytes: &[u8]) {
+        if self.broken || bytes.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .writer
+            .write_all(bytes)
+            .and_then(|()| self.writer.flush())
+        {
+            self.broken = true;
+            log::warn!("stdout is gone ({e}); events are no longer printed");
+        }
     }
 }
 
@@ -240,15 +280,47 @@ mod tests {
         }
     }
 
-    fn output(format: Format, timestamps: bool, changes_only: bool) -> (Output, Captured) {
+    /// An output whose lines the test reads back through a [`Stdout`].
+    struct Harness {
+        output: Output,
+        stdout: Stdout,
+        captured: Captured,
+    }
+
+    impl std::ops::Deref for Harness {
+        type Target = Output;
+        fn deref(&self) -> &Output {
+            &self.output
+        }
+    }
+
+    impl std::ops::DerefMut for Harness {
+        fn deref_mut(&mut self) -> &mut Output {
+            &mut self.output
+        }
+    }
+
+    impl Harness {
+        fn text(&mut self) -> String {
+            let bytes = self.output.take();
+            self.stdout.write(&bytes);
+            self.captured.text()
+        }
+    }
+
+    fn output(format: Format, timestamps: bool, changes_only: bool) -> (Harness, ()) {
         let captured = Captured::default();
-        let output = Output::new(Box::new(captured.clone()), format, timestamps, changes_only);
-        (output, captured)
+        let harness = Harness {
+            output: Output::new(format, timestamps, changes_only),
+            stdout: Stdout::new(Box::new(captured.clone())),
+            captured,
+        };
+        (harness, ())
     }
 
     #[test]
     fn text_lines_keep_the_python_words() {
-        let (mut out, captured) = output(Format::Text, false, false);
+        let (mut out, ()) = output(Format::Text, false, false);
         out.started("a");
         out.listening(&["0.0.0.0:5000".into()]);
         out.event(&status(true));
@@ -269,7 +341,7 @@ mod tests {
         });
         out.stopping();
         assert_eq!(
-            captured.text(),
+            out.text(),
             "Starting P2P Network Monitoring System...\n\
              Listening for peer updates...\n\
              Received status from 127.0.0.2: CPU=3.2%, Memory=41.7%, Status=online\n\
@@ -281,21 +353,21 @@ mod tests {
 
     #[test]
     fn changes_only_skips_repeated_statuses() {
-        let (mut out, captured) = output(Format::Text, false, true);
+        let (mut out, ()) = output(Format::Text, false, true);
         out.event(&status(true));
         out.event(&status(false));
         out.event(&Event::Left {
             peer: peer(),
             name: None,
         });
-        assert_eq!(captured.text().lines().count(), 2);
+        assert_eq!(out.text().lines().count(), 2);
     }
 
     #[test]
     fn timestamps_prefix_text_lines() {
-        let (mut out, captured) = output(Format::Text, true, false);
+        let (mut out, ()) = output(Format::Text, true, false);
         out.event(&status(false));
-        let text = captured.text();
+        let text = out.text();
         let (stamp, rest) = text.split_once(' ').unwrap_or_default();
         assert!(
             chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
@@ -306,7 +378,7 @@ mod tests {
 
     #[test]
     fn json_lines_use_the_documented_fields() {
-        let (mut out, captured) = output(Format::Json, false, false);
+        let (mut out, ()) = output(Format::Json, false, false);
         out.started("a");
         out.event(&status(false));
         out.event(&Event::Offline {
@@ -316,7 +388,7 @@ mod tests {
             last_seen: Some(Duration::from_millis(7240)),
         });
         out.stopping();
-        let lines: Vec<Value> = captured
+        let lines: Vec<Value> = out
             .text()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
@@ -335,5 +407,34 @@ mod tests {
         assert_eq!(lines[2]["reason"], "connection refused");
         assert_eq!(lines[2]["last_seen_s"], 7.2);
         assert_eq!(lines[3]["event"], "stopping");
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_stdout_costs_bounded_memory() {
+        let mut out = Output::new(Format::Text, false, false);
+        let event = Event::Left {
+            peer: crate::peers::PeerId::new(std::net::IpAddr::from([127, 0, 0, 2]), 5000),
+            name: None,
+        };
+        for _ in 0..200_000 {
+            out.event(&event);
+        }
+        assert!(out.pending.len() <= MAX_OUTPUT_BUFFER + 100);
+        assert!(out.dropped > 0);
+        let taken = out.take();
+        assert!(taken.starts_with(b"Peer 127.0.0.2 left.\n"));
+        assert!(!out.has_pending());
+    }
+
+    #[test]
+    fn silent_output_prints_nothing() {
+        let mut out = Output::silent();
+        out.started("x");
+        assert!(!out.has_pending());
     }
 }

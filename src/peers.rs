@@ -327,7 +327,7 @@ impl PeerTable {
             peer.seq = report.seq.max(peer.seq);
         }
         peer.legacy = report.boot.is_none();
-        let first = peer.last_status.is_none() && peer.last_contact.is_none();
+        let first = peer.last_status.is_none();
         peer.last_status = Some(now);
         peer.closed_at = None;
         peer.interval = report.interval;
@@ -515,6 +515,11 @@ impl PeerTable {
         self.peers.get(id).is_some_and(|peer| peer.boot.is_some())
     }
 
+    /// Whether `id` has sent the Python original's bare statuses.
+    pub fn speaks_legacy(&self, id: &PeerId) -> bool {
+        self.peers.get(id).is_some_and(|peer| peer.legacy)
+    }
+
     /// The identity of a Python sender at `ip`: the configured peer with that IP
     /// if there is exactly one, else the IP on the default port.
     pub fn legacy_id(&self, ip: IpAddr) -> PeerId {
@@ -543,11 +548,13 @@ pub fn legacy_report(cpu: f64, memory: f64) -> StatusReport {
 }
 
 fn go_offline(peer: &mut Peer, reason: String, now: Instant, events: &mut Vec<Event>) {
-    let last_seen = [peer.last_status, peer.last_contact]
-        .into_iter()
-        .flatten()
-        .max()
-        .map(|seen| now.duration_since(seen));
+    // The same source of "last heard" as the silence rule uses.
+    let last_seen = if peer.send_only() {
+        peer.last_contact
+    } else {
+        peer.last_status
+    }
+    .map(|seen| now.duration_since(seen));
     peer.state = PeerState::Offline;
     peer.since = now;
     peer.offline_count += 1;
@@ -885,7 +892,10 @@ mod tests {
         assert!(events.is_empty());
         peers.on_disconnected(id(2), t0 + 60 * SEC);
         peers.tick(t0 + 63 * SEC, &mut events);
-        assert!(events.is_empty(), "the end of the connection counts as a sign of life");
+        assert!(
+            events.is_empty(),
+            "the end of the connection counts as a sign of life"
+        );
         peers.tick(t0 + 63 * SEC + Duration::from_millis(100), &mut events);
         assert_eq!(kinds(&events), ["offline"]);
     }

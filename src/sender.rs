@@ -7,10 +7,13 @@
 //! failed link retries with a backoff capped at the interval. So a dead, slow
 //! or black-holed peer costs the others nothing.
 //!
-//! Python peers are recognised by closing our connection after the first
-//! status; from then on they get what the original sent: one status per
-//! connection, written at once after connect, then closed. They never get an
-//! idle connection or a leave.
+//! Until a peer proves it speaks v1 (its listener greets every connection
+//! with [`wire::HELLO`], or it sent us v1 messages) it gets what the Python
+//! original expects: one status per connection, written at once after
+//! connect, no probes, no leave. A peer that closes after that status without
+//! greeting is a Python node and keeps getting one status per connection,
+//! then a close. So a Python listener never sees an idle connection or two
+//! frames in one `recv(1024)`.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -62,8 +65,9 @@ struct Link {
     frames_written: u32,
     /// Peer closes our connection after each status: the Python original.
     legacy: bool,
-    /// Peer kept a connection open across two statuses: a v1 node.
-    kept_open: bool,
+    /// Peer greeted us with the v1 hello (or sent us v1 messages): it gets a
+    /// kept-open connection, several statuses on it, probes and a leave.
+    v1: bool,
     backoff: Duration,
     next_attempt: Instant,
     /// Reconnect soon even without a pending status (a v1 peer closed on us).
@@ -86,7 +90,7 @@ impl Link {
             writing: None,
             frames_written: 0,
             legacy: false,
-            kept_open: false,
+            v1: false,
             backoff: Duration::ZERO,
             next_attempt: now,
             probe: false,
@@ -165,7 +169,7 @@ impl Sender {
                 self.drive(index, now);
             }
             let wake_at = self.next_deadline(next_round);
-            lock(&self.shared).output.flush();
+            lock(&self.shared).wake_writer();
             let timeout = wake_at.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -214,8 +218,12 @@ impl Sender {
             };
             if stale {
                 log::debug!("{} was declared offline: reconnecting", link.addr);
+                let id = link.id;
                 self.reset(index);
                 self.links[index].next_attempt = now;
+                if let Some(id) = id {
+                    lock(&self.shared).table.on_disconnected(id, now);
+                }
             }
         }
     }
@@ -401,11 +409,15 @@ impl Sender {
             return;
         };
         link.conn = Conn::Connected { stream };
-        link.backoff = Duration::ZERO;
         link.frames_written = 0;
         if let Some(id) = link.id {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
+            if table.speaks_v1(&id) {
+                link.v1 = true;
+            } else if table.speaks_legacy(&id) {
+                link.legacy = true;
+            }
             link.offline_count = table.offline_count(&id);
             table.on_connected(id, now, events);
             // Connecting may itself bring a send-only peer back online.
@@ -426,7 +438,15 @@ impl Sender {
                     self.peer_closed(index, now);
                     return;
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    // Only a v1 listener writes on a connection it accepted.
+                    let link = &mut self.links[index];
+                    if !link.v1 {
+                        log::debug!("{} greeted us: it speaks v1", link.addr);
+                        link.v1 = true;
+                        link.legacy = false;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -444,18 +464,24 @@ impl Sender {
             .id
             .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
         let link = &mut self.links[index];
-        if !link.legacy && !link.kept_open && !speaks_v1 && link.frames_written >= 1 {
+        let delivered = link.frames_written >= 1;
+        if !link.legacy && !link.v1 && !speaks_v1 && delivered {
             link.legacy = true;
             log::info!(
                 "{} closes the connection after each status: sending to it as the Python original does",
                 link.addr
             );
         }
-        let legacy = link.legacy;
-        let id = link.id;
+        let (legacy, v1, id) = (link.legacy, link.v1 || speaks_v1, link.id);
         self.reset(index);
+        let interval = self.interval;
         let link = &mut self.links[index];
-        if !legacy {
+        if !delivered {
+            // Accepted, then closed before taking anything (a full or dying
+            // listener): back off as after a failure, never spin.
+            link.backoff = (link.backoff * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN));
+            link.next_attempt = now + link.backoff;
+        } else if v1 && !legacy {
             // A v1 peer closing on us is restarting or dying: look again soon,
             // a refused connect then reports it at once.
             link.probe = true;
@@ -471,6 +497,10 @@ impl Sender {
         loop {
             let link = &mut self.links[index];
             if link.writing.is_none() {
+                if !link.v1 && link.frames_written >= 1 {
+                    // Not known to speak v1: one status per connection.
+                    return;
+                }
                 match link.pending.take() {
                     Some(frame) => link.writing = Some((frame, 0)),
                     None => return,
@@ -490,9 +520,7 @@ impl Sender {
                     }
                     link.writing = None;
                     link.frames_written += 1;
-                    if link.frames_written >= 2 {
-                        link.kept_open = true;
-                    }
+                    link.backoff = Duration::ZERO;
                     if let Some(id) = link.id {
                         let mut shared = lock(&self.shared);
                         shared.stats.sent += 1;
@@ -500,7 +528,11 @@ impl Sender {
                     }
                     if link.legacy {
                         // One status per connection, then close, like the original.
+                        let id = link.id;
                         self.reset(index);
+                        if let Some(id) = id {
+                            lock(&self.shared).table.on_disconnected(id, now);
+                        }
                         return;
                     }
                 }
@@ -564,7 +596,7 @@ impl Sender {
             let link = &mut self.links[index];
             let eligible = matches!(link.conn, Conn::Connected { .. })
                 && !link.legacy
-                && (link.kept_open || speaks_v1);
+                && (link.v1 || speaks_v1);
             if eligible {
                 link.pending = Some(leave.clone());
                 waiting += 1;
@@ -601,7 +633,7 @@ impl Sender {
         for index in 0..self.links.len() {
             self.reset(index);
         }
-        lock(&self.shared).output.flush();
+        lock(&self.shared).wake_writer();
     }
 }
 

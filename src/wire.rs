@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{MAX_FRAME, MAX_NAME_LEN, MAX_PEER_INTERVAL};
 
+/// Written by a v1 listener on every connection it accepts. The Python
+/// original never writes on an accepted connection, so a sender that reads
+/// these bytes knows its peer speaks v1: it may keep the connection open, send
+/// more than one status on it, and send a leave. Senders ignore its content.
+pub const HELLO: &[u8] = b"{\"v\":1,\"type\":\"hello\"}\n";
+
 /// The fields every v1 message carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {

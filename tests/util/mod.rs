@@ -1,0 +1,266 @@
+//! Test harness: starts the real `p2pmon` binary, collects its stdout and
+//! stderr line by line on background threads, and waits for lines with a
+//! deadline (never a fixed sleep). Every child is killed when its handle drops.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running p2pmon process.
+pub struct Node {
+    child: Child,
+    stdout: Arc<Mutex<Vec<(Instant, String)>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_p2pmon")
+}
+
+fn collect<R: Read + Send + 'static>(source: R) -> Arc<Mutex<Vec<(Instant, String)>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(source).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut lines) = sink.lock() {
+                lines.push((Instant::now(), line));
+            }
+        }
+    });
+    lines
+}
+
+impl Node {
+    pub fn start(args: &[&str]) -> Node {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start p2pmon: {e}"));
+        let stdout = collect(child.stdout.take().expect("piped stdout"));
+        let stderr_timed = collect(child.stderr.take().expect("piped stderr"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let copy = stderr.clone();
+        // Keep stderr as plain strings (timing is only needed on stdout).
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            loop {
+                std::thread::sleep(Duration::from_millis(20));
+                let lines = stderr_timed.lock().expect("lock");
+                let mut out = copy.lock().expect("lock");
+                for (_, line) in &lines[seen..] {
+                    out.push(line.clone());
+                }
+                seen = lines.len();
+                if Arc::strong_count(&copy) == 1 {
+                    break;
+                }
+            }
+        });
+        Node {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// A node on `ip`:5000 with a short interval, pushing to `peers`.
+    pub fn on(ip: &str, peers: &[&str], extra: &[&str]) -> Node {
+        let peers = peers.join(",");
+        let mut args = vec!["--listen", ip];
+        if !extra.contains(&"--interval") {
+            args.extend(["--interval", "1s"]);
+        }
+        if !peers.is_empty() {
+            args.extend(["--peers", &peers]);
+        }
+        args.extend_from_slice(extra);
+        Node::start(&args)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// stdout lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").join("\n")
+    }
+
+    /// Number of stdout lines equal to `line`.
+    pub fn count(&self, line: &str) -> usize {
+        self.lines().iter().filter(|l| *l == line).count()
+    }
+
+    /// Waits until stdout has a line (after index `from`) matching `pred`;
+    /// returns its index and when it was read.
+    pub fn wait_line_from(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<(usize, Instant)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let lines = self.stdout.lock().expect("lock");
+                if let Some(found) = lines
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, (_, l))| pred(l))
+                {
+                    return Some((found.0, found.1.0));
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for an exact stdout line, panicking with the output on timeout.
+    pub fn expect_line(&self, line: &str, timeout: Duration) -> Instant {
+        match self.wait_line_from(0, timeout, |l| l == line) {
+            Some((_, at)) => at,
+            None => panic!(
+                "no line {line:?} within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                self.lines().join("\n"),
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Waits until stderr contains `text`.
+    pub fn expect_stderr(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr().contains(text) {
+            if Instant::now() >= deadline {
+                panic!("stderr never contained {text:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal by name (INT, TERM, KILL).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the binary to completion with `args`, returning (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("p2pmon runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Connects to `to` from the source address `from` (a loopback IP of the test's block).
+pub fn connect_from(from: &str, to: &str) -> TcpStream {
+    let from: Ipv4Addr = from.parse().expect("source ip");
+    let to: SocketAddr = to.parse().expect("target addr");
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from((from, 0)).into())
+        .expect("bind source");
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(2))
+        .expect("connect");
+    socket.into()
+}
+
+/// Sends `bytes` from `from` to `to` and closes, as the Python original does.
+pub fn send_once(from: &str, to: &str, bytes: &[u8]) {
+    let mut stream = connect_from(from, to);
+    stream.write_all(bytes).expect("write");
+}
+
+/// Binds a plain listener (a fake peer).
+pub fn fake_peer(addr: &str) -> TcpListener {
+    TcpListener::bind(addr).unwrap_or_else(|e| panic!("cannot bind fake peer {addr}: {e}"))
+}
+
+/// Waits for the node's "Listening" line (the port is bound).
+pub fn wait_listening(node: &Node) {
+    node.expect_line("Listening for peer updates...", Duration::from_secs(10));
+}
+
+/// Accepts one connection on a fake peer within `timeout`, or panics with the
+/// node's output (a node that exited early shows why).
+pub fn accept_within(listener: &TcpListener, timeout: Duration, node: &Node) -> TcpStream {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).expect("blocking");
+                return stream;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept failed: {e}"),
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "no connection within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                node.lines().join("\n"),
+                node.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
