@@ -81,6 +81,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub timestamps: bool,
 
+    /// Flap damping: more than this many state changes within --flap-window
+    /// mark a peer as flapping [default: 5].
+    #[arg(long, value_name = "N")]
+    pub flap_changes: Option<usize>,
+
+    /// Flap damping window; a flapping peer is muted until stable this long [default: 2m].
+    #[arg(long, value_name = "DURATION")]
+    pub flap_window: Option<String>,
+
+    /// Most inbound connections open at once [default: 2048].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
     /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,

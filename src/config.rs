@@ -12,9 +12,10 @@ use serde::Deserialize;
 
 use crate::cli::{Format, RunArgs};
 use crate::limits::{
-    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
-    OFFLINE_FACTOR,
+    DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS,
+    MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
 };
+use crate::peers::FlapRule;
 
 /// A bad flag, key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,8 @@ pub struct Config {
     pub format: Format,
     pub changes_only: bool,
     pub timestamps: bool,
+    pub flap: FlapRule,
+    pub max_connections: usize,
 }
 
 /// A duration in the config file: a number of seconds or a string like "500ms".
@@ -101,6 +104,9 @@ pub struct FileConfig {
     format: Option<Format>,
     changes_only: Option<bool>,
     timestamps: Option<bool>,
+    flap_changes: Option<usize>,
+    flap_window: Option<FileDuration>,
+    max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -336,6 +342,23 @@ impl Config {
             )));
         }
 
+        let flap_changes = args
+            .flap_changes
+            .or(file.flap_changes)
+            .unwrap_or(DEFAULT_FLAP_CHANGES);
+        if flap_changes == 0 {
+            return Err(error("--flap-changes must be at least 1"));
+        }
+        let flap_window = duration("--flap-window", &args.flap_window, &file.flap_window)?
+            .unwrap_or(DEFAULT_FLAP_WINDOW);
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(MAX_CONNECTIONS);
+        if !(1..=65_536).contains(&max_connections) {
+            return Err(error("--max-connections must be 1 to 65536"));
+        }
+
         Ok(Config {
             peers,
             port,
@@ -346,6 +369,11 @@ impl Config {
             format: args.format.or(file.format).unwrap_or_default(),
             changes_only: args.changes_only || file.changes_only.unwrap_or(false),
             timestamps: args.timestamps || file.timestamps.unwrap_or(false),
+            flap: FlapRule {
+                changes: flap_changes,
+                window: flap_window,
+            },
+            max_connections,
         })
     }
 }
@@ -467,8 +495,34 @@ mod tests {
                 format: Format::Text,
                 changes_only: false,
                 timestamps: false,
+                flap: FlapRule::default(),
+                max_connections: 2048,
             })
         );
+    }
+
+    #[test]
+    fn flap_and_connection_settings() {
+        let file = "flap_changes = 3\nflap_window = \"30s\"\nmax_connections = 100\n";
+        let config = merge(RunArgs::default(), file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.flap,
+            FlapRule {
+                changes: 3,
+                window: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(config.max_connections, 100);
+        let args = RunArgs {
+            flap_changes: Some(0),
+            ..RunArgs::default()
+        };
+        assert!(merge(args, "").is_err());
+        let args = RunArgs {
+            max_connections: Some(0),
+            ..RunArgs::default()
+        };
+        assert!(merge(args, "").is_err());
     }
 
     #[test]

@@ -25,7 +25,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
-use crate::limits::{BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME};
+use crate::limits::{
+    BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
+};
 use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
 use crate::peers::{LinkFailure, PeerId};
@@ -77,6 +79,8 @@ struct Link {
     offline_count: u64,
     /// The leave was fully written (shutdown).
     leave_done: bool,
+    /// Last "does not read" warning, to log it once a minute at most.
+    slow_warned: Option<Instant>,
 }
 
 impl Link {
@@ -96,6 +100,7 @@ impl Link {
             probe: false,
             offline_count: 0,
             leave_done: false,
+            slow_warned: None,
         }
     }
 
@@ -205,7 +210,18 @@ impl Sender {
             if link.is_self {
                 continue;
             }
-            if link.pending.is_some() {
+            let stuck = link.writing.is_some() && matches!(link.conn, Conn::Connected { .. });
+            if stuck
+                && link
+                    .slow_warned
+                    .is_none_or(|at| now.duration_since(at) >= REJECT_LOG_WINDOW)
+            {
+                log::warn!(
+                    "{} does not read what we send: one status waits, older ones are dropped",
+                    link.addr
+                );
+                link.slow_warned = Some(now);
+            } else if link.pending.is_some() {
                 log::debug!("{}: previous status not sent yet, replaced", link.addr);
             }
             link.pending = Some(frame.clone());
