@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::limits::{
     CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_PORT, MAX_PEERS,
-    OFFLINE_FACTOR, PYTHON_INTERVAL,
+    OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
 };
 
 /// A peer's identity: its IP and the port it listens on.
@@ -550,6 +550,16 @@ impl PeerTable {
         peer.outbound_up = false;
         peer.last_error = Some(detail.to_string());
         if !failure.is_hard() {
+            return;
+        }
+        if failure == LinkFailure::TimedOut
+            && peer
+                .last_status
+                .is_some_and(|seen| now.duration_since(seen) < TCP_USER_TIMEOUT)
+        {
+            // Our data went unacknowledged for the whole user timeout, yet the
+            // peer spoke to us since: it is alive and does not read (or the
+            // path is one-way). Not offline; the sender warns.
             return;
         }
         let threshold = self.offline_after.max(peer.interval * OFFLINE_FACTOR);
@@ -1267,6 +1277,35 @@ mod tests {
         // Accepted again: a send-only peer is back.
         peers.on_connected(id(2), t0 + 3 * SEC, &mut events);
         assert_eq!(kinds(&events), ["offline", "online"]);
+    }
+
+    #[test]
+    fn a_timed_out_link_to_a_peer_that_still_talks_is_not_offline() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers
+            .on_status(id(2), report(1, 0), t0 + 10 * SEC, &mut events)
+            .ok();
+        events.clear();
+        let failure = LinkFailure::TimedOut;
+        peers.on_link_failed(
+            id(2),
+            failure,
+            "connection timed out",
+            t0 + 11 * SEC,
+            &mut events,
+        );
+        assert!(events.is_empty(), "it spoke to us 1 s ago");
+        // Silent longer than the user timeout: the timeout is believed.
+        peers.on_link_failed(
+            id(2),
+            failure,
+            "connection timed out",
+            t0 + 14 * SEC + SEC / 2,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
     }
 
     #[test]
