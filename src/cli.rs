@@ -31,6 +31,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// The peer table of a running node, like `serf members` (reads its /status).
     Members(MembersArgs),
+    /// Simulated peers for benchmarks (loopback only).
+    #[command(hide = true)]
+    Loadgen(crate::loadgen::LoadgenArgs),
 }
 
 /// Options of `p2pmon members`.

@@ -20,6 +20,7 @@
 //! - [`http`] and [`status`]: the status endpoint (/metrics, /status,
 //!   /healthz) on a third thread, which also runs the event [`hooks`];
 //! - [`members`]: `p2pmon members`, the peer table of a running node;
+//! - [`loadgen`]: simulated peers for the benchmarks (hidden subcommand);
 //! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
 //! - [`demo`]: three nodes in one process for a first look;
 //! - [`limits`]: every size, count and timeout, with its reason.
@@ -31,6 +32,7 @@ pub mod hooks;
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod loadgen;
 pub mod members;
 pub mod node;
 pub mod output;
@@ -99,6 +101,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         Some(Command::Run(args)) => run_node(&args),
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Members(args)) => members::run(&args),
+        Some(Command::Loadgen(args)) => loadgen::run(&args),
     }
 }
 

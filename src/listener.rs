@@ -56,6 +56,8 @@ struct ConnInfo {
     interval: Duration,
     /// A leave arrived: its close is not a crash.
     left: bool,
+    /// We wrote our hello on it.
+    greeted: bool,
     accepted_at: Instant,
     last_activity: Instant,
 }
@@ -211,10 +213,6 @@ impl Listener {
                 continue;
             }
             set_keepalive(&stream);
-            // Tell the sender we speak v1 (a fresh socket's buffer takes 22 bytes).
-            if let Err(e) = stream.write(wire::HELLO) {
-                log::debug!("cannot greet {source}: {e}");
-            }
             let index = self.free.pop().unwrap_or_else(|| {
                 self.connections.push(None);
                 self.connections.len() - 1
@@ -237,6 +235,7 @@ impl Listener {
                     peer: None,
                     interval: self.default_interval,
                     left: false,
+                    greeted: false,
                     accepted_at: now,
                     last_activity: now,
                 },
@@ -302,6 +301,16 @@ impl Listener {
                         reject_stream = true;
                     }
                     shared.publish();
+                    drop(shared);
+                    // Greet a v1 sender once, after its first valid message:
+                    // a Python sender never gets bytes it would not read (its
+                    // close would then reset the connection).
+                    if connection.info.kind == Kind::V1 && !connection.info.greeted {
+                        connection.info.greeted = true;
+                        if let Err(e) = connection.stream.write(wire::HELLO) {
+                            log::debug!("cannot greet {}: {e}", connection.info.source);
+                        }
+                    }
                     if reject_stream {
                         closed = Some(Closed::ByUs);
                         break;

@@ -5,16 +5,18 @@
 //! either a [`Message`] or a [`DecodeError`] naming why it was rejected, never
 //! a panic, so the listener can count and log each rejection.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{MAX_FRAME, MAX_NAME_LEN, MAX_PEER_INTERVAL};
 
-/// Written by a v1 listener on every connection it accepts. The Python
-/// original never writes on an accepted connection, so a sender that reads
-/// these bytes knows its peer speaks v1: it may keep the connection open, send
-/// more than one status on it, and send a leave. Senders ignore its content.
+/// Written once by a v1 listener on a connection it accepted, after the first
+/// valid v1 message arrived on it. The Python original never writes on an
+/// accepted connection, so a sender that reads these bytes knows its peer
+/// speaks v1: it may keep the connection open, send more than one status on
+/// it, and send a leave. Senders ignore its content.
 pub const HELLO: &[u8] = b"{\"v\":1,\"type\":\"hello\"}\n";
 
 /// The fields every v1 message carries.
@@ -115,10 +117,12 @@ impl std::error::Error for DecodeError {}
 /// Every field any message may carry; unknown fields are ignored, a duplicate
 /// field or a wrong type is an error (serde's derive rejects both).
 #[derive(Deserialize)]
-struct RawMessage {
+struct RawMessage<'a> {
     v: Option<u64>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
+    /// Borrowed from the frame when it has no escapes (the usual case): no
+    /// allocation per message for the type.
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
     node: Option<String>,
     port: Option<u64>,
     boot: Option<u64>,
@@ -151,7 +155,7 @@ pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
     }
 }
 
-fn decode_legacy(raw: &RawMessage) -> Result<Message, DecodeError> {
+fn decode_legacy(raw: &RawMessage<'_>) -> Result<Message, DecodeError> {
     // Without `v`, only the Python original's exact shape is accepted.
     if raw.kind.is_some() {
         return Err(DecodeError::MissingField("v"));
@@ -161,7 +165,7 @@ fn decode_legacy(raw: &RawMessage) -> Result<Message, DecodeError> {
     Ok(Message::Legacy { cpu, memory })
 }
 
-fn decode_v1(raw: RawMessage) -> Result<Message, DecodeError> {
+fn decode_v1(raw: RawMessage<'_>) -> Result<Message, DecodeError> {
     let kind = raw.kind.ok_or(DecodeError::MissingField("type"))?;
     if kind != "status" && kind != "leave" {
         return Err(DecodeError::UnknownType(truncate(&kind, 32)));
