@@ -30,6 +30,7 @@ pub mod node;
 pub mod output;
 pub mod peers;
 pub mod sample;
+pub mod seal;
 pub mod sender;
 pub mod shutdown;
 pub mod stats;
