@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// Three nodes on 127.0.0.1, on free ports, printing the events of the first.
     Demo(DemoArgs),
+    /// Make a new random cluster key (32 bytes, base64) for --key-file.
+    Keygen(KeygenArgs),
 }
 
 /// How to run one node.
@@ -81,6 +83,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub timestamps: bool,
 
+    /// Cluster key file (from `p2pmon keygen`, mode 0600): seal everything
+    /// sent, accept only sealed, fresh messages. Several lines: rotation.
+    #[arg(long, value_name = "FILE", env = "P2PMON_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// With --key-file, still accept plaintext peers (during a migration);
+    /// each one is logged.
+    #[arg(long)]
+    pub allow_plaintext: bool,
+
     /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -104,6 +116,18 @@ pub struct DemoArgs {
     /// More logging on stderr.
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Options of `p2pmon keygen`.
+#[derive(Debug, Args, Clone)]
+pub struct KeygenArgs {
+    /// Write the key to FILE, mode 0600, instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Replace FILE if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// Event line format on stdout.

@@ -39,6 +39,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 format: args.format,
                 changes_only: false,
                 timestamps: false,
+                key_file: None,
+                allow_plaintext: false,
             };
             if me == 0 {
                 (

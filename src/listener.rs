@@ -8,7 +8,7 @@
 //! each with at most one unfinished frame of [`crate::limits::MAX_FRAME`] bytes.
 
 use std::io::{self, Read, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -21,6 +21,7 @@ use crate::limits::{
 };
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
+use crate::seal::{self, Gate};
 use crate::shutdown::Shutdown;
 use crate::wire::{self, FrameBuffer, Message};
 
@@ -43,6 +44,8 @@ enum Kind {
 #[derive(Debug)]
 struct ConnInfo {
     source: IpAddr,
+    /// Our end of it: a sealed frame must be addressed to exactly this.
+    local: Option<SocketAddr>,
     kind: Kind,
     peer: Option<PeerId>,
     /// The peer's announced interval, for the idle deadline.
@@ -81,6 +84,8 @@ pub struct Listener {
     offline_after: Duration,
     default_interval: Duration,
     scratch: Vec<u8>,
+    /// Lets through only what the key (if any) allows; keeps per-peer freshness.
+    gate: Gate,
     /// accept() failed (out of file descriptors): retry on every tick, since
     /// the edge-triggered poll will not report the waiting connections again.
     accept_stalled: bool,
@@ -102,7 +107,11 @@ impl Listener {
         }
         let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE)?);
         shutdown.add_waker(waker.clone());
-        lock(&shared).writer_waker = Some(waker);
+        let keyring = {
+            let mut shared = lock(&shared);
+            shared.writer_waker = Some(waker);
+            shared.keyring.clone()
+        };
         Ok(Listener {
             poll,
             listeners,
@@ -115,6 +124,7 @@ impl Listener {
             offline_after: config.offline_after,
             default_interval: config.interval,
             scratch: vec![0; READ_CHUNK],
+            gate: Gate::new(keyring, config.allow_plaintext, Instant::now()),
             accept_stalled: false,
         })
     }
@@ -196,7 +206,9 @@ impl Listener {
                 continue;
             }
             set_keepalive(&stream);
+            let local = stream.local_addr().ok();
             // Tell the sender we speak v1 (a fresh socket's buffer takes 22 bytes).
+            // Plaintext even with a key: it carries nothing but "v1 here".
             if let Err(e) = stream.write(wire::HELLO) {
                 log::debug!("cannot greet {source}: {e}");
             }
@@ -218,6 +230,7 @@ impl Listener {
                 frames: FrameBuffer::default(),
                 info: ConnInfo {
                     source: source.ip().to_canonical(),
+                    local,
                     kind: Kind::Unknown,
                     peer: None,
                     interval: self.default_interval,
@@ -249,9 +262,10 @@ impl Listener {
                     connection.info.last_activity = now;
                     let mut shared = lock(&self.shared);
                     let info = &mut connection.info;
+                    let gate = &mut self.gate;
                     let mut reject_stream = false;
                     let result = connection.frames.push(&self.scratch[..n], |frame| {
-                        if !reject_stream && !handle_frame(info, &mut shared, frame, now) {
+                        if !reject_stream && !handle_frame(info, gate, &mut shared, frame, now) {
                             reject_stream = true;
                         }
                     });
@@ -294,7 +308,7 @@ impl Listener {
         if let Closed::ByPeer(error) = &how {
             // The Python original sends its status without a newline and closes.
             if let Some(rest) = connection.frames.take_rest() {
-                handle_frame(info, &mut shared, &rest, now);
+                handle_frame(info, &mut self.gate, &mut shared, &rest, now);
             }
             if let Some(error) = error {
                 log::debug!(
@@ -352,8 +366,14 @@ impl Listener {
 
 /// Applies one frame. Returns false when the connection should be dropped: a
 /// stream that has not sent one valid frame and sends garbage is not a peer.
-fn handle_frame(info: &mut ConnInfo, shared: &mut Shared, frame: &[u8], now: Instant) -> bool {
-    let message = match wire::decode(frame) {
+fn handle_frame(
+    info: &mut ConnInfo,
+    gate: &mut Gate,
+    shared: &mut Shared,
+    frame: &[u8],
+    now: Instant,
+) -> bool {
+    let message = match gate.admit(frame, info.source, info.local, now, seal::unix_ms()) {
         Ok(message) => message,
         Err(e) => {
             shared.stats.reject(e.reason(), info.source, &e, now);
