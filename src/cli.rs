@@ -23,6 +23,8 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+// Parsed once at startup: the size of the biggest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node (the default when no subcommand is given).
@@ -92,6 +94,18 @@ pub struct RunArgs {
     /// each one is logged.
     #[arg(long)]
     pub allow_plaintext: bool,
+    /// Flap damping: more than this many state changes within --flap-window
+    /// mark a peer as flapping [default: 5].
+    #[arg(long, value_name = "N")]
+    pub flap_changes: Option<usize>,
+
+    /// Flap damping window; a flapping peer is muted until stable this long [default: 2m].
+    #[arg(long, value_name = "DURATION")]
+    pub flap_window: Option<String>,
+
+    /// Most inbound connections open at once [default: 2048].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 
     /// More logging on stderr (-v info, -vv debug); RUST_LOG also works.
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, conflicts_with = "quiet")]

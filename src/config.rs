@@ -12,9 +12,10 @@ use serde::Deserialize;
 
 use crate::cli::{Format, RunArgs};
 use crate::limits::{
-    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
-    OFFLINE_FACTOR,
+    DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS,
+    MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
 };
+use crate::peers::FlapRule;
 
 /// A bad flag, key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,8 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// With a key, still accept plaintext peers (logged).
     pub allow_plaintext: bool,
+    pub flap: FlapRule,
+    pub max_connections: usize,
 }
 
 /// A duration in the config file: a number of seconds or a string like "500ms".
@@ -107,6 +110,9 @@ pub struct FileConfig {
     timestamps: Option<bool>,
     key_file: Option<PathBuf>,
     allow_plaintext: Option<bool>,
+    flap_changes: Option<usize>,
+    flap_window: Option<FileDuration>,
+    max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -350,6 +356,22 @@ impl Config {
                 "--allow-plaintext only makes sense with --key-file (without a key, everything is plaintext)",
             ));
         }
+        let flap_changes = args
+            .flap_changes
+            .or(file.flap_changes)
+            .unwrap_or(DEFAULT_FLAP_CHANGES);
+        if flap_changes == 0 {
+            return Err(error("--flap-changes must be at least 1"));
+        }
+        let flap_window = duration("--flap-window", &args.flap_window, &file.flap_window)?
+            .unwrap_or(DEFAULT_FLAP_WINDOW);
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(MAX_CONNECTIONS);
+        if !(1..=65_536).contains(&max_connections) {
+            return Err(error("--max-connections must be 1 to 65536"));
+        }
 
         Ok(Config {
             peers,
@@ -363,6 +385,11 @@ impl Config {
             timestamps: args.timestamps || file.timestamps.unwrap_or(false),
             key_file,
             allow_plaintext,
+            flap: FlapRule {
+                changes: flap_changes,
+                window: flap_window,
+            },
+            max_connections,
         })
     }
 }
@@ -486,8 +513,34 @@ mod tests {
                 timestamps: false,
                 key_file: None,
                 allow_plaintext: false,
+                flap: FlapRule::default(),
+                max_connections: 2048,
             })
         );
+    }
+
+    #[test]
+    fn flap_and_connection_settings() {
+        let file = "flap_changes = 3\nflap_window = \"30s\"\nmax_connections = 100\n";
+        let config = merge(RunArgs::default(), file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.flap,
+            FlapRule {
+                changes: 3,
+                window: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(config.max_connections, 100);
+        let args = RunArgs {
+            flap_changes: Some(0),
+            ..RunArgs::default()
+        };
+        assert!(merge(args, "").is_err());
+        let args = RunArgs {
+            max_connections: Some(0),
+            ..RunArgs::default()
+        };
+        assert!(merge(args, "").is_err());
     }
 
     #[test]
@@ -544,6 +597,12 @@ mod tests {
         };
         let config = merge(args, file).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.key_file, Some(PathBuf::from("/run/other-key")));
+        // The example config's commented keys, uncommented, are valid.
+        let example = include_str!("../config.example.toml")
+            .replace("# key_file =", "key_file =")
+            .replace("# allow_plaintext =", "allow_plaintext =");
+        let config = merge(RunArgs::default(), &example).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.key_file, Some(PathBuf::from("/etc/p2pmon/key")));
         let error = merge(RunArgs::default(), "allow_plaintext = true");
         assert!(
             matches!(&error, Err(e) if e.0.contains("--allow-plaintext only makes sense with --key-file")),

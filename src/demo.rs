@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
 use crate::cli::DemoArgs;
 use crate::config::{Config, Host, PeerAddr, parse_duration};
-use crate::limits::OFFLINE_FACTOR;
+use crate::limits::{MAX_CONNECTIONS, OFFLINE_FACTOR};
 use crate::output::{Output, Stdout};
+use crate::peers::FlapRule;
 use crate::{Error, init_logging, run_nodes};
 
 const NODES: usize = 3;
@@ -41,6 +42,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 timestamps: false,
                 key_file: None,
                 allow_plaintext: false,
+                flap: FlapRule::default(),
+                max_connections: MAX_CONNECTIONS,
             };
             if me == 0 {
                 (

@@ -26,6 +26,10 @@ pub const MAX_PEERS: usize = 1024;
 /// reconnect overlapping the old connection's close.
 pub const MAX_CONNECTIONS: usize = 2 * MAX_PEERS;
 
+/// A connection that has not sent one valid message within this is closed
+/// (a peer's sender writes its first status right after connecting).
+pub const UNIDENTIFIED_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Default and well-known port, also the port the Python original listens on.
 pub const DEFAULT_PORT: u16 = 5000;
 
@@ -90,6 +94,12 @@ pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Longest --offline-after accepted (a day): longer is a typo, not a choice.
 pub const MAX_OFFLINE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Flap damping: more than this many state changes within
+/// [`DEFAULT_FLAP_WINDOW`] (two restarts and a half) mark a peer as flapping.
+pub const DEFAULT_FLAP_CHANGES: usize = 5;
+/// ...and it stays muted until it has been stable this long.
+pub const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(120);
 
 /// Bytes read from a socket per `read` call.
 pub const READ_CHUNK: usize = 16 * 1024;

@@ -4,8 +4,15 @@
 //! prints the result; it also runs the table's timers (close grace, silence)
 //! every [`TICK`] and closes connections idle for longer than [`IDLE_FACTOR`] × T.
 //!
-//! Everything it holds is bounded: at most [`MAX_CONNECTIONS`] connections,
-//! each with at most one unfinished frame of [`crate::limits::MAX_FRAME`] bytes.
+//! Everything it holds is bounded: at most `--max-connections` connections
+//! (default [`crate::limits::MAX_CONNECTIONS`]), each with at most one
+//! unfinished frame of [`crate::limits::MAX_FRAME`] bytes.
+//!
+//! Policy against strangers holding connections (slowloris): a connection
+//! that has not sent one valid message within [`UNIDENTIFIED_DEADLINE`] is
+//! closed, however slowly it dribbles bytes; at the cap, the oldest such
+//! connection is evicted to admit a new one, so identified peers are never
+//! starved; identified peers' connections close only after 2 × T of silence.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -16,8 +23,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
 use crate::limits::{
-    IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_CONNECTIONS,
-    OFFLINE_FACTOR, READ_CHUNK, TCP_USER_TIMEOUT, TICK,
+    IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, OFFLINE_FACTOR, READ_CHUNK,
+    TCP_USER_TIMEOUT, TICK, UNIDENTIFIED_DEADLINE,
 };
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
@@ -52,6 +59,7 @@ struct ConnInfo {
     interval: Duration,
     /// A leave arrived: its close is not a crash.
     left: bool,
+    accepted_at: Instant,
     last_activity: Instant,
 }
 
@@ -83,6 +91,7 @@ pub struct Listener {
     shutdown: Shutdown,
     offline_after: Duration,
     default_interval: Duration,
+    max_connections: usize,
     scratch: Vec<u8>,
     /// Lets through only what the key (if any) allows; keeps per-peer freshness.
     gate: Gate,
@@ -123,6 +132,7 @@ impl Listener {
             shutdown: shutdown.clone(),
             offline_after: config.offline_after,
             default_interval: config.interval,
+            max_connections: config.max_connections,
             scratch: vec![0; READ_CHUNK],
             gate: Gate::new(keyring, config.allow_plaintext, Instant::now()),
             accept_stalled: false,
@@ -196,11 +206,14 @@ impl Listener {
                 }
             };
             let now = Instant::now();
-            if self.open >= MAX_CONNECTIONS {
+            if self.open >= self.max_connections && !self.evict_a_stranger(now) {
                 lock(&self.shared).stats.reject(
                     "too_many_connections",
                     source.ip(),
-                    &format_args!("more than {MAX_CONNECTIONS} connections open"),
+                    &format_args!(
+                        "{} connections open, all from identified peers",
+                        self.max_connections
+                    ),
                     now,
                 );
                 continue;
@@ -235,6 +248,7 @@ impl Listener {
                     peer: None,
                     interval: self.default_interval,
                     left: false,
+                    accepted_at: now,
                     last_activity: now,
                 },
             });
@@ -243,6 +257,32 @@ impl Listener {
             shared.stats.accepted += 1;
             shared.stats.open_connections = self.open as u64;
         }
+    }
+
+    /// At the connection cap, makes room by closing the oldest connection that
+    /// has not sent one valid message: strangers holding connections open
+    /// never starve identified peers. Returns false if there is none.
+    fn evict_a_stranger(&mut self, now: Instant) -> bool {
+        let oldest = self
+            .connections
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let info = &slot.as_ref()?.info;
+                (info.kind == Kind::Unknown).then_some((info.accepted_at, index, info.source))
+            })
+            .min();
+        let Some((_, index, source)) = oldest else {
+            return false;
+        };
+        lock(&self.shared).stats.reject(
+            "evicted",
+            source,
+            &"connection cap reached: closed a connection that never sent a valid message",
+            now,
+        );
+        self.close(index, Closed::ByUs, now);
+        true
     }
 
     /// Reads everything available on one connection.
@@ -339,25 +379,33 @@ impl Listener {
             table.tick(now, events);
             shared.publish();
         }
-        let idle: Vec<usize> = self
+        let expired: Vec<(usize, &'static str)> = self
             .connections
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
                 let info = &slot.as_ref()?.info;
+                if info.kind == Kind::Unknown
+                    && now.duration_since(info.accepted_at) > UNIDENTIFIED_DEADLINE
+                {
+                    // Slowloris: silent or dribbling strangers get a fixed deadline.
+                    return Some((index, "handshake_timeout"));
+                }
                 let threshold = self.offline_after.max(info.interval * OFFLINE_FACTOR);
-                (now.duration_since(info.last_activity) > threshold * IDLE_FACTOR).then_some(index)
+                (now.duration_since(info.last_activity) > threshold * IDLE_FACTOR)
+                    .then_some((index, "idle_timeout"))
             })
             .collect();
-        for index in idle {
+        for (index, reason) in expired {
             if let Some(Some(connection)) = self.connections.get(index) {
                 let source = connection.info.source;
-                lock(&self.shared).stats.reject(
-                    "idle_timeout",
-                    source,
-                    &"connection idle too long, closed",
-                    now,
-                );
+                let detail = match reason {
+                    "handshake_timeout" => "no valid message in time, connection closed",
+                    _ => "connection idle too long, closed",
+                };
+                lock(&self.shared)
+                    .stats
+                    .reject(reason, source, &detail, now);
             }
             self.close(index, Closed::ByUs, now);
         }

@@ -64,6 +64,16 @@ impl Shared {
                     log::info!("peer {peer} back online after {:.1} s", away.as_secs_f64());
                 }
                 Event::Left { peer, .. } => log::info!("peer {peer} left"),
+                Event::Flapping { peer, reason, .. } => {
+                    log::warn!("peer {peer} is flapping: {reason}");
+                }
+                Event::CutOff { peers } => log::warn!(
+                    "all {peers} peers went silent within one threshold: this node's network is the likely cause"
+                ),
+                Event::Restored { peers, after } => log::info!(
+                    "contact restored with {peers} peers after {:.1} s",
+                    after.as_secs_f64()
+                ),
                 Event::Status { .. } => {}
             }
             self.output.event(&event);
@@ -162,7 +172,8 @@ impl Node {
         raise_open_file_limit();
         let started = Instant::now();
         let shared = Arc::new(Mutex::new(Shared {
-            table: PeerTable::new(started, config.offline_after, config.interval),
+            table: PeerTable::new(started, config.offline_after, config.interval)
+                .with_flap_rule(config.flap),
             output,
             stats: Stats::default(),
             events: Vec::new(),

@@ -132,6 +132,29 @@ impl Output {
                     json!({ "peer": peer.to_string(), "name": name, "away_s": round1(away.as_secs_f64()) }),
                 ),
             },
+            Event::Flapping { peer, name, reason } => match self.format {
+                Format::Text => self.text(&format!("Peer {peer} is flapping.")),
+                Format::Json => self.json(
+                    "flapping",
+                    json!({ "peer": peer.to_string(), "name": name, "reason": reason }),
+                ),
+            },
+            Event::CutOff { peers } => match self.format {
+                Format::Text => self.text(&format!(
+                    "Lost contact with all {peers} peers; this node may be cut off."
+                )),
+                Format::Json => self.json("cut_off", json!({ "peers": peers })),
+            },
+            Event::Restored { peers, after } => match self.format {
+                Format::Text => self.text(&format!(
+                    "Contact restored with {peers} peers after {:.0} s.",
+                    after.as_secs_f64()
+                )),
+                Format::Json => self.json(
+                    "restored",
+                    json!({ "peers": peers, "away_s": round1(after.as_secs_f64()) }),
+                ),
+            },
             Event::Left { peer, name } => match self.format {
                 Format::Text => self.text(&format!("Peer {peer} left.")),
                 Format::Json => {
@@ -339,6 +362,16 @@ mod tests {
             peer: PeerId::new(std::net::IpAddr::from([127, 0, 0, 2]), 5001),
             name: None,
         });
+        out.event(&Event::Flapping {
+            peer: peer(),
+            name: None,
+            reason: "x".into(),
+        });
+        out.event(&Event::CutOff { peers: 3 });
+        out.event(&Event::Restored {
+            peers: 3,
+            after: Duration::from_millis(12_400),
+        });
         out.stopping();
         assert_eq!(
             out.text(),
@@ -347,7 +380,10 @@ mod tests {
              Received status from 127.0.0.2: CPU=3.2%, Memory=41.7%, Status=online\n\
              Peer 127.0.0.2 is offline.\n\
              Peer 127.0.0.2 is back online.\n\
-             Peer 127.0.0.2:5001 left.\n"
+             Peer 127.0.0.2:5001 left.\n\
+             Peer 127.0.0.2 is flapping.\n\
+             Lost contact with all 3 peers; this node may be cut off.\n\
+             Contact restored with 3 peers after 12 s.\n"
         );
     }
 

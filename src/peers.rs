@@ -14,14 +14,22 @@
 //! - a peer we have never heard from is not declared offline before T has passed
 //!   since our start (no burst of offline lines when a cluster starts at once);
 //! - back online on the first sign of life after offline or left;
-//! - left on a leave frame; a left peer stays silent until it comes back.
+//! - left on a leave frame; a left peer stays silent until it comes back;
+//! - flapping: a peer that changes state more than N times within M is
+//!   reported once as flapping, then muted until stable for M (see [`FlapRule`]);
+//! - cut off: when every peer (two or more) falls silent within one window,
+//!   one "Lost contact with all N peers" line replaces N offline lines, and
+//!   one "Contact restored" line replaces the back-online lines that follow.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::limits::{CLOSE_GRACE, DEFAULT_PORT, MAX_PEERS, OFFLINE_FACTOR, PYTHON_INTERVAL};
+use crate::limits::{
+    CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_PORT, MAX_PEERS,
+    OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
+};
 
 /// A peer's identity: its IP and the port it listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,6 +116,49 @@ pub enum Event {
         peer: PeerId,
         name: Option<String>,
     },
+    /// Changed state too often: further changes are muted until it is stable.
+    Flapping {
+        peer: PeerId,
+        name: Option<String>,
+        reason: String,
+    },
+    /// Every peer fell silent at once: this node is probably the one cut off.
+    CutOff {
+        peers: usize,
+    },
+    /// Contact came back after a cut-off.
+    Restored {
+        peers: usize,
+        after: Duration,
+    },
+}
+
+/// Flap damping: more than `changes` state changes within `window` make a
+/// peer flapping; it is muted until it has not changed state for `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlapRule {
+    pub changes: usize,
+    pub window: Duration,
+}
+
+impl Default for FlapRule {
+    fn default() -> FlapRule {
+        FlapRule {
+            changes: DEFAULT_FLAP_CHANGES,
+            window: DEFAULT_FLAP_WINDOW,
+        }
+    }
+}
+
+/// The state of a cut-off episode.
+#[derive(Debug, Clone)]
+struct CutOff {
+    /// Last sign of life from any peer before the silence.
+    last_contact: Instant,
+    /// When the first peer came back, if one did.
+    restoring_since: Option<Instant>,
+    /// Peers back since then.
+    restored: usize,
 }
 
 /// Why a status or leave was not applied.
@@ -188,6 +239,14 @@ pub struct Peer {
     pub last_error: Option<String>,
     /// Times it went offline (used to refresh our connection to it).
     pub offline_count: u64,
+    /// Recent state changes, for flap damping (at most `FlapRule::changes` + 1).
+    changes: VecDeque<Instant>,
+    /// Muted for flapping.
+    pub flapping: bool,
+    /// Times it was reported flapping.
+    pub flaps: u64,
+    /// The state last announced on stdout (differs from `state` while muted).
+    announced: PeerState,
 }
 
 impl Peer {
@@ -211,6 +270,10 @@ impl Peer {
             memory: None,
             last_error: None,
             offline_count: 0,
+            changes: VecDeque::new(),
+            flapping: false,
+            flaps: 0,
+            announced: PeerState::Unknown,
         }
     }
 
@@ -239,6 +302,10 @@ pub struct PeerTable {
     started: Instant,
     offline_after: Duration,
     own_interval: Duration,
+    flap: FlapRule,
+    /// Silence verdicts held back while every peer seems to be going quiet.
+    held: Vec<(Event, Instant)>,
+    cut_off: Option<CutOff>,
 }
 
 impl PeerTable {
@@ -250,7 +317,21 @@ impl PeerTable {
             started,
             offline_after,
             own_interval,
+            flap: FlapRule::default(),
+            held: Vec::new(),
+            cut_off: None,
         }
+    }
+
+    /// Replaces the flap damping rule.
+    pub fn with_flap_rule(mut self, flap: FlapRule) -> PeerTable {
+        self.flap = flap;
+        self
+    }
+
+    /// Whether this node currently believes it is cut off.
+    pub fn is_cut_off(&self) -> bool {
+        self.cut_off.is_some()
     }
 
     pub fn get(&self, id: &PeerId) -> Option<&Peer> {
@@ -308,6 +389,8 @@ impl PeerTable {
         now: Instant,
         events: &mut Vec<Event>,
     ) -> Result<(), Refusal> {
+        let rule = self.flap;
+        let before = events.len();
         let peer = self.entry(id, now)?;
         if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
             if boot < known {
@@ -316,7 +399,7 @@ impl PeerTable {
             if boot > known && peer.state == PeerState::Online {
                 // Restarted faster than the close grace: still one offline /
                 // back online pair, so a restart is never invisible.
-                go_offline(peer, "restarted".to_string(), now, events);
+                go_offline(peer, "restarted".to_string(), now, rule, events);
             }
         }
         if let Some(boot) = report.boot {
@@ -336,15 +419,38 @@ impl PeerTable {
         }
         peer.cpu = Some(report.cpu);
         peer.memory = Some(report.memory);
-        come_alive(peer, now, events);
-        events.push(Event::Status {
+        come_alive(peer, now, rule, events);
+        let status = Event::Status {
             peer: id,
             name: peer.name.clone(),
             cpu: report.cpu,
             memory: report.memory,
             first,
-        });
+        };
+        self.absorb_restore(before, now, events);
+        events.push(status);
         Ok(())
+    }
+
+    /// During a cut-off, back-online lines become one "Contact restored" line.
+    fn absorb_restore(&mut self, from: usize, now: Instant, events: &mut Vec<Event>) {
+        let Some(cut) = &mut self.cut_off else {
+            return;
+        };
+        let before = events.len();
+        let mut index = from;
+        while index < events.len() {
+            if matches!(events[index], Event::Online { .. }) {
+                events.remove(index);
+            } else {
+                index += 1;
+            }
+        }
+        let back = before - events.len();
+        if back > 0 {
+            cut.restored += back;
+            cut.restoring_since.get_or_insert(now);
+        }
     }
 
     /// A leave arrived from `id`.
@@ -401,7 +507,9 @@ impl PeerTable {
             peer.last_contact = Some(now);
             peer.last_error = None;
             if peer.send_only() {
-                come_alive(peer, now, events);
+                let before = events.len();
+                come_alive(peer, now, self.flap, events);
+                self.absorb_restore(before, now, events);
             }
         }
     }
@@ -435,12 +543,23 @@ impl PeerTable {
         events: &mut Vec<Event>,
     ) {
         let past_startup = now.duration_since(self.started) >= self.offline_after;
+        let rule = self.flap;
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         peer.outbound_up = false;
         peer.last_error = Some(detail.to_string());
         if !failure.is_hard() {
+            return;
+        }
+        if failure == LinkFailure::TimedOut
+            && peer
+                .last_status
+                .is_some_and(|seen| now.duration_since(seen) < TCP_USER_TIMEOUT)
+        {
+            // Our data went unacknowledged for the whole user timeout, yet the
+            // peer spoke to us since: it is alive and does not read (or the
+            // path is one-way). Not offline; the sender warns.
             return;
         }
         let threshold = self.offline_after.max(peer.interval * OFFLINE_FACTOR);
@@ -451,16 +570,19 @@ impl PeerTable {
             PeerState::Offline | PeerState::Left => false,
         };
         if may_report {
-            go_offline(peer, detail.to_string(), now, events);
+            go_offline(peer, detail.to_string(), now, rule, events);
         }
     }
 
-    /// Applies the timers: close grace and silence. Call it often (every
-    /// [`crate::limits::TICK`]); it costs one pass over the table.
+    /// Applies the timers: close grace, silence, flap muting, cut-off. Call it
+    /// often (every [`crate::limits::TICK`]); it costs one pass over the table.
     pub fn tick(&mut self, now: Instant, events: &mut Vec<Event>) {
         let since_start = now.duration_since(self.started);
         let offline_after = self.offline_after;
+        let rule = self.flap;
+        let mut silenced = Vec::new();
         for peer in self.peers.values_mut() {
+            unmute_if_stable(peer, now, rule, events);
             let threshold = offline_after.max(peer.interval * OFFLINE_FACTOR);
             match peer.state {
                 PeerState::Online => {
@@ -472,6 +594,7 @@ impl PeerTable {
                             peer,
                             "connection closed without leave".to_string(),
                             now,
+                            rule,
                             events,
                         );
                         continue;
@@ -487,7 +610,7 @@ impl PeerTable {
                             ),
                             None => format!("no status for {:.1} s", silent_for.as_secs_f64()),
                         };
-                        go_offline(peer, reason, now, events);
+                        go_offline(peer, reason, now, rule, &mut silenced);
                     }
                 }
                 PeerState::Unknown => {
@@ -496,11 +619,95 @@ impl PeerTable {
                             Some(error) => format!("never heard from ({error})"),
                             None => "never heard from".to_string(),
                         };
-                        go_offline(peer, reason, now, events);
+                        go_offline(peer, reason, now, rule, events);
                     }
                 }
                 PeerState::Offline | PeerState::Left => {}
             }
+        }
+        self.settle_silence(silenced, now, events);
+        self.settle_restore(now, events);
+    }
+
+    /// Peers that count for "all peers": heard from at least once, not left.
+    fn contacts(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values().filter(|peer| {
+            peer.state != PeerState::Left
+                && (peer.last_status.is_some() || peer.last_contact.is_some())
+        })
+    }
+
+    /// Decides what silence verdicts print: each its own offline line, or,
+    /// when every peer went quiet together, one "lost contact" line.
+    fn settle_silence(&mut self, silenced: Vec<Event>, now: Instant, events: &mut Vec<Event>) {
+        for event in silenced {
+            match event {
+                // While cut off, further silence is part of the same story.
+                Event::Offline { .. } if self.cut_off.is_some() => {}
+                Event::Offline { .. } => self.held.push((event, now)),
+                other => events.push(other),
+            }
+        }
+        if self.held.is_empty() {
+            return;
+        }
+        let contacts = self.contacts().count();
+        let all_offline = self.contacts().all(|peer| peer.state == PeerState::Offline);
+        if contacts >= 2 && all_offline {
+            let last_contact = self
+                .contacts()
+                .filter_map(|peer| peer.last_sign_of_life(now))
+                .max()
+                .unwrap_or(now);
+            self.held.clear();
+            self.cut_off = Some(CutOff {
+                last_contact,
+                restoring_since: None,
+                restored: 0,
+            });
+            events.push(Event::CutOff { peers: contacts });
+            return;
+        }
+        // Hold while every other peer is overdue too (a cut-off in progress);
+        // release as soon as one of them is heard, or after one interval.
+        let everyone_quiet = self
+            .contacts()
+            .filter(|peer| peer.state == PeerState::Online)
+            .all(|peer| {
+                peer.last_sign_of_life(now)
+                    .is_none_or(|seen| now.duration_since(seen) * 2 > peer.interval * 3)
+            });
+        let oldest = self.held.iter().map(|(_, at)| *at).min().unwrap_or(now);
+        let longest_interval = self
+            .contacts()
+            .map(|peer| peer.interval)
+            .max()
+            .unwrap_or_default();
+        if contacts < 2 || !everyone_quiet || now.duration_since(oldest) > longest_interval {
+            events.extend(self.held.drain(..).map(|(event, _)| event));
+        }
+    }
+
+    /// Ends a cut-off one interval after the first peer came back (or at once
+    /// when all are back) with one "Contact restored" line.
+    fn settle_restore(&mut self, now: Instant, events: &mut Vec<Event>) {
+        let Some(cut) = &self.cut_off else {
+            return;
+        };
+        let Some(first_back) = cut.restoring_since else {
+            return;
+        };
+        let all_back = self.contacts().all(|peer| peer.state == PeerState::Online);
+        let longest_interval = self
+            .contacts()
+            .map(|peer| peer.interval)
+            .max()
+            .unwrap_or_default();
+        if all_back || now.duration_since(first_back) >= longest_interval {
+            let after = now.duration_since(cut.last_contact);
+            let peers = cut.restored;
+            self.cut_off = None;
+            events.push(Event::Restored { peers, after });
         }
     }
 
@@ -547,7 +754,13 @@ pub fn legacy_report(cpu: f64, memory: f64) -> StatusReport {
     }
 }
 
-fn go_offline(peer: &mut Peer, reason: String, now: Instant, events: &mut Vec<Event>) {
+fn go_offline(
+    peer: &mut Peer,
+    reason: String,
+    now: Instant,
+    rule: FlapRule,
+    events: &mut Vec<Event>,
+) {
     // The same source of "last heard" as the silence rule uses.
     let last_seen = if peer.send_only() {
         peer.last_contact
@@ -560,19 +773,21 @@ fn go_offline(peer: &mut Peer, reason: String, now: Instant, events: &mut Vec<Ev
     peer.offline_count += 1;
     peer.outbound_up = false;
     peer.last_error = Some(reason.clone());
-    events.push(Event::Offline {
+    let event = Event::Offline {
         peer: peer.id,
         name: peer.name.clone(),
         reason,
         last_seen,
-    });
+    };
+    announce(peer, event, now, rule, events);
 }
 
-fn come_alive(peer: &mut Peer, now: Instant, events: &mut Vec<Event>) {
+fn come_alive(peer: &mut Peer, now: Instant, rule: FlapRule, events: &mut Vec<Event>) {
     match peer.state {
         PeerState::Online => {}
         PeerState::Unknown => {
             peer.state = PeerState::Online;
+            peer.announced = PeerState::Online;
             peer.since = now;
         }
         PeerState::Offline | PeerState::Left => {
@@ -580,12 +795,80 @@ fn come_alive(peer: &mut Peer, now: Instant, events: &mut Vec<Event>) {
             peer.state = PeerState::Online;
             peer.since = now;
             peer.last_error = None;
-            events.push(Event::Online {
+            let event = Event::Online {
                 peer: peer.id,
                 name: peer.name.clone(),
                 away,
-            });
+            };
+            announce(peer, event, now, rule, events);
         }
+    }
+}
+
+/// Prints a state change unless the peer flaps: the change that crosses the
+/// limit prints "flapping" instead, and later ones are muted.
+fn announce(peer: &mut Peer, event: Event, now: Instant, rule: FlapRule, events: &mut Vec<Event>) {
+    peer.changes.push_back(now);
+    while peer
+        .changes
+        .front()
+        .is_some_and(|at| now.duration_since(*at) > rule.window)
+        || peer.changes.len() > rule.changes + 1
+    {
+        peer.changes.pop_front();
+    }
+    if peer.flapping {
+        return;
+    }
+    if peer.changes.len() > rule.changes {
+        peer.flapping = true;
+        peer.flaps += 1;
+        let reason = format!(
+            "{} state changes within {} s; muted until stable for {} s",
+            peer.changes.len(),
+            rule.window.as_secs(),
+            rule.window.as_secs()
+        );
+        events.push(Event::Flapping {
+            peer: peer.id,
+            name: peer.name.clone(),
+            reason,
+        });
+        return;
+    }
+    peer.announced = peer.state;
+    events.push(event);
+}
+
+/// A flapping peer that has not changed state for a whole window is unmuted;
+/// if its state differs from the last one printed, that change is printed now.
+fn unmute_if_stable(peer: &mut Peer, now: Instant, rule: FlapRule, events: &mut Vec<Event>) {
+    if !peer.flapping || now.duration_since(peer.since) < rule.window {
+        return;
+    }
+    peer.flapping = false;
+    peer.changes.clear();
+    log::info!("peer {} is stable again", peer.id);
+    if peer.state == peer.announced {
+        return;
+    }
+    peer.announced = peer.state;
+    match peer.state {
+        PeerState::Online => events.push(Event::Online {
+            peer: peer.id,
+            name: peer.name.clone(),
+            away: Duration::ZERO,
+        }),
+        PeerState::Offline => events.push(Event::Offline {
+            peer: peer.id,
+            name: peer.name.clone(),
+            reason: peer
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "offline".to_string()),
+            last_seen: peer.last_status.map(|seen| now.duration_since(seen)),
+        }),
+        PeerState::Unknown | PeerState::Left => {}
     }
 }
 
@@ -624,8 +907,172 @@ mod tests {
                 Event::Offline { .. } => "offline",
                 Event::Online { .. } => "online",
                 Event::Left { .. } => "left",
+                Event::Flapping { .. } => "flapping",
+                Event::CutOff { .. } => "cut_off",
+                Event::Restored { .. } => "restored",
             })
             .collect()
+    }
+
+    /// Brings `peers` online with statuses every second up to `until`.
+    fn chatter(table: &mut PeerTable, peers: &[PeerId], from: Instant, until: Instant) {
+        let mut at = from;
+        let mut seq = 0;
+        let mut ignored = Vec::new();
+        while at <= until {
+            for peer in peers {
+                table
+                    .on_status(*peer, report(1, seq), at, &mut ignored)
+                    .ok();
+            }
+            table.tick(at, &mut ignored);
+            seq += 1;
+            at += SEC;
+        }
+    }
+
+    #[test]
+    fn a_peer_restarting_in_a_loop_is_reported_flapping_once_then_muted() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        events.clear();
+        // Each restart: a new boot seen at once = offline + back online.
+        for boot in 2..=6 {
+            let at = t0 + SEC * boot as u32;
+            peers
+                .on_status(id(2), report(boot, 0), at, &mut events)
+                .ok();
+        }
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        // Two restarts print their pairs, the third one's second change crosses
+        // the limit (5 changes), then silence.
+        assert_eq!(
+            printed,
+            [
+                "offline", "online", "offline", "online", "offline", "flapping"
+            ]
+        );
+        assert_eq!(peers.get(&id(2)).map(|p| p.flaps), Some(1));
+        // Stable for the window: unmuted; it is online, the last line said offline.
+        events.clear();
+        let stable = t0 + 6 * SEC + DEFAULT_FLAP_WINDOW;
+        peers
+            .on_status(id(2), report(6, 1), stable, &mut events)
+            .ok();
+        peers.tick(stable, &mut events);
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        assert_eq!(printed, ["online"]);
+        assert!(!peers.get(&id(2)).is_some_and(|p| p.flapping));
+    }
+
+    #[test]
+    fn flap_rule_is_configurable() {
+        let t0 = Instant::now();
+        let rule = FlapRule {
+            changes: 1,
+            window: 10 * SEC,
+        };
+        let mut peers = table(t0).with_flap_rule(rule);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers
+            .on_status(id(2), report(2, 0), t0 + SEC, &mut events)
+            .ok();
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        assert_eq!(printed, ["offline", "flapping"]);
+    }
+
+    #[test]
+    fn everyone_silent_at_once_is_one_cut_off_line_then_one_restored_line() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let all = [id(2), id(3), id(4)];
+        chatter(&mut peers, &all, t0, t0 + 10 * SEC);
+        let mut events = Vec::new();
+        // Silence from everyone: their thresholds expire within one interval.
+        for step in 1..=60 {
+            peers.tick(
+                t0 + 10 * SEC + Duration::from_millis(100 * step),
+                &mut events,
+            );
+        }
+        assert_eq!(kinds(&events), ["cut_off"], "{events:?}");
+        assert_eq!(events[0], Event::CutOff { peers: 3 });
+        assert!(peers.is_cut_off());
+        assert!(peers.iter().all(|p| p.state == PeerState::Offline));
+        // Contact returns: no back-online lines, one restored line.
+        events.clear();
+        let back = t0 + 30 * SEC;
+        for (n, peer) in all.iter().enumerate() {
+            peers
+                .on_status(
+                    *peer,
+                    report(1, 100),
+                    back + Duration::from_millis(100 * n as u64),
+                    &mut events,
+                )
+                .ok();
+        }
+        peers.tick(back + SEC, &mut events);
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        assert_eq!(printed, ["restored"]);
+        if let Some(Event::Restored { peers: n, after }) =
+            events.iter().find(|e| matches!(e, Event::Restored { .. }))
+        {
+            assert_eq!(*n, 3);
+            assert!(*after >= 20 * SEC && *after <= 21 * SEC, "{after:?}");
+        }
+        assert!(!peers.is_cut_off());
+    }
+
+    #[test]
+    fn one_peer_silent_while_others_talk_is_an_ordinary_offline() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        chatter(&mut peers, &[id(2), id(3), id(4)], t0, t0 + 5 * SEC);
+        // 3 and 4 keep talking, 2 goes quiet.
+        let mut events = Vec::new();
+        let mut at = t0 + 6 * SEC;
+        let mut seq = 100;
+        while at <= t0 + 12 * SEC {
+            for peer in [id(3), id(4)] {
+                peers.on_status(peer, report(1, seq), at, &mut events).ok();
+            }
+            peers.tick(at, &mut events);
+            peers.tick(at + Duration::from_millis(500), &mut events);
+            seq += 1;
+            at += SEC;
+        }
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        assert_eq!(printed, ["offline"]);
+        assert!(!peers.is_cut_off());
+    }
+
+    #[test]
+    fn a_single_peer_is_never_a_cut_off() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        chatter(&mut peers, &[id(2)], t0, t0 + 5 * SEC);
+        let mut events = Vec::new();
+        peers.tick(t0 + 9 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
     }
 
     #[test]
@@ -830,6 +1277,35 @@ mod tests {
         // Accepted again: a send-only peer is back.
         peers.on_connected(id(2), t0 + 3 * SEC, &mut events);
         assert_eq!(kinds(&events), ["offline", "online"]);
+    }
+
+    #[test]
+    fn a_timed_out_link_to_a_peer_that_still_talks_is_not_offline() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers
+            .on_status(id(2), report(1, 0), t0 + 10 * SEC, &mut events)
+            .ok();
+        events.clear();
+        let failure = LinkFailure::TimedOut;
+        peers.on_link_failed(
+            id(2),
+            failure,
+            "connection timed out",
+            t0 + 11 * SEC,
+            &mut events,
+        );
+        assert!(events.is_empty(), "it spoke to us 1 s ago");
+        // Silent longer than the user timeout: the timeout is believed.
+        peers.on_link_failed(
+            id(2),
+            failure,
+            "connection timed out",
+            t0 + 14 * SEC + SEC / 2,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
     }
 
     #[test]

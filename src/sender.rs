@@ -28,10 +28,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
-use crate::limits::{BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME};
+use crate::limits::{
+    BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
+    TCP_USER_TIMEOUT,
+};
 use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
-use crate::peers::{LinkFailure, PeerId};
+use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::sample::Sampler;
 use crate::seal::{self, SharedKeyring};
 use crate::shutdown::Shutdown;
@@ -83,6 +86,8 @@ struct Link {
     offline_count: u64,
     /// The leave was fully written (shutdown).
     leave_done: bool,
+    /// Last "does not read" warning, to log it once a minute at most.
+    slow_warned: Option<Instant>,
 }
 
 impl Link {
@@ -103,6 +108,7 @@ impl Link {
             probe: false,
             offline_count: 0,
             leave_done: false,
+            slow_warned: None,
         }
     }
 
@@ -223,7 +229,18 @@ impl Sender {
             if link.is_self {
                 continue;
             }
-            if link.pending.is_some() {
+            let stuck = link.writing.is_some() && matches!(link.conn, Conn::Connected { .. });
+            if stuck
+                && link
+                    .slow_warned
+                    .is_none_or(|at| now.duration_since(at) >= REJECT_LOG_WINDOW)
+            {
+                log::warn!(
+                    "{} does not read what we send: one status waits, older ones are dropped",
+                    link.addr
+                );
+                link.slow_warned = Some(now);
+            } else if link.pending.is_some() {
                 log::debug!("{}: previous status not sent yet, replaced", link.addr);
             }
             link.pending = Some(frame.clone());
@@ -589,18 +606,40 @@ impl Sender {
 
     /// A connect or a connection failed: tell the table, back off.
     fn fail(&mut self, index: usize, failure: LinkFailure, detail: &str, now: Instant) {
+        let was_up = matches!(self.links[index].conn, Conn::Connected { .. });
         self.reset(index);
         let interval = self.interval;
         let link = &mut self.links[index];
+        let first_failure = link.backoff.is_zero();
         link.backoff = (link.backoff * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN));
         link.next_attempt = now + link.backoff;
         link.probe = false;
-        log::debug!("{}: {detail}; retry in {:?}", link.addr, link.backoff);
+        if was_up || first_failure {
+            // A working link breaking is news; its retries are not.
+            log::info!("connection to {} failed: {detail}", link.addr);
+        } else {
+            log::debug!("{}: {detail}; retry in {:?}", link.addr, link.backoff);
+        }
         if let Some(id) = link.id {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
             table.on_link_failed(id, failure, detail, now, events);
+            let still_online = table.get(&id).is_some_and(|p| p.state == PeerState::Online);
             shared.publish();
+            drop(shared);
+            if failure == LinkFailure::TimedOut
+                && still_online
+                && link
+                    .slow_warned
+                    .is_none_or(|at| now.duration_since(at) >= REJECT_LOG_WINDOW)
+            {
+                log::warn!(
+                    "{} does not read what we send (our data went unacknowledged for {} s while it keeps sending to us); reconnecting",
+                    link.addr,
+                    TCP_USER_TIMEOUT.as_secs()
+                );
+                link.slow_warned = Some(now);
+            }
         }
     }
 

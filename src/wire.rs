@@ -564,3 +564,98 @@ mod tests {
         assert_eq!(count, 1);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Feeds `bytes` in chunks cut at `cuts` and decodes every frame.
+    fn feed(bytes: &[u8], cuts: &[usize]) -> (Vec<Result<Message, DecodeError>>, bool) {
+        let mut buffer = FrameBuffer::default();
+        let mut results = Vec::new();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.push(0);
+        points.push(bytes.len());
+        points.sort_unstable();
+        let mut too_large = false;
+        for pair in points.windows(2) {
+            let chunk = &bytes[pair[0]..pair[1]];
+            if buffer
+                .push(chunk, |frame| results.push(decode(frame)))
+                .is_err()
+            {
+                too_large = true;
+                break;
+            }
+            assert!(buffer.pending_len() <= MAX_FRAME);
+        }
+        (results, too_large)
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        (
+            "[a-z0-9-]{1,20}",
+            1u16..,
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            1u64..3_600_000,
+            0.0f64..=100.0,
+            0.0f64..=100.0,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(node, port, boot, seq, ts, interval_ms, cpu, memory, leave)| {
+                    let header = Header {
+                        node,
+                        port,
+                        boot,
+                        seq,
+                        ts,
+                        interval_ms,
+                    };
+                    if leave {
+                        Message::Leave { header }
+                    } else {
+                        Message::Status {
+                            header,
+                            cpu: (cpu * 10.0).round() / 10.0,
+                            memory: (memory * 10.0).round() / 10.0,
+                        }
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_chunks_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            cuts in proptest::collection::vec(any::<usize>(), 0..16),
+        ) {
+            let (results, _) = feed(&bytes, &cuts);
+            let newlines = bytes.iter().filter(|b| **b == b'\n').count();
+            prop_assert!(results.len() <= newlines);
+        }
+
+        #[test]
+        fn json_like_garbage_is_rejected_or_valid_never_panics(
+            text in r#"[{}\[\]",:0-9a-z.eE+\- ]{0,200}"#,
+        ) {
+            let _ = decode(text.as_bytes());
+        }
+
+        #[test]
+        fn valid_frames_split_anywhere_decode_the_same(
+            messages in proptest::collection::vec(message(), 1..8),
+            cuts in proptest::collection::vec(any::<usize>(), 0..16),
+        ) {
+            let stream: Vec<u8> = messages.iter().flat_map(encode).collect();
+            let (results, too_large) = feed(&stream, &cuts);
+            prop_assert!(!too_large);
+            let decoded: Vec<Message> = results.into_iter().map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect();
+            prop_assert_eq!(decoded, messages);
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// A running p2pmon process.
 pub struct Node {
     child: Child,
-    stdout: Arc<Mutex<Vec<(Instant, String)>>>,
+    pub(crate) stdout: Arc<Mutex<Vec<(Instant, String)>>>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -37,7 +37,34 @@ fn collect<R: Read + Send + 'static>(source: R) -> Arc<Mutex<Vec<(Instant, Strin
 
 impl Node {
     pub fn start(args: &[&str]) -> Node {
-        let mut child = Command::new(binary())
+        Node::spawn(Command::new(binary()), args)
+    }
+
+    /// Starts the binary inside a network namespace.
+    pub fn start_in(netns: &Netns, args: &[&str]) -> Node {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &netns.name, binary()]);
+        Node::spawn(command, args)
+    }
+
+    /// A node in `netns` on `ip`:5000 with a 1 s interval, pushing to `peers`.
+    pub fn in_netns(netns: &Netns, ip: &str, peers: &[&str], extra: &[&str]) -> Node {
+        let peers = peers.join(",");
+        let mut args = vec!["--listen", ip, "--peers", &peers];
+        if !extra.contains(&"--interval") {
+            args.extend(["--interval", "1s"]);
+        }
+        args.extend_from_slice(extra);
+        Node::start_in(netns, &args)
+    }
+
+    /// Starts any command (e.g. the binary under a wrapper) with `args`.
+    pub fn spawn_command(command: Command, args: &[&str]) -> Node {
+        Node::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Node {
+        let mut child = command
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -263,4 +290,91 @@ pub fn accept_within(listener: &TcpListener, timeout: Duration, node: &Node) -> 
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A network namespace of the test's own, removed on drop. Inside it the
+/// whole 127.0.0.0/8 is the test's, and iptables rules make real faults.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `p2pmon-<tag>-<pid>` with its loopback up. Panics with a clear
+    /// message when namespaces are not available (not root, no iproute2,
+    /// no iptables): these tests must not pass silently.
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("p2pmon-{tag}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let created = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            created,
+            "cannot create network namespace {name}: these fault tests need root and iproute2 \
+             (.ci/run installs what it needs; run the suite as root)"
+        );
+        let netns = Netns { name };
+        netns.run(&["ip", "link", "set", "lo", "up"]);
+        let iptables = Command::new("ip")
+            .args(["netns", "exec", &netns.name, "iptables", "-L", "-n"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            iptables,
+            "iptables does not work in a namespace here (apt-get install iptables)"
+        );
+        netns
+    }
+
+    /// Runs a command inside the namespace and asserts it succeeded.
+    pub fn run(&self, args: &[&str]) {
+        let status = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .status()
+            .expect("ip netns exec runs");
+        assert!(status.success(), "{args:?} failed in {}", self.name);
+    }
+
+    /// Drops every packet between `a` and `b`, both directions.
+    pub fn partition(&self, a: &str, b: &str) {
+        self.run(&["iptables", "-A", "INPUT", "-s", a, "-d", b, "-j", "DROP"]);
+        self.run(&["iptables", "-A", "INPUT", "-s", b, "-d", a, "-j", "DROP"]);
+    }
+
+    /// Drops every packet to and from `ip`.
+    pub fn black_hole(&self, ip: &str) {
+        self.run(&["iptables", "-A", "INPUT", "-s", ip, "-j", "DROP"]);
+        self.run(&["iptables", "-A", "INPUT", "-d", ip, "-j", "DROP"]);
+    }
+
+    /// Removes every rule.
+    pub fn heal(&self) {
+        self.run(&["iptables", "-F", "INPUT"]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Times at which stdout lines matching `pred` were read.
+pub fn times_of(node: &Node, pred: impl Fn(&str) -> bool) -> Vec<Instant> {
+    node.stdout
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, line)| pred(line))
+        .map(|(at, _)| *at)
+        .collect()
 }
