@@ -23,16 +23,28 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
-// Parsed once at startup: the size of the biggest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node (the default when no subcommand is given).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Three nodes on 127.0.0.1, on free ports, printing the events of the first.
     Demo(DemoArgs),
     /// Make a new random cluster key (32 bytes, base64) for --key-file.
     Keygen(KeygenArgs),
+    /// The peer table of a running node, like `serf members` (reads its /status).
+    Members(MembersArgs),
+}
+
+/// Options of `p2pmon members`.
+#[derive(Debug, Args, Clone)]
+pub struct MembersArgs {
+    /// The node's status endpoint.
+    #[arg(long, value_name = "ADDR", default_value = crate::limits::DEFAULT_HTTP)]
+    pub http: String,
+
+    /// Print the node's /status JSON as is.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to run one node.
@@ -102,6 +114,17 @@ pub struct RunArgs {
     /// Flap damping window; a flapping peer is muted until stable this long [default: 2m].
     #[arg(long, value_name = "DURATION")]
     pub flap_window: Option<String>,
+
+    /// Status endpoint (/metrics, /status, /healthz): ADDR or `off`
+    /// [default: 127.0.0.1:5080; if busy, the node warns and runs on].
+    #[arg(long, value_name = "ADDR|off")]
+    pub http: Option<String>,
+
+    /// Run CMD (with sh -c) on offline, back online, left, flapping, cut-off
+    /// and restored events; the event is in P2PMON_* variables and on stdin
+    /// as JSON. Repeatable.
+    #[arg(long = "on-event", value_name = "CMD")]
+    pub on_event: Vec<String>,
 
     /// Most inbound connections open at once [default: 2048].
     #[arg(long, value_name = "N")]

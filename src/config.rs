@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use crate::cli::{Format, RunArgs};
 use crate::limits::{
-    DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS,
-    MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
+    DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_HTTP, DEFAULT_INTERVAL, DEFAULT_PORT,
+    MAX_CONNECTIONS, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
 };
 use crate::peers::FlapRule;
 
@@ -76,6 +76,35 @@ pub struct Config {
     pub allow_plaintext: bool,
     pub flap: FlapRule,
     pub max_connections: usize,
+    pub http: HttpSetting,
+    pub on_event: Vec<String>,
+}
+
+/// Where the status endpoint listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpSetting {
+    Off,
+    /// The default address: if busy, warn and run on.
+    Default(SocketAddr),
+    /// Chosen by the user: if busy, exit 1.
+    Explicit(SocketAddr),
+}
+
+/// Parses `--http`: `off`, `IP:PORT`, `[IPv6]:PORT`, or `:PORT` (loopback).
+pub fn parse_http(text: &str) -> Result<HttpSetting, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(HttpSetting::Off);
+    }
+    let with_host = if text.starts_with(':') {
+        format!("127.0.0.1{text}")
+    } else {
+        text.to_string()
+    };
+    with_host
+        .parse::<SocketAddr>()
+        .map(HttpSetting::Explicit)
+        .map_err(|_| format!("invalid value {text:?} for --http: expected IP:PORT or off"))
 }
 
 /// A duration in the config file: a number of seconds or a string like "500ms".
@@ -113,6 +142,8 @@ pub struct FileConfig {
     flap_changes: Option<usize>,
     flap_window: Option<FileDuration>,
     max_connections: Option<usize>,
+    http: Option<String>,
+    on_event: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -373,6 +404,23 @@ impl Config {
             return Err(error("--max-connections must be 1 to 65536"));
         }
 
+        let http = match args.http.clone().or(file.http) {
+            Some(text) => parse_http(&text).map_err(error)?,
+            None => HttpSetting::Default(
+                DEFAULT_HTTP
+                    .parse()
+                    .map_err(|_| error("bad built-in HTTP address"))?,
+            ),
+        };
+        let on_event = if args.on_event.is_empty() {
+            file.on_event.unwrap_or_default()
+        } else {
+            args.on_event.clone()
+        };
+        if on_event.iter().any(|command| command.trim().is_empty()) {
+            return Err(error("--on-event needs a command"));
+        }
+
         Ok(Config {
             peers,
             port,
@@ -390,6 +438,8 @@ impl Config {
                 window: flap_window,
             },
             max_connections,
+            http,
+            on_event,
         })
     }
 }
@@ -515,7 +565,37 @@ mod tests {
                 allow_plaintext: false,
                 flap: FlapRule::default(),
                 max_connections: 2048,
+                http: HttpSetting::Default(SocketAddr::from(([127, 0, 0, 1], 5080))),
+                on_event: vec![],
             })
+        );
+    }
+
+    #[test]
+    fn http_setting() {
+        assert_eq!(parse_http("off"), Ok(HttpSetting::Off));
+        assert_eq!(
+            parse_http("127.0.0.2:9000"),
+            Ok(HttpSetting::Explicit(SocketAddr::from((
+                [127, 0, 0, 2],
+                9000
+            ))))
+        );
+        assert_eq!(
+            parse_http(":9100"),
+            Ok(HttpSetting::Explicit(SocketAddr::from((
+                [127, 0, 0, 1],
+                9100
+            ))))
+        );
+        assert!(parse_http("nowhere").is_err());
+        let config = merge(
+            RunArgs::default(),
+            "http = \"off\"\non_event = [\"logger p2pmon\"]\n",
+        );
+        assert_eq!(
+            config.map(|c| (c.http, c.on_event)),
+            Ok((HttpSetting::Off, vec!["logger p2pmon".to_string()]))
         );
     }
 

@@ -3,10 +3,10 @@
 //! product work in one command with no other machine; Ctrl+C stops all three
 //! (each sends its leave, as a real node does).
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
 use crate::cli::DemoArgs;
-use crate::config::{Config, Host, PeerAddr, parse_duration};
+use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration};
 use crate::limits::{MAX_CONNECTIONS, OFFLINE_FACTOR};
 use crate::output::{Output, Stdout};
 use crate::peers::FlapRule;
@@ -44,6 +44,13 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 allow_plaintext: false,
                 flap: FlapRule::default(),
                 max_connections: MAX_CONNECTIONS,
+                // The first node serves /status, so `p2pmon members` works on the demo.
+                http: if me == 0 {
+                    HttpSetting::Default(SocketAddr::from((localhost, 5080)))
+                } else {
+                    HttpSetting::Off
+                },
+                on_event: Vec::new(),
             };
             if me == 0 {
                 (

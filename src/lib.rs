@@ -19,6 +19,9 @@
 //!   online, left), pure and tested with an injected clock;
 //! - [`output`]: the event lines on stdout, text or JSON;
 //! - [`stats`]: counters and the rate limit on rejection logs;
+//! - [`http`] and [`status`]: the status endpoint (/metrics, /status,
+//!   /healthz) on a third thread, which also runs the event [`hooks`];
+//! - [`members`]: `p2pmon members`, the peer table of a running node;
 //! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
 //! - [`demo`]: three nodes in one process for a first look;
 //! - [`limits`]: every size, count and timeout, with its reason.
@@ -26,8 +29,11 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod hooks;
+pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod members;
 pub mod node;
 pub mod output;
 pub mod peers;
@@ -36,6 +42,7 @@ pub mod seal;
 pub mod sender;
 pub mod shutdown;
 pub mod stats;
+pub mod status;
 pub mod wire;
 
 use std::ffi::OsString;
@@ -95,6 +102,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         Some(Command::Run(args)) => run_node(&args),
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Keygen(args)) => seal::keygen(args.out.as_deref(), args.force),
+        Some(Command::Members(args)) => members::run(&args),
     }
 }
 

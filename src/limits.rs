@@ -127,3 +127,24 @@ pub const MAX_KEYS: usize = 8;
 /// boot's earlier messages. Wide enough for hosts whose clocks drift between
 /// NTP syncs, narrow enough that recorded traffic is useless after half a minute.
 pub const FRESHNESS_WINDOW: Duration = Duration::from_secs(30);
+
+/// Default status endpoint: loopback only; exposing it is an explicit choice.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:5080";
+
+/// Status endpoint clients served at once; more are closed at accept.
+pub const MAX_HTTP_CONNECTIONS: usize = 32;
+
+/// Largest HTTP request (line and headers) read; larger gets 431.
+pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
+
+/// Time a client has to send its request and read the answer.
+pub const HTTP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Events waiting for hooks; past this they are dropped and counted.
+pub const MAX_HOOK_QUEUE: usize = 256;
+
+/// Hook processes running at once.
+pub const MAX_HOOKS_RUNNING: usize = 8;
+
+/// A hook still running after this is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -143,6 +143,7 @@ impl Listener {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
+        lock(&self.shared).listener_running = true;
         while !self.shutdown.is_triggered() {
             self.write_out();
             let timeout = next_tick.saturating_duration_since(Instant::now());
@@ -169,6 +170,7 @@ impl Listener {
                 next_tick = now + TICK;
             }
         }
+        lock(&self.shared).listener_running = false;
         self.write_out();
     }
 

@@ -4,6 +4,7 @@
 //! state change and the line that reports it happen together, so stdout never
 //! shows events out of order, and each lock is held for microseconds.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -17,10 +18,14 @@ use socket2::{Domain, Socket, Type};
 
 use crate::Error;
 use crate::config::Config;
-use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_PEERS};
+use crate::config::HttpSetting;
+use crate::hooks::Hooks;
+use crate::http::HttpServer;
+use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
 use crate::listener::Listener;
 use crate::output::{Output, Stdout};
 use crate::peers::{Event, PeerTable};
+use crate::sample::Sample;
 use crate::seal::{Keyring, SharedKeyring};
 use crate::sender::Sender;
 use crate::shutdown::Shutdown;
@@ -41,6 +46,18 @@ pub struct Shared {
     /// The cluster keys, `None` without --key-file. Behind their own lock:
     /// SIGHUP swaps them while the threads run; the threads clone this handle.
     pub keyring: Option<SharedKeyring>,
+    /// This node's display name and listening addresses (for /status).
+    pub name: String,
+    pub listening: Vec<String>,
+    /// The sender's last sample of this node.
+    pub own: Option<Sample>,
+    /// The listener's loop is running (GET /healthz).
+    pub listener_running: bool,
+    /// Events waiting for the hooks (only filled when hooks are configured).
+    pub hook_queue: VecDeque<Event>,
+    pub hooks_enabled: bool,
+    /// Wakes the HTTP thread, which runs the hooks.
+    pub hook_waker: Option<Arc<Waker>>,
 }
 
 impl Shared {
@@ -77,6 +94,19 @@ impl Shared {
                 Event::Status { .. } => {}
             }
             self.output.event(&event);
+            if self.hooks_enabled && !matches!(event, Event::Status { .. }) {
+                if self.hook_queue.len() >= MAX_HOOK_QUEUE {
+                    *self.stats.rejected.entry("hook_queue_full").or_insert(0) += 1;
+                    log::warn!("event hooks are not keeping up: event dropped");
+                } else {
+                    self.hook_queue.push_back(event);
+                    if let Some(waker) = &self.hook_waker
+                        && let Err(e) = waker.wake()
+                    {
+                        log::debug!("cannot wake the hook runner: {e}");
+                    }
+                }
+            }
         }
     }
 
@@ -149,6 +179,11 @@ impl Node {
         output.started(&config.name);
         write_out(&mut output, &stdout);
         let listeners = bind(config)?;
+        let http = match config.http {
+            HttpSetting::Off => None,
+            HttpSetting::Default(addr) => crate::http::bind(addr, false).map_err(Error::Runtime)?,
+            HttpSetting::Explicit(addr) => crate::http::bind(addr, true).map_err(Error::Runtime)?,
+        };
         let listening: Vec<SocketAddr> = listeners
             .iter()
             .filter_map(|listener| listener.local_addr().ok())
@@ -180,19 +215,33 @@ impl Node {
             fatal: None,
             writer_waker: None,
             keyring,
+            name: config.name.clone(),
+            listening: listening.iter().map(SocketAddr::to_string).collect(),
+            own: None,
+            listener_running: false,
+            hook_queue: VecDeque::new(),
+            hooks_enabled: !config.on_event.is_empty(),
+            hook_waker: None,
         }));
         let listener = Listener::new(listeners, shared.clone(), stdout.clone(), shutdown, config)
             .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;
         let sender = Sender::new(config, shared.clone(), shutdown)
             .map_err(|e| Error::Runtime(format!("cannot start the sender: {e}")))?;
-        let mut threads = Vec::new();
-        for (name, body) in [
+        let mut bodies = vec![
             (
                 "listener",
                 Box::new(move || listener.run()) as Box<dyn FnOnce() + Send>,
             ),
             ("sender", Box::new(move || sender.run())),
-        ] {
+        ];
+        if http.is_some() || !config.on_event.is_empty() {
+            let hooks = Hooks::new(config.on_event.clone());
+            let server = HttpServer::new(http, shared.clone(), shutdown, hooks)
+                .map_err(|e| Error::Runtime(format!("cannot start the status endpoint: {e}")))?;
+            bodies.push(("http", Box::new(move || server.run())));
+        }
+        let mut threads = Vec::new();
+        for (name, body) in bodies {
             let handle = std::thread::Builder::new()
                 .name(name.into())
                 .spawn(body)

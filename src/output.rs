@@ -87,80 +87,18 @@ impl Output {
     /// One peer event; statuses are skipped with --changes-only, except the
     /// first one of each peer (so every peer shows up once).
     pub fn event(&mut self, event: &Event) {
-        match event {
-            Event::Status {
-                peer,
-                name,
-                cpu,
-                memory,
-                first,
-            } => {
-                if self.changes_only && !first {
-                    return;
-                }
-                match self.format {
-                    Format::Text => self.text(&format!(
-                        "Received status from {peer}: CPU={cpu:.1}%, Memory={memory:.1}%, Status=online"
-                    )),
-                    Format::Json => self.json(
-                        "status",
-                        json!({ "peer": peer.to_string(), "name": name, "cpu": cpu, "memory": memory }),
-                    ),
-                }
+        if let Event::Status { first, .. } = event
+            && self.changes_only
+            && !first
+        {
+            return;
+        }
+        match self.format {
+            Format::Text => self.text(&text_line(event)),
+            Format::Json => {
+                let (name, fields) = event_fields(event);
+                self.json(name, fields);
             }
-            Event::Offline {
-                peer,
-                name,
-                reason,
-                last_seen,
-            } => match self.format {
-                Format::Text => self.text(&format!("Peer {peer} is offline.")),
-                Format::Json => self.json(
-                    "offline",
-                    json!({
-                        "peer": peer.to_string(),
-                        "name": name,
-                        "reason": reason,
-                        "last_seen_s": last_seen.map(|d| round1(d.as_secs_f64())),
-                    }),
-                ),
-            },
-            Event::Online { peer, name, away } => match self.format {
-                Format::Text => self.text(&format!("Peer {peer} is back online.")),
-                Format::Json => self.json(
-                    "online",
-                    json!({ "peer": peer.to_string(), "name": name, "away_s": round1(away.as_secs_f64()) }),
-                ),
-            },
-            Event::Flapping { peer, name, reason } => match self.format {
-                Format::Text => self.text(&format!("Peer {peer} is flapping.")),
-                Format::Json => self.json(
-                    "flapping",
-                    json!({ "peer": peer.to_string(), "name": name, "reason": reason }),
-                ),
-            },
-            Event::CutOff { peers } => match self.format {
-                Format::Text => self.text(&format!(
-                    "Lost contact with all {peers} peers; this node may be cut off."
-                )),
-                Format::Json => self.json("cut_off", json!({ "peers": peers })),
-            },
-            Event::Restored { peers, after } => match self.format {
-                Format::Text => self.text(&format!(
-                    "Contact restored with {peers} peers after {:.0} s.",
-                    after.as_secs_f64()
-                )),
-                Format::Json => self.json(
-                    "restored",
-                    json!({ "peers": peers, "away_s": round1(after.as_secs_f64()) }),
-                ),
-            },
-            Event::Left { peer, name } => match self.format {
-                Format::Text => self.text(&format!("Peer {peer} left.")),
-                Format::Json => {
-                    self.json("left", json!({ "peer": peer.to_string(), "name": name }))
-                }
-            },
         }
     }
 
@@ -247,6 +185,78 @@ impl Stdout {
             log::warn!("stdout is gone ({e}); events are no longer printed");
         }
     }
+}
+
+/// An event in the Python original's words (and a few of ours).
+fn text_line(event: &Event) -> String {
+    match event {
+        Event::Status {
+            peer, cpu, memory, ..
+        } => format!(
+            "Received status from {peer}: CPU={cpu:.1}%, Memory={memory:.1}%, Status=online"
+        ),
+        Event::Offline { peer, .. } => format!("Peer {peer} is offline."),
+        Event::Online { peer, .. } => format!("Peer {peer} is back online."),
+        Event::Left { peer, .. } => format!("Peer {peer} left."),
+        Event::Flapping { peer, .. } => format!("Peer {peer} is flapping."),
+        Event::CutOff { peers } => {
+            format!("Lost contact with all {peers} peers; this node may be cut off.")
+        }
+        Event::Restored { peers, after } => format!(
+            "Contact restored with {peers} peers after {:.0} s.",
+            after.as_secs_f64()
+        ),
+    }
+}
+
+/// An event's name and fields, as in json event lines (without `ts`), for
+/// hooks. Statuses have one too, though hooks never get them.
+pub fn event_fields(event: &Event) -> (&'static str, Value) {
+    let mut fields = match event {
+        Event::Status {
+            peer,
+            name,
+            cpu,
+            memory,
+            ..
+        } => (
+            "status",
+            json!({ "peer": peer.to_string(), "name": name, "cpu": cpu, "memory": memory }),
+        ),
+        Event::Offline {
+            peer,
+            name,
+            reason,
+            last_seen,
+        } => (
+            "offline",
+            json!({
+                "peer": peer.to_string(),
+                "name": name,
+                "reason": reason,
+                "last_seen_s": last_seen.map(|d| round1(d.as_secs_f64())),
+            }),
+        ),
+        Event::Online { peer, name, away } => (
+            "online",
+            json!({ "peer": peer.to_string(), "name": name, "away_s": round1(away.as_secs_f64()) }),
+        ),
+        Event::Left { peer, name } => ("left", json!({ "peer": peer.to_string(), "name": name })),
+        Event::Flapping { peer, name, reason } => (
+            "flapping",
+            json!({ "peer": peer.to_string(), "name": name, "reason": reason }),
+        ),
+        Event::CutOff { peers } => ("cut_off", json!({ "peers": peers })),
+        Event::Restored { peers, after } => (
+            "restored",
+            json!({ "peers": peers, "away_s": round1(after.as_secs_f64()) }),
+        ),
+    };
+    if let Value::Object(map) = &mut fields.1 {
+        map.insert("event".into(), Value::String(fields.0.into()));
+        map.retain(|_, value| !value.is_null());
+    }
+    fields
 }
 
 fn round1(x: f64) -> f64 {

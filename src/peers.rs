@@ -243,6 +243,8 @@ pub struct Peer {
     changes: VecDeque<Instant>,
     /// Muted for flapping.
     pub flapping: bool,
+    /// State changes so far (online, offline, left), muted ones included.
+    pub changes_total: u64,
     /// Times it was reported flapping.
     pub flaps: u64,
     /// The state last announced on stdout (differs from `state` while muted).
@@ -272,6 +274,7 @@ impl Peer {
             offline_count: 0,
             changes: VecDeque::new(),
             flapping: false,
+            changes_total: 0,
             flaps: 0,
             announced: PeerState::Unknown,
         }
@@ -471,6 +474,7 @@ impl PeerTable {
         peer.closed_at = None;
         if peer.state != PeerState::Left {
             peer.state = PeerState::Left;
+            peer.changes_total += 1;
             peer.since = now;
             events.push(Event::Left {
                 peer: id,
@@ -711,6 +715,16 @@ impl PeerTable {
         }
     }
 
+    /// When the table started (the node's start).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The threshold T for a peer, by identity.
+    pub fn threshold_of(&self, id: &PeerId) -> Option<Duration> {
+        self.peers.get(id).map(|peer| self.threshold(peer))
+    }
+
     /// Peers that went offline `count` times so far: the sender gives a peer a
     /// fresh connection when this number changes.
     pub fn offline_count(&self, id: &PeerId) -> u64 {
@@ -771,6 +785,7 @@ fn go_offline(
     peer.state = PeerState::Offline;
     peer.since = now;
     peer.offline_count += 1;
+    peer.changes_total += 1;
     peer.outbound_up = false;
     peer.last_error = Some(reason.clone());
     let event = Event::Offline {
@@ -786,12 +801,14 @@ fn come_alive(peer: &mut Peer, now: Instant, rule: FlapRule, events: &mut Vec<Ev
     match peer.state {
         PeerState::Online => {}
         PeerState::Unknown => {
+            peer.changes_total += 1;
             peer.state = PeerState::Online;
             peer.announced = PeerState::Online;
             peer.since = now;
         }
         PeerState::Offline | PeerState::Left => {
             let away = now.duration_since(peer.since);
+            peer.changes_total += 1;
             peer.state = PeerState::Online;
             peer.since = now;
             peer.last_error = None;

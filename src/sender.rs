@@ -216,6 +216,7 @@ impl Sender {
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
         let sample = self.sampler.sample();
+        lock(&self.shared).own = Some(sample);
         let message = Message::Status {
             header: self.header(),
             cpu: sample.cpu,

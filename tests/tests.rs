@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
+mod observe;
 mod util;
 
 use std::io::{Read, Write};

@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +54,9 @@ impl Node {
         let mut args = vec!["--listen", ip, "--peers", &peers];
         if !extra.contains(&"--interval") {
             args.extend(["--interval", "1s"]);
+        }
+        if !extra.contains(&"--http") {
+            args.extend(["--http", "off"]);
         }
         args.extend_from_slice(extra);
         Node::start_in(netns, &args)
@@ -105,6 +109,10 @@ impl Node {
         let mut args = vec!["--listen", ip];
         if !extra.contains(&"--interval") {
             args.extend(["--interval", "1s"]);
+        }
+        // Parallel tests would fight over the default 127.0.0.1:5080.
+        if !extra.contains(&"--http") {
+            args.extend(["--http", "off"]);
         }
         if !peers.is_empty() {
             args.extend(["--peers", &peers]);
@@ -377,4 +385,29 @@ pub fn times_of(node: &Node, pred: impl Fn(&str) -> bool) -> Vec<Instant> {
         .filter(|(_, line)| pred(line))
         .map(|(at, _)| *at)
         .collect()
+}
+
+/// A plain HTTP/1.1 GET (or other method) on `addr`; returns (status code, body).
+pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let code = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }

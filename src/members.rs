@@ -1,0 +1,199 @@
+//! `p2pmon members`: the peer table of a running node, read from its
+//! `/status` and printed like `serf members` — one row per peer with its
+//! state (coloured on a terminal), last cpu and memory, when it was last
+//! heard and how long it has been in its state.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::Error;
+use crate::cli::MembersArgs;
+
+/// Time to connect to and hear from the node.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest /status answer read (1024 peers fit many times over).
+const MAX_ANSWER: u64 = 16 * 1024 * 1024;
+
+pub fn run(args: &MembersArgs) -> Result<(), Error> {
+    let body = fetch_status(&args.http)?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let status: Value = serde_json::from_str(&body)
+        .map_err(|e| Error::Runtime(format!("the node at {} sent bad JSON: {e}", args.http)))?;
+    print!("{}", table(&status, std::io::stdout().is_terminal()));
+    Ok(())
+}
+
+/// GET /status from `addr` (`IP:PORT`, `HOST:PORT` or `:PORT`).
+pub fn fetch_status(addr: &str) -> Result<String, Error> {
+    let target = if addr.starts_with(':') {
+        format!("127.0.0.1{addr}")
+    } else {
+        addr.to_string()
+    };
+    let no_answer = |why: String| {
+        Error::Runtime(format!(
+            "no p2pmon node answers at {addr}: {why} (is it running, with --http {addr}?)"
+        ))
+    };
+    let socket: SocketAddr = target
+        .to_socket_addrs()
+        .map_err(|e| Error::Usage(format!("invalid address {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Usage(format!("invalid address {addr:?}")))?;
+    let mut stream = TcpStream::connect_timeout(&socket, TIMEOUT)
+        .map_err(|e| no_answer(crate::node::describe_io_error(&e)))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+        .and_then(|()| {
+            stream.write_all(
+                format!("GET /status HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+        })
+        .map_err(|e| no_answer(crate::node::describe_io_error(&e)))?;
+    let mut answer = String::new();
+    stream
+        .take(MAX_ANSWER)
+        .read_to_string(&mut answer)
+        .map_err(|e| no_answer(crate::node::describe_io_error(&e)))?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| no_answer("not an HTTP answer".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        let line = head.lines().next().unwrap_or_default();
+        return Err(no_answer(format!("it answered {line:?}")));
+    }
+    Ok(body.to_string())
+}
+
+/// The members table for a /status document.
+pub fn table(status: &Value, colour: bool) -> String {
+    let mut rows = vec![[
+        "PEER".to_string(),
+        "NAME".to_string(),
+        "STATE".to_string(),
+        "CPU".to_string(),
+        "MEMORY".to_string(),
+        "LAST SEEN".to_string(),
+        "SINCE".to_string(),
+    ]];
+    let empty = Vec::new();
+    for peer in status["peers"].as_array().unwrap_or(&empty) {
+        let percent = |key: &str| {
+            peer[key]
+                .as_f64()
+                .map_or("-".to_string(), |v| format!("{v:.1}%"))
+        };
+        let state = peer["state"].as_str().unwrap_or("?").to_string();
+        let state = if peer["flapping"].as_bool() == Some(true) {
+            format!("{state} (flapping)")
+        } else {
+            state
+        };
+        rows.push([
+            peer["peer"].as_str().unwrap_or("?").to_string(),
+            peer["name"].as_str().unwrap_or("-").to_string(),
+            state,
+            percent("cpu"),
+            percent("memory"),
+            peer["last_seen_s"]
+                .as_f64()
+                .map_or("never".to_string(), |s| format!("{} ago", human(s))),
+            peer["since_s"].as_f64().map_or("-".to_string(), human),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            let padded = format!("{cell:<width$}", width = widths[column]);
+            let painted = if colour && column == 2 {
+                paint(cell, &padded)
+            } else {
+                padded
+            };
+            line.push_str(&painted);
+            if column < 6 {
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// ANSI colour by state (only on a terminal).
+fn paint(state: &str, padded: &str) -> String {
+    let code = if state.contains("flapping") {
+        "33"
+    } else if state.starts_with("online") {
+        "32"
+    } else if state.starts_with("offline") {
+        "31"
+    } else {
+        "2"
+    };
+    format!("\x1b[{code}m{padded}\x1b[0m")
+}
+
+/// Seconds as "4.2s", "3m10s", "2h05m".
+fn human(seconds: f64) -> String {
+    let whole = seconds.max(0.0) as u64;
+    if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else if whole < 3600 {
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else {
+        format!("{}h{:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_table_lines_up_and_colours_only_on_request() {
+        let status = json!({
+            "node": {"name": "a"},
+            "peers": [
+                {"peer": "10.0.0.2", "name": "b", "state": "online", "cpu": 3.2, "memory": 41.7,
+                 "last_seen_s": 0.4, "since_s": 125.0, "flapping": false},
+                {"peer": "10.0.0.3:5001", "name": null, "state": "offline", "cpu": null, "memory": null,
+                 "last_seen_s": null, "since_s": 7300.0, "flapping": true},
+            ]
+        });
+        let plain = table(&status, false);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("PEER"));
+        assert!(
+            lines[1].contains("10.0.0.2")
+                && lines[1].contains("3.2%")
+                && lines[1].contains("0.4s ago")
+        );
+        assert!(lines[1].contains("2m05s"));
+        assert!(
+            lines[2].contains("offline (flapping)")
+                && lines[2].contains("never")
+                && lines[2].contains("2h01m")
+        );
+        // Columns line up: the state column starts at the same offset.
+        let offset = |line: &str, word: &str| line.find(word);
+        assert_eq!(offset(lines[1], "online"), offset(lines[2], "offline"));
+        assert!(!plain.contains('\x1b'));
+        assert!(table(&status, true).contains("\x1b[32m"));
+    }
+}

@@ -1,0 +1,287 @@
+//! What the node knows, as the status API's JSON and as Prometheus metrics.
+//! Both are built from one consistent snapshot taken under the shared lock,
+//! use DESIGN.md's field names (`peer`, `name`, `state`, `cpu`, `memory`,
+//! `last_seen_s`, ...), and cost nothing until someone asks.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+use serde_json::{Value, json};
+use std::sync::atomic::AtomicU64;
+
+use crate::node::Shared;
+use crate::peers::{Peer, PeerState};
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Peers in a stable order (by address).
+fn sorted_peers(shared: &Shared) -> Vec<&Peer> {
+    let mut peers: Vec<&Peer> = shared.table.iter().collect();
+    peers.sort_by_key(|peer| peer.id);
+    peers
+}
+
+fn last_seen(peer: &Peer) -> Option<Instant> {
+    match (peer.last_status, peer.last_contact) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The JSON of `GET /status`.
+pub fn status_json(shared: &Shared, now: Instant) -> Value {
+    let age = |at: Instant| round1(now.duration_since(at).as_secs_f64());
+    let peers: Vec<Value> = sorted_peers(shared)
+        .into_iter()
+        .map(|peer| {
+            json!({
+                "peer": peer.id.to_string(),
+                "name": peer.name,
+                "state": peer.state.as_str(),
+                "since_s": age(peer.since),
+                "last_seen_s": last_seen(peer).map(age),
+                "cpu": peer.cpu,
+                "memory": peer.memory,
+                "reason": peer.last_error,
+                "flapping": peer.flapping,
+                "flaps": peer.flaps,
+                "changes": peer.changes_total,
+                "configured": peer.configured,
+                "legacy": peer.legacy,
+                "interval_s": peer.interval.as_secs_f64(),
+            })
+        })
+        .collect();
+    json!({
+        "node": {
+            "name": shared.name,
+            "listen": shared.listening,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": age(shared.table.started()),
+            "cpu": shared.own.map(|s| round1(s.cpu)),
+            "memory": shared.own.map(|s| round1(s.memory)),
+            "cut_off": shared.table.is_cut_off(),
+            "messages_received": shared.stats.received,
+            "messages_sent": shared.stats.sent,
+            "connections_open": shared.stats.open_connections,
+            "rejected": shared.stats.rejected,
+        },
+        "peers": peers,
+    })
+}
+
+/// The Prometheus text of `GET /metrics`.
+pub fn metrics_text(shared: &Shared, now: Instant) -> String {
+    let mut registry = Registry::with_prefix("p2pmon");
+    let unix = unix_now();
+
+    let info = Info::new(vec![(
+        "version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    )]);
+    registry.register("build", "Version of this p2pmon build", info);
+    let start = FloatGauge::default();
+    start.set(unix - now.duration_since(shared.table.started()).as_secs_f64());
+    registry.register_with_unit(
+        "process_start_time",
+        "Start time of the process since the unix epoch",
+        Unit::Seconds,
+        start,
+    );
+
+    let own_cpu = FloatGauge::default();
+    let own_memory = FloatGauge::default();
+    if let Some(sample) = shared.own {
+        own_cpu.set(sample.cpu / 100.0);
+        own_memory.set(sample.memory / 100.0);
+    }
+    registry.register("node_cpu_ratio", "CPU in use on this node, 0 to 1", own_cpu);
+    registry.register(
+        "node_memory_ratio",
+        "Memory in use on this node, 0 to 1",
+        own_memory,
+    );
+
+    let received = Counter::<u64>::default();
+    received.inc_by(shared.stats.received);
+    registry.register(
+        "messages_received",
+        "Valid messages received from peers",
+        received,
+    );
+    let sent = Counter::<u64>::default();
+    sent.inc_by(shared.stats.sent);
+    registry.register(
+        "messages_sent",
+        "Statuses handed to the kernel for peers",
+        sent,
+    );
+    let open = Gauge::<i64>::default();
+    open.set(shared.stats.open_connections as i64);
+    registry.register("connections_open", "Inbound connections open now", open);
+    let cut_off = Gauge::<i64>::default();
+    cut_off.set(i64::from(shared.table.is_cut_off()));
+    registry.register(
+        "cut_off",
+        "1 while this node has lost contact with all its peers",
+        cut_off,
+    );
+
+    let rejected = Family::<Labels, Counter<u64>>::default();
+    for (reason, count) in &shared.stats.rejected {
+        rejected
+            .get_or_create(&vec![("reason".to_string(), (*reason).to_string())])
+            .inc_by(*count);
+    }
+    registry.register(
+        "rejected",
+        "Messages and connections rejected, by reason",
+        rejected,
+    );
+    let dropped = Counter::<u64>::default();
+    dropped.inc_by(shared.output.dropped);
+    registry.register(
+        "output_lines_dropped",
+        "Event lines dropped because stdout did not keep up",
+        dropped,
+    );
+
+    let up = Family::<Labels, Gauge<i64>>::default();
+    let cpu = Family::<Labels, FloatGauge>::default();
+    let memory = Family::<Labels, FloatGauge>::default();
+    let seen = Family::<Labels, FloatGauge>::default();
+    let changes = Family::<Labels, Counter<u64>>::default();
+    let flapping = Family::<Labels, Gauge<i64>>::default();
+    // One label set per peer: cardinality is bounded by MAX_PEERS.
+    for peer in sorted_peers(shared) {
+        let labels = vec![
+            ("peer".to_string(), peer.id.to_string()),
+            ("name".to_string(), peer.name.clone().unwrap_or_default()),
+        ];
+        up.get_or_create(&labels)
+            .set(i64::from(peer.state == PeerState::Online));
+        if let Some(value) = peer.cpu {
+            cpu.get_or_create(&labels).set(value / 100.0);
+        }
+        if let Some(value) = peer.memory {
+            memory.get_or_create(&labels).set(value / 100.0);
+        }
+        if let Some(at) = last_seen(peer) {
+            seen.get_or_create(&labels)
+                .set(unix - now.duration_since(at).as_secs_f64());
+        }
+        changes.get_or_create(&labels).inc_by(peer.changes_total);
+        flapping
+            .get_or_create(&labels)
+            .set(i64::from(peer.flapping));
+    }
+    registry.register("peer_up", "1 if the peer is online, 0 otherwise", up);
+    registry.register(
+        "peer_cpu_ratio",
+        "CPU in use last reported by the peer, 0 to 1",
+        cpu,
+    );
+    registry.register(
+        "peer_memory_ratio",
+        "Memory in use last reported by the peer, 0 to 1",
+        memory,
+    );
+    registry.register_with_unit(
+        "peer_last_seen_timestamp",
+        "Last sign of life from the peer, since the unix epoch",
+        Unit::Seconds,
+        seen,
+    );
+    registry.register(
+        "peer_state_changes",
+        "State changes of the peer (online, offline, left)",
+        changes,
+    );
+    registry.register(
+        "peer_flapping",
+        "1 while the peer is muted for flapping",
+        flapping,
+    );
+
+    let mut text = String::new();
+    if encode(&mut text, &registry).is_err() {
+        text.clear();
+    }
+    text
+}
+
+/// Converts prometheus-client's OpenMetrics text to the classic Prometheus
+/// text format (0.0.4) that `promtool check metrics`, curl users and older
+/// scrapers expect: counter and info families are named like their samples
+/// (`x_total`, `x_info`, info becomes a gauge), `# UNIT` and `# EOF` go.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let mut renamed = std::collections::HashMap::new();
+    for line in openmetrics.lines() {
+        let mut words = line.split(' ');
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            match kind {
+                "counter" => renamed.insert(name.to_string(), (format!("{name}_total"), "counter")),
+                "info" => renamed.insert(name.to_string(), (format!("{name}_info"), "gauge")),
+                _ => None,
+            };
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let mut parts = line.splitn(4, ' ');
+        if let (Some("#"), Some(keyword @ ("HELP" | "TYPE")), Some(name), rest) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+            && let Some((new_name, kind)) = renamed.get(name)
+        {
+            let rest = if keyword == "TYPE" {
+                *kind
+            } else {
+                rest.unwrap_or("")
+            };
+            out.push_str(&format!("# {keyword} {new_name} {rest}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_becomes_classic_prometheus_text() {
+        let input = "# HELP p_build Version.\n# TYPE p_build info\np_build_info{version=\"1\"} 1\n\
+                     # HELP p_sent Sent.\n# TYPE p_sent counter\np_sent_total 4\n\
+                     # HELP p_t Time.\n# TYPE p_t gauge\n# UNIT p_t seconds\np_t 1.5\n# EOF\n";
+        assert_eq!(
+            prometheus_text(input),
+            "# HELP p_build_info Version.\n# TYPE p_build_info gauge\np_build_info{version=\"1\"} 1\n\
+             # HELP p_sent_total Sent.\n# TYPE p_sent_total counter\np_sent_total 4\n\
+             # HELP p_t Time.\n# TYPE p_t gauge\np_t 1.5\n"
+        );
+    }
+}
