@@ -105,7 +105,10 @@ fn three_keyed_nodes_see_each_other() {
     let dir = TempDir::new("keyed-cluster");
     let key_file = dir.file("key", &format!("{}\n", key(1)), 0o600);
     let ips = ["127.30.0.2", "127.30.0.3", "127.30.0.4"];
-    let keyed = ["--key-file", key_file.as_str()];
+    // A long silence threshold: on a loaded 2-core machine the last node may
+    // start more than 3 s after the first; a refusal would still show at once
+    // (as a rejection, and as a hard offline when it closes a connection).
+    let keyed = ["--key-file", key_file.as_str(), "--offline-after", "10s"];
     let nodes: Vec<Node> = ips.iter().map(|ip| Node::on(ip, &ips, &keyed)).collect();
     for (me, node) in nodes.iter().enumerate() {
         let others: Vec<&str> = ips.iter().copied().filter(|ip| *ip != ips[me]).collect();
@@ -309,7 +312,7 @@ fn rotating_the_key_across_a_running_cluster_with_sighup_loses_no_peer() {
     let nodes: Vec<Node> = ips
         .iter()
         .zip(&files)
-        .map(|(ip, file)| Node::on(ip, &ips, &["--key-file", file]))
+        .map(|(ip, file)| Node::on(ip, &ips, &["--key-file", file, "--offline-after", "10s"]))
         .collect();
     let all_hear_all = |nodes: &[Node]| {
         let marks: Vec<usize> = nodes.iter().map(|n| n.lines().len()).collect();
