@@ -29,6 +29,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Three nodes on 127.0.0.1, on free ports, printing the events of the first.
     Demo(DemoArgs),
+    /// Make a new random cluster key (32 bytes, base64) for --key-file.
+    Keygen(KeygenArgs),
     /// The peer table of a running node, like `serf members` (reads its /status).
     Members(MembersArgs),
     /// Simulated peers for benchmarks (loopback only).
@@ -98,6 +100,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub timestamps: bool,
 
+    /// Cluster key file (from `p2pmon keygen`, mode 0600): seal everything
+    /// sent, accept only sealed, fresh messages. Several lines: rotation.
+    #[arg(long, value_name = "FILE", env = "P2PMON_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// With --key-file, still accept plaintext peers (during a migration);
+    /// each one is logged.
+    #[arg(long)]
+    pub allow_plaintext: bool,
     /// Flap damping: more than this many state changes within --flap-window
     /// mark a peer as flapping [default: 5].
     #[arg(long, value_name = "N")]
@@ -145,6 +156,18 @@ pub struct DemoArgs {
     /// More logging on stderr.
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Options of `p2pmon keygen`.
+#[derive(Debug, Args, Clone)]
+pub struct KeygenArgs {
+    /// Write the key to FILE, mode 0600, instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Replace FILE if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// Event line format on stdout.

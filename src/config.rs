@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +70,10 @@ pub struct Config {
     pub format: Format,
     pub changes_only: bool,
     pub timestamps: bool,
+    /// The cluster key file: `None` sends and accepts plaintext.
+    pub key_file: Option<PathBuf>,
+    /// With a key, still accept plaintext peers (logged).
+    pub allow_plaintext: bool,
     pub flap: FlapRule,
     pub max_connections: usize,
     pub http: HttpSetting,
@@ -133,6 +137,8 @@ pub struct FileConfig {
     format: Option<Format>,
     changes_only: Option<bool>,
     timestamps: Option<bool>,
+    key_file: Option<PathBuf>,
+    allow_plaintext: Option<bool>,
     flap_changes: Option<usize>,
     flap_window: Option<FileDuration>,
     max_connections: Option<usize>,
@@ -373,6 +379,14 @@ impl Config {
             )));
         }
 
+        // The flag, else P2PMON_KEY_FILE (clap reads both into `key_file`), else the file.
+        let key_file = args.key_file.clone().or(file.key_file);
+        let allow_plaintext = args.allow_plaintext || file.allow_plaintext.unwrap_or(false);
+        if allow_plaintext && key_file.is_none() {
+            return Err(error(
+                "--allow-plaintext only makes sense with --key-file (without a key, everything is plaintext)",
+            ));
+        }
         let flap_changes = args
             .flap_changes
             .or(file.flap_changes)
@@ -417,6 +431,8 @@ impl Config {
             format: args.format.or(file.format).unwrap_or_default(),
             changes_only: args.changes_only || file.changes_only.unwrap_or(false),
             timestamps: args.timestamps || file.timestamps.unwrap_or(false),
+            key_file,
+            allow_plaintext,
             flap: FlapRule {
                 changes: flap_changes,
                 window: flap_window,
@@ -545,6 +561,8 @@ mod tests {
                 format: Format::Text,
                 changes_only: false,
                 timestamps: false,
+                key_file: None,
+                allow_plaintext: false,
                 flap: FlapRule::default(),
                 max_connections: 2048,
                 http: HttpSetting::Default(SocketAddr::from(([127, 0, 0, 1], 5080))),
@@ -645,6 +663,31 @@ mod tests {
         );
         assert_eq!(config.interval, Duration::from_secs(2));
         assert_eq!(config.name, "from-file");
+    }
+
+    #[test]
+    fn key_file_flag_wins_over_the_file_and_allow_plaintext_needs_a_key() {
+        let file = "key_file = \"/etc/p2pmon/key\"\nallow_plaintext = true\n";
+        let config = merge(RunArgs::default(), file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.key_file, Some(PathBuf::from("/etc/p2pmon/key")));
+        assert!(config.allow_plaintext);
+        let args = RunArgs {
+            key_file: Some(PathBuf::from("/run/other-key")),
+            ..RunArgs::default()
+        };
+        let config = merge(args, file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.key_file, Some(PathBuf::from("/run/other-key")));
+        // The example config's commented keys, uncommented, are valid.
+        let example = include_str!("../config.example.toml")
+            .replace("# key_file =", "key_file =")
+            .replace("# allow_plaintext =", "allow_plaintext =");
+        let config = merge(RunArgs::default(), &example).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.key_file, Some(PathBuf::from("/etc/p2pmon/key")));
+        let error = merge(RunArgs::default(), "allow_plaintext = true");
+        assert!(
+            matches!(&error, Err(e) if e.0.contains("--allow-plaintext only makes sense with --key-file")),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 format: args.format,
                 changes_only: false,
                 timestamps: false,
+                key_file: None,
+                allow_plaintext: false,
                 flap: FlapRule::default(),
                 max_connections: MAX_CONNECTIONS,
                 // The first node serves /status, so `p2pmon members` works on the demo.

@@ -13,6 +13,8 @@
 //!   loop and runs the timers;
 //! - [`wire`]: framing, encoding and strict decoding of protocol v1 and of the
 //!   Python original's messages;
+//! - [`seal`]: with a cluster key, sealed frames, the keyring (SIGHUP reloads
+//!   it) and the checks that a message is authentic, for us and fresh;
 //! - [`peers`]: the peer table and its state machine (online, offline, back
 //!   online, left), pure and tested with an injected clock;
 //! - [`output`]: the event lines on stdout, text or JSON;
@@ -38,6 +40,7 @@ pub mod node;
 pub mod output;
 pub mod peers;
 pub mod sample;
+pub mod seal;
 pub mod sender;
 pub mod shutdown;
 pub mod stats;
@@ -49,7 +52,7 @@ use std::fmt;
 use std::io::Write;
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::cli::{Cli, Command, RunArgs};
@@ -100,6 +103,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         None => run_node(&cli.run),
         Some(Command::Run(args)) => run_node(&args),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Keygen(args)) => seal::keygen(args.out.as_deref(), args.force),
         Some(Command::Members(args)) => members::run(&args),
         Some(Command::Loadgen(args)) => loadgen::run(&args),
     }
@@ -148,16 +152,22 @@ pub fn init_logging(verbose: u8, quiet: u8) {
 }
 
 /// SIGINT and SIGTERM, registered before any node starts so that an early
-/// Ctrl+C is never lost.
-fn signals() -> Result<Signals, Error> {
-    Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))
+/// Ctrl+C is never lost; and SIGHUP, which reloads the key file, when a node
+/// has one (without a key, SIGHUP keeps its default: stop).
+fn signals(keyed: bool) -> Result<Signals, Error> {
+    let mut wanted = vec![SIGINT, SIGTERM];
+    if keyed {
+        wanted.push(SIGHUP);
+    }
+    Signals::new(wanted).map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))
 }
 
 /// Starts nodes sharing one shutdown, waits for SIGINT or SIGTERM (or for a
-/// thread that failed to trigger the shutdown), stops and joins them.
+/// thread that failed to trigger the shutdown), stops and joins them. SIGHUP
+/// reloads the nodes' key files meanwhile.
 pub fn run_nodes(nodes: Vec<(Config, Output, Stdout)>) -> Result<(), Error> {
-    let mut signals = signals()?;
+    let keyed = nodes.iter().any(|(config, ..)| config.key_file.is_some());
+    let mut signals = signals(keyed)?;
     let shutdown = Shutdown::new();
     shutdown.close_on_trigger(signals.handle());
     let mut started = Vec::new();
@@ -172,8 +182,19 @@ pub fn run_nodes(nodes: Vec<(Config, Output, Stdout)>) -> Result<(), Error> {
         }
     }
     if result.is_ok() {
-        if let Some(signal) = signals.forever().next() {
+        if started.iter().any(|node| !node.is_sealed()) {
+            log::warn!(
+                "no --key-file: traffic is neither authenticated nor encrypted; anyone who can \
+                 reach the port can read the statuses and invent peers (see `p2pmon keygen`)"
+            );
+        }
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                started.iter().for_each(Node::reload_key);
+                continue;
+            }
             log::info!("received signal {signal}: leaving");
+            break;
         }
     }
     shutdown.trigger();

@@ -112,6 +112,22 @@ pub const MAX_OUTPUT_BUFFER: usize = 1024 * 1024;
 /// stuck writing to a stalled stdout must not keep the process alive).
 pub const JOIN_DEADLINE: Duration = Duration::from_millis(900);
 
+/// Largest plaintext sealed or opened: once encrypted (+40 bytes of nonce and
+/// tag), base64-encoded (x 4/3) and wrapped, it still fits in [`MAX_FRAME`].
+pub const MAX_SEALED_PLAINTEXT: usize = 48 * 1024;
+
+/// Keys a key file may hold (one seals, all open). Each sealed frame that no
+/// key opens costs one attempt per key, so the list stays short; rotation
+/// needs two.
+pub const MAX_KEYS: usize = 8;
+
+/// With a key, a sealed message from a new incarnation (boot) of a peer is
+/// accepted only if its `ts` is within this of the local clock, and a message
+/// of a known boot only if it arrives at most this late compared with the
+/// boot's earlier messages. Wide enough for hosts whose clocks drift between
+/// NTP syncs, narrow enough that recorded traffic is useless after half a minute.
+pub const FRESHNESS_WINDOW: Duration = Duration::from_secs(30);
+
 /// Default status endpoint: loopback only; exposing it is an explicit choice.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:5080";
 

@@ -15,7 +15,7 @@
 //! starved; identified peers' connections close only after 2 × T of silence.
 
 use std::io::{self, Read, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -28,6 +28,7 @@ use crate::limits::{
 };
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
+use crate::seal::{self, Gate};
 use crate::shutdown::Shutdown;
 use crate::wire::{self, FrameBuffer, Message};
 
@@ -50,6 +51,8 @@ enum Kind {
 #[derive(Debug)]
 struct ConnInfo {
     source: IpAddr,
+    /// Our end of it: a sealed frame must be addressed to exactly this.
+    local: Option<SocketAddr>,
     kind: Kind,
     peer: Option<PeerId>,
     /// The peer's announced interval, for the idle deadline.
@@ -92,6 +95,8 @@ pub struct Listener {
     default_interval: Duration,
     max_connections: usize,
     scratch: Vec<u8>,
+    /// Lets through only what the key (if any) allows; keeps per-peer freshness.
+    gate: Gate,
     /// accept() failed (out of file descriptors): retry on every tick, since
     /// the edge-triggered poll will not report the waiting connections again.
     accept_stalled: bool,
@@ -113,7 +118,11 @@ impl Listener {
         }
         let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE)?);
         shutdown.add_waker(waker.clone());
-        lock(&shared).writer_waker = Some(waker);
+        let keyring = {
+            let mut shared = lock(&shared);
+            shared.writer_waker = Some(waker);
+            shared.keyring.clone()
+        };
         Ok(Listener {
             poll,
             listeners,
@@ -127,6 +136,7 @@ impl Listener {
             default_interval: config.interval,
             max_connections: config.max_connections,
             scratch: vec![0; READ_CHUNK],
+            gate: Gate::new(keyring, config.allow_plaintext, Instant::now()),
             accept_stalled: false,
         })
     }
@@ -213,6 +223,7 @@ impl Listener {
                 continue;
             }
             set_keepalive(&stream);
+            let local = stream.local_addr().ok();
             let index = self.free.pop().unwrap_or_else(|| {
                 self.connections.push(None);
                 self.connections.len() - 1
@@ -231,6 +242,7 @@ impl Listener {
                 frames: FrameBuffer::default(),
                 info: ConnInfo {
                     source: source.ip().to_canonical(),
+                    local,
                     kind: Kind::Unknown,
                     peer: None,
                     interval: self.default_interval,
@@ -290,9 +302,10 @@ impl Listener {
                     connection.info.last_activity = now;
                     let mut shared = lock(&self.shared);
                     let info = &mut connection.info;
+                    let gate = &mut self.gate;
                     let mut reject_stream = false;
                     let result = connection.frames.push(&self.scratch[..n], |frame| {
-                        if !reject_stream && !handle_frame(info, &mut shared, frame, now) {
+                        if !reject_stream && !handle_frame(info, gate, &mut shared, frame, now) {
                             reject_stream = true;
                         }
                     });
@@ -304,7 +317,8 @@ impl Listener {
                     drop(shared);
                     // Greet a v1 sender once, after its first valid message:
                     // a Python sender never gets bytes it would not read (its
-                    // close would then reset the connection).
+                    // close would then reset the connection). Plaintext even
+                    // with a key: it carries nothing but "v1 here".
                     if connection.info.kind == Kind::V1 && !connection.info.greeted {
                         connection.info.greeted = true;
                         if let Err(e) = connection.stream.write(wire::HELLO) {
@@ -345,7 +359,7 @@ impl Listener {
         if let Closed::ByPeer(error) = &how {
             // The Python original sends its status without a newline and closes.
             if let Some(rest) = connection.frames.take_rest() {
-                handle_frame(info, &mut shared, &rest, now);
+                handle_frame(info, &mut self.gate, &mut shared, &rest, now);
             }
             if let Some(error) = error {
                 log::debug!(
@@ -411,8 +425,14 @@ impl Listener {
 
 /// Applies one frame. Returns false when the connection should be dropped: a
 /// stream that has not sent one valid frame and sends garbage is not a peer.
-fn handle_frame(info: &mut ConnInfo, shared: &mut Shared, frame: &[u8], now: Instant) -> bool {
-    let message = match wire::decode(frame) {
+fn handle_frame(
+    info: &mut ConnInfo,
+    gate: &mut Gate,
+    shared: &mut Shared,
+    frame: &[u8],
+    now: Instant,
+) -> bool {
+    let message = match gate.admit(frame, info.source, info.local, now, seal::unix_ms()) {
         Ok(message) => message,
         Err(e) => {
             shared.stats.reject(e.reason(), info.source, &e, now);

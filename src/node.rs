@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ use crate::listener::Listener;
 use crate::output::{Output, Stdout};
 use crate::peers::{Event, PeerTable};
 use crate::sample::Sample;
+use crate::seal::{Keyring, SharedKeyring};
 use crate::sender::Sender;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
@@ -41,6 +43,9 @@ pub struct Shared {
     pub fatal: Option<String>,
     /// Wakes the listener, which writes stdout, when the sender produced lines.
     pub writer_waker: Option<Arc<Waker>>,
+    /// The cluster keys, `None` without --key-file. Behind their own lock:
+    /// SIGHUP swaps them while the threads run; the threads clone this handle.
+    pub keyring: Option<SharedKeyring>,
     /// This node's display name and listening addresses (for /status).
     pub name: String,
     pub listening: Vec<String>,
@@ -139,6 +144,8 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
     /// The addresses actually listened on.
     pub listening: Vec<SocketAddr>,
+    /// Reloaded on SIGHUP.
+    key_file: Option<PathBuf>,
 }
 
 impl Node {
@@ -150,6 +157,24 @@ impl Node {
         stdout: Stdout,
         shutdown: &Shutdown,
     ) -> Result<Node, Error> {
+        // A bad key file is the user's to fix (exit 2), before anything prints.
+        let keyring = match &config.key_file {
+            Some(path) => {
+                let keyring = Keyring::load(path).map_err(|e| Error::Usage(e.0))?;
+                log::info!(
+                    "sealing with the first of {} key(s) in {}",
+                    keyring.len(),
+                    path.display()
+                );
+                if config.allow_plaintext {
+                    log::warn!(
+                        "--allow-plaintext: peers without the key are accepted, unauthenticated"
+                    );
+                }
+                Some(Arc::new(RwLock::new(keyring)))
+            }
+            None => None,
+        };
         let stdout = Arc::new(Mutex::new(stdout));
         output.started(&config.name);
         write_out(&mut output, &stdout);
@@ -189,6 +214,7 @@ impl Node {
             events: Vec::new(),
             fatal: None,
             writer_waker: None,
+            keyring,
             name: config.name.clone(),
             listening: listening.iter().map(SocketAddr::to_string).collect(),
             own: None,
@@ -227,7 +253,36 @@ impl Node {
             stdout,
             threads,
             listening,
+            key_file: config.key_file.clone(),
         })
+    }
+
+    /// Whether this node seals (has a key).
+    pub fn is_sealed(&self) -> bool {
+        self.key_file.is_some()
+    }
+
+    /// Reloads the key file (SIGHUP). A file that fails the checks is logged
+    /// and the keys in use are kept. Logs how many messages each old key
+    /// opened, so an operator sees when a retired key is no longer used.
+    pub fn reload_key(&self) {
+        let keyring = lock(&self.shared).keyring.clone();
+        let (Some(path), Some(keyring)) = (&self.key_file, keyring) else {
+            return;
+        };
+        match Keyring::load(path) {
+            Ok(new) => {
+                let mut current = keyring.write().unwrap_or_else(PoisonError::into_inner);
+                let usage = current.usage();
+                let count = new.len();
+                *current = new;
+                log::warn!(
+                    "reloaded key file {}: {count} key(s), the first seals; before the reload, {usage}",
+                    path.display()
+                );
+            }
+            Err(e) => log::error!("cannot reload the key file: {e}; keeping the keys in use"),
+        }
     }
 
     /// The state shared by the threads (for the demo and tests).

@@ -14,6 +14,9 @@
 //! greeting is a Python node and keeps getting one status per connection,
 //! then a close. So a Python listener never sees an idle connection or two
 //! frames in one `recv(1024)`.
+//!
+//! With a cluster key, each frame is sealed when it starts on the wire, for
+//! the address that link dialed (`to`), so it is useless at any other node.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -33,6 +36,7 @@ use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
 use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::sample::Sampler;
+use crate::seal::{self, SharedKeyring};
 use crate::shutdown::Shutdown;
 use crate::wire::{self, Header, Message};
 
@@ -55,6 +59,8 @@ enum Conn {
 #[derive(Debug)]
 struct Link {
     addr: PeerAddr,
+    /// The address the current connection dialed: the `to` of sealed frames.
+    dialed: Option<SocketAddr>,
     /// The resolved identity (after the first successful resolution).
     id: Option<PeerId>,
     /// The node's own address: never sent to.
@@ -88,6 +94,7 @@ impl Link {
     fn new(addr: PeerAddr, now: Instant) -> Link {
         Link {
             addr,
+            dialed: None,
             id: None,
             is_self: false,
             conn: Conn::Idle,
@@ -128,7 +135,14 @@ pub struct Sender {
     interval: Duration,
     connect_timeout: Duration,
     boot: u64,
+    /// When `boot` was taken: `ts` is boot + monotonic time since, so it
+    /// never jumps with this host's clock (peers judge lateness by it).
+    started: Instant,
     seq: u64,
+    /// The cluster keys; `None` sends plaintext.
+    keyring: Option<SharedKeyring>,
+    /// With a key, a peer found to be the Python original still gets plaintext.
+    allow_plaintext: bool,
 }
 
 impl Sender {
@@ -136,6 +150,7 @@ impl Sender {
         let poll = Poll::new()?;
         shutdown.add_waker(Arc::new(Waker::new(poll.registry(), WAKE)?));
         let now = Instant::now();
+        let keyring = lock(&shared).keyring.clone();
         Ok(Sender {
             poll,
             links: config
@@ -152,7 +167,10 @@ impl Sender {
             interval: config.interval,
             connect_timeout: CONNECT_TIMEOUT.min(config.interval.max(Duration::from_secs(1))),
             boot: unix_ms(),
+            started: now,
             seq: 0,
+            keyring,
+            allow_plaintext: config.allow_plaintext,
         })
     }
 
@@ -252,7 +270,7 @@ impl Sender {
             port: self.port,
             boot: self.boot,
             seq: self.seq,
-            ts: unix_ms(),
+            ts: self.boot + self.started.elapsed().as_millis() as u64,
             interval_ms: self.interval.as_millis() as u64,
         }
     }
@@ -309,6 +327,7 @@ impl Sender {
                 return;
             }
         };
+        self.links[index].dialed = Some(target);
         match self.open_socket(target) {
             Ok(mut stream) => {
                 let token = Token(index);
@@ -519,9 +538,12 @@ impl Sender {
                     // Not known to speak v1: one status per connection.
                     return;
                 }
-                match link.pending.take() {
+                let Some(frame) = link.pending.take() else {
+                    return;
+                };
+                match seal_for(self.keyring.as_ref(), self.allow_plaintext, link, frame) {
                     Some(frame) => link.writing = Some((frame, 0)),
-                    None => return,
+                    None => continue,
                 }
             }
             let Conn::Connected { stream } = &mut link.conn else {
@@ -674,6 +696,34 @@ impl Sender {
             self.reset(index);
         }
         lock(&self.shared).wake_writer();
+    }
+}
+
+/// The bytes to put on the wire for `frame`: sealed for the address the link
+/// dialed when there is a key (plaintext only to a Python peer, and only with
+/// --allow-plaintext). `None` drops the frame (it cannot be sealed).
+fn seal_for(
+    keyring: Option<&SharedKeyring>,
+    allow_plaintext: bool,
+    link: &Link,
+    frame: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let Some(keyring) = keyring else {
+        return Some(frame);
+    };
+    if link.legacy && allow_plaintext {
+        return Some(frame);
+    }
+    let Some(to) = link.dialed else {
+        log::debug!("{}: no dialed address to seal for", link.addr);
+        return None;
+    };
+    match seal::read(keyring).seal(&frame, to) {
+        Ok(sealed) => Some(sealed),
+        Err(e) => {
+            log::error!("{}: cannot seal a message: {e}", link.addr);
+            None
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub struct Node {
     child: Child,
     pub(crate) stdout: Arc<Mutex<Vec<(Instant, String)>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 pub fn binary() -> &'static str {
@@ -77,25 +77,7 @@ impl Node {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start p2pmon: {e}"));
         let stdout = collect(child.stdout.take().expect("piped stdout"));
-        let stderr_timed = collect(child.stderr.take().expect("piped stderr"));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let copy = stderr.clone();
-        // Keep stderr as plain strings (timing is only needed on stdout).
-        std::thread::spawn(move || {
-            let mut seen = 0;
-            loop {
-                std::thread::sleep(Duration::from_millis(20));
-                let lines = stderr_timed.lock().expect("lock");
-                let mut out = copy.lock().expect("lock");
-                for (_, line) in &lines[seen..] {
-                    out.push(line.clone());
-                }
-                seen = lines.len();
-                if Arc::strong_count(&copy) == 1 {
-                    break;
-                }
-            }
-        });
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
         Node {
             child,
             stdout,
@@ -136,7 +118,12 @@ impl Node {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("lock").join("\n")
+        let lines = self.stderr.lock().expect("lock");
+        lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Number of stdout lines equal to `line`.

@@ -1,0 +1,1173 @@
+//! Sealing: the cluster key, the sealed frame, and the checks that make a
+//! received message authentic, meant for this node and fresh (docs/PROTOCOL.md,
+//! "Security"). Without a key none of this runs and p2pmon speaks plaintext,
+//! as the Python original did.
+//!
+//! - [`Keyring`]: the keys of a key file (the first seals, all open), loaded
+//!   with the checks a user needs (owner-only mode, base64, 32 bytes).
+//! - [`Keyring::seal`] / [`Keyring::open`]: XChaCha20-Poly1305 with a random
+//!   24-byte nonce per message and the associated data `p2pmon-v1`; the
+//!   plaintext is the v1 message plus `to`, the address the sender dialed.
+//! - [`check_fresh`]: the pure replay and freshness rule, per peer.
+//! - [`Gate`]: what the listener calls for every frame; it holds the per-peer
+//!   freshness state and turns a frame into a [`Message`] or a [`Rejection`]
+//!   whose [`Rejection::reason`] is the counter label.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chacha20poly1305::aead::rand_core::RngCore;
+use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::Deserialize;
+
+use crate::limits::{FRESHNESS_WINDOW, MAX_KEYS, MAX_PEERS, MAX_SEALED_PLAINTEXT};
+use crate::peers::PeerId;
+use crate::wire::{self, DecodeError, Message};
+
+/// Bytes in a key.
+pub const KEY_LEN: usize = 32;
+/// Bytes of the random nonce that starts every sealed payload.
+const NONCE_LEN: usize = 24;
+/// Bytes of the Poly1305 tag that ends it.
+const TAG_LEN: usize = 16;
+/// Associated data of every seal: a frame of another protocol or version,
+/// even under the same key, never opens as this one.
+pub const ASSOCIATED_DATA: &[u8] = b"p2pmon-v1";
+
+/// A key file that cannot be used; the message says which and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError(pub String);
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// The keys of one key file. The first seals; every one is tried to open, so
+/// a cluster can move from one key to the next without downtime.
+pub struct Keyring {
+    ciphers: Vec<XChaCha20Poly1305>,
+    /// Messages opened with each key since the file was loaded: tells an
+    /// operator when an old key is no longer in use.
+    opened: Vec<AtomicU64>,
+}
+
+impl fmt::Debug for Keyring {
+    /// Never prints key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keyring({} keys)", self.ciphers.len())
+    }
+}
+
+/// The keyring as the sender, the listener and SIGHUP share it.
+pub type SharedKeyring = Arc<RwLock<Keyring>>;
+
+/// Reads a shared keyring, even if a thread panicked holding it (a keyring is
+/// replaced whole, never left half-written).
+pub fn read(keyring: &SharedKeyring) -> RwLockReadGuard<'_, Keyring> {
+    keyring.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Keyring {
+    /// Builds a keyring from raw keys (first seals).
+    pub fn new(keys: &[[u8; KEY_LEN]]) -> Keyring {
+        Keyring {
+            ciphers: keys
+                .iter()
+                .map(|key| XChaCha20Poly1305::new(key.into()))
+                .collect(),
+            opened: keys.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Reads a key file, refusing one that group or others may read or write.
+    pub fn load(path: &Path) -> Result<Keyring, KeyError> {
+        let shown = path.display();
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| KeyError(format!("cannot read key file {shown}: {e}")))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError(format!(
+                "key file {shown} is accessible to group or others (mode {mode:03o}); \
+                 make it private: chmod 600 {shown}"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KeyError(format!("cannot read key file {shown}: {e}")))?;
+        Keyring::parse(&text, &format!("key file {shown}"))
+    }
+
+    /// Parses a key file's text: one base64 key per line; blank lines and
+    /// lines starting with `#` are skipped. `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Keyring, KeyError> {
+        let mut keys = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = format!("{origin}, line {}", index + 1);
+            // The key itself never goes into a message.
+            let bytes = BASE64.decode(line).map_err(|_| {
+                KeyError(format!(
+                    "{at}: not valid base64; make a key with `p2pmon keygen`"
+                ))
+            })?;
+            let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+                KeyError(format!(
+                    "{at}: the key is {} bytes, it must be exactly {KEY_LEN}; \
+                     make one with `p2pmon keygen`",
+                    bytes.len()
+                ))
+            })?;
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(KeyError(format!(
+                "{origin} holds no key; make one with `p2pmon keygen`"
+            )));
+        }
+        if keys.len() > MAX_KEYS {
+            return Err(KeyError(format!(
+                "{origin} holds {} keys, at most {MAX_KEYS} are allowed",
+                keys.len()
+            )));
+        }
+        Ok(Keyring::new(&keys))
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.ciphers.len()
+    }
+
+    /// Always false: a keyring holds at least one key.
+    pub fn is_empty(&self) -> bool {
+        self.ciphers.is_empty()
+    }
+
+    /// Messages opened with each key since this keyring was loaded.
+    pub fn opened_counts(&self) -> Vec<u64> {
+        self.opened
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Seals `line`, one v1 message as [`wire::encode`] writes it, for the
+    /// peer dialed at `to`. Returns the frame, newline included.
+    pub fn seal(&self, line: &[u8], to: SocketAddr) -> Result<Vec<u8>, SealError> {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(line).map_err(|_| SealError::NotAMessage)?;
+        object.insert("to".into(), to.to_string().into());
+        let plaintext = serde_json::to_vec(&object).map_err(|_| SealError::NotAMessage)?;
+        if plaintext.len() > MAX_SEALED_PLAINTEXT {
+            return Err(SealError::TooLarge(plaintext.len()));
+        }
+        let cipher = self.ciphers.first().ok_or(SealError::NoKey)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(|e| SealError::Random(e.to_string()))?;
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: ASSOCIATED_DATA,
+                },
+            )
+            .map_err(|_| SealError::TooLarge(plaintext.len()))?;
+        let mut payload = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        payload.extend_from_slice(&nonce);
+        payload.extend_from_slice(&ciphertext);
+        let mut frame =
+            format!("{{\"v\":1,\"sealed\":\"{}\"}}", BASE64.encode(payload)).into_bytes();
+        frame.push(b'\n');
+        Ok(frame)
+    }
+
+    /// Opens the base64 payload of a sealed frame: the plaintext, and the
+    /// index of the key that opened it.
+    pub fn open(&self, sealed: &str) -> Result<(Vec<u8>, usize), Rejection> {
+        let payload = BASE64
+            .decode(sealed)
+            .map_err(|_| Rejection::BadSeal("payload is not valid base64"))?;
+        if payload.len() < NONCE_LEN + TAG_LEN {
+            return Err(Rejection::BadSeal("payload too short (truncated?)"));
+        }
+        if payload.len() - NONCE_LEN - TAG_LEN > MAX_SEALED_PLAINTEXT {
+            return Err(Rejection::Decode(DecodeError::TooLarge));
+        }
+        let (nonce, ciphertext) = payload.split_at(NONCE_LEN);
+        for (index, cipher) in self.ciphers.iter().enumerate() {
+            let opened = cipher.decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: ASSOCIATED_DATA,
+                },
+            );
+            if let Ok(plaintext) = opened {
+                if let Some(count) = self.opened.get(index) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok((plaintext, index));
+            }
+        }
+        Err(Rejection::BadSeal(
+            "no key opens it (another cluster's key, or altered on the way)",
+        ))
+    }
+
+    /// One line for the log: how many keys, and which opened what lately.
+    pub fn usage(&self) -> String {
+        let counts: Vec<String> = self
+            .opened_counts()
+            .iter()
+            .enumerate()
+            .map(|(index, count)| format!("key {}: {count}", index + 1))
+            .collect();
+        format!(
+            "messages opened per key since the last load: {}",
+            counts.join(", ")
+        )
+    }
+}
+
+/// Why a message could not be sealed (never input-triggered: a bug or a
+/// broken OS random source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealError {
+    NotAMessage,
+    TooLarge(usize),
+    NoKey,
+    Random(String),
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SealError::NotAMessage => write!(f, "not a JSON message"),
+            SealError::TooLarge(len) => write!(
+                f,
+                "message of {len} bytes exceeds the {MAX_SEALED_PLAINTEXT}-byte sealing limit"
+            ),
+            SealError::NoKey => write!(f, "no key"),
+            SealError::Random(e) => write!(f, "OS random source failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SealError {}
+
+/// Makes a new random key, base64-encoded (without newline).
+pub fn new_key() -> Result<String, SealError> {
+    let mut key = [0u8; KEY_LEN];
+    OsRng
+        .try_fill_bytes(&mut key)
+        .map_err(|e| SealError::Random(e.to_string()))?;
+    Ok(BASE64.encode(key))
+}
+
+/// `p2pmon keygen`: a new key to `out` (mode 0600, refusing to replace a file
+/// unless `force`) or to stdout.
+pub fn keygen(out: Option<&Path>, force: bool) -> Result<(), crate::Error> {
+    let key = new_key().map_err(|e| crate::Error::Runtime(format!("cannot make a key: {e}")))?;
+    let Some(path) = out else {
+        println!("{key}");
+        return Ok(());
+    };
+    let shown = path.display();
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            crate::Error::Runtime(format!(
+                "{shown} already exists; not replacing a key without --force"
+            ))
+        } else {
+            crate::Error::Runtime(format!("cannot write {shown}: {e}"))
+        }
+    })?;
+    // An existing file keeps its mode when truncated: make it private first.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| crate::Error::Runtime(format!("cannot chmod 600 {shown}: {e}")))?;
+    file.write_all(format!("{key}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| crate::Error::Runtime(format!("cannot write {shown}: {e}")))?;
+    eprintln!("wrote a new key to {shown} (mode 0600); copy it to every node of the cluster");
+    Ok(())
+}
+
+/// What the listener knows of a peer's latest incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The latest boot accepted.
+    pub boot: u64,
+    /// The highest seq accepted in it.
+    pub seq: u64,
+    /// The largest `ts` minus our monotonic clock (both ms) over the boot's
+    /// messages: a message whose own difference is much smaller arrived late.
+    pub offset_ms: i64,
+}
+
+/// Why a message is not fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// From an incarnation older than one already seen.
+    OlderBoot { boot: u64, latest: u64 },
+    /// Its seq is not above the highest seen in its boot.
+    SeqNotAbove { seq: u64, highest: u64 },
+    /// It arrived this many ms later than its boot's other messages say it should.
+    Late { by_ms: i64 },
+    /// A new incarnation whose `ts` is this far from our clock (ms, + = ahead).
+    ClockSkew { skew_ms: i64 },
+}
+
+/// The replay and freshness rule (docs/PROTOCOL.md, "Security"). `seen` is
+/// what was accepted from this peer so far; `wall_ms` our unix time and
+/// `mono_ms` our monotonic clock, both in ms. Returns the state to keep.
+///
+/// A new boot is judged by the wall clocks (ours and its `ts`), once; within
+/// a boot only seq and the monotonic clock count, so a step of our clock
+/// never turns live traffic into "stale".
+pub fn check_fresh(
+    seen: Option<&Seen>,
+    boot: u64,
+    seq: u64,
+    ts: u64,
+    wall_ms: u64,
+    mono_ms: u64,
+) -> Result<Seen, Stale> {
+    let window = FRESHNESS_WINDOW.as_millis() as i64;
+    let offset_ms = signed(ts) - signed(mono_ms);
+    match seen {
+        Some(seen) if boot < seen.boot => Err(Stale::OlderBoot {
+            boot,
+            latest: seen.boot,
+        }),
+        Some(seen) if boot == seen.boot => {
+            if seq <= seen.seq {
+                return Err(Stale::SeqNotAbove {
+                    seq,
+                    highest: seen.seq,
+                });
+            }
+            let late = seen.offset_ms - offset_ms;
+            if late > window {
+                return Err(Stale::Late { by_ms: late });
+            }
+            Ok(Seen {
+                boot,
+                seq,
+                offset_ms: seen.offset_ms.max(offset_ms),
+            })
+        }
+        _ => {
+            let skew_ms = signed(ts) - signed(wall_ms);
+            if skew_ms.abs() > window {
+                return Err(Stale::ClockSkew { skew_ms });
+            }
+            Ok(Seen {
+                boot,
+                seq,
+                offset_ms,
+            })
+        }
+    }
+}
+
+fn signed(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// Why the gate refused a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// Not a valid message (the plaintext path, or inside a seal).
+    Decode(DecodeError),
+    /// A valid plaintext message while a key is set.
+    PlaintextRefused,
+    /// Sealed, but no key opens it: wrong key, altered, truncated.
+    BadSeal(&'static str),
+    /// Sealed for another address than the one it arrived on.
+    WrongRecipient {
+        to: Option<String>,
+        local: Option<SocketAddr>,
+    },
+    /// Authentic but not fresh.
+    Stale(Stale),
+    /// Freshness state is kept for at most [`MAX_PEERS`] peers.
+    TableFull,
+}
+
+impl Rejection {
+    /// Stable label for counters and rate-limited logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Decode(e) => e.reason(),
+            Rejection::PlaintextRefused => "plaintext_refused",
+            Rejection::BadSeal(_) => "bad_seal",
+            Rejection::WrongRecipient { .. } => "wrong_recipient",
+            Rejection::Stale(Stale::ClockSkew { .. }) => "clock_skew",
+            Rejection::Stale(_) => "replay",
+            Rejection::TableFull => "table_full",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Decode(e) => write!(f, "{e}"),
+            Rejection::PlaintextRefused => write!(
+                f,
+                "plaintext message refused: this node has a key (a peer without the key, \
+                 or the Python original; --allow-plaintext admits them during a migration)"
+            ),
+            Rejection::BadSeal(why) => write!(f, "sealed frame does not open: {why}"),
+            Rejection::WrongRecipient { to, local } => {
+                let to = to.as_deref().unwrap_or("nobody");
+                match local {
+                    Some(local) => write!(f, "sealed for {to}, arrived at {local}"),
+                    None => write!(f, "sealed for {to}, arrived at an unknown address"),
+                }
+            }
+            Rejection::Stale(Stale::OlderBoot { boot, latest }) => write!(
+                f,
+                "replay: incarnation {boot} is older than the latest seen, {latest}"
+            ),
+            Rejection::Stale(Stale::SeqNotAbove { seq, highest }) => {
+                write!(f, "replay: seq {seq} is not above {highest}, already seen")
+            }
+            Rejection::Stale(Stale::Late { by_ms }) => write!(
+                f,
+                "replay: delivered {:.1} s late (more than {} s)",
+                *by_ms as f64 / 1000.0,
+                FRESHNESS_WINDOW.as_secs()
+            ),
+            Rejection::Stale(Stale::ClockSkew { skew_ms }) => write!(
+                f,
+                "clock skew {} s: the peer's clock is {} s {} ours, more than the {} s allowed; \
+                 fix the clocks (NTP)",
+                skew_ms / 1000,
+                skew_ms.abs() / 1000,
+                if *skew_ms > 0 { "ahead of" } else { "behind" },
+                FRESHNESS_WINDOW.as_secs()
+            ),
+            Rejection::TableFull => write!(f, "tracking {MAX_PEERS} peers already"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// The outer shape of a frame, to tell sealed from plaintext.
+#[derive(Deserialize)]
+struct Outer {
+    v: Option<u64>,
+    sealed: Option<serde::de::IgnoredAny>,
+}
+
+/// The payload of a sealed frame.
+#[derive(Deserialize)]
+struct SealedFrame {
+    sealed: String,
+}
+
+/// The recipient inside a sealed plaintext.
+#[derive(Deserialize)]
+struct Addressed {
+    to: Option<String>,
+}
+
+/// What every frame the listener reads goes through: with a key, only
+/// sealed, authentic, fresh messages meant for this node get past it.
+#[derive(Debug)]
+pub struct Gate {
+    keyring: Option<SharedKeyring>,
+    allow_plaintext: bool,
+    seen: HashMap<PeerId, Seen>,
+    /// Sources whose plaintext was admitted (logged once each).
+    plaintext_logged: HashSet<IpAddr>,
+    started: Instant,
+}
+
+impl Gate {
+    pub fn new(keyring: Option<SharedKeyring>, allow_plaintext: bool, started: Instant) -> Gate {
+        Gate {
+            keyring,
+            allow_plaintext,
+            seen: HashMap::new(),
+            plaintext_logged: HashSet::new(),
+            started,
+        }
+    }
+
+    /// Admits one frame (without its newline) that arrived from `source` on a
+    /// connection whose local address is `local`, or says why not. `now` is
+    /// the monotonic clock, `wall_ms` the unix time in ms.
+    pub fn admit(
+        &mut self,
+        frame: &[u8],
+        source: IpAddr,
+        local: Option<SocketAddr>,
+        now: Instant,
+        wall_ms: u64,
+    ) -> Result<Message, Rejection> {
+        let Some(keyring) = &self.keyring else {
+            return wire::decode(frame).map_err(Rejection::Decode);
+        };
+        if frame.len() > crate::limits::MAX_FRAME {
+            return Err(Rejection::Decode(DecodeError::TooLarge));
+        }
+        let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
+        let outer: Option<Outer> = serde_json::from_slice(frame).ok();
+        let Some(outer) = outer.filter(|outer| outer.sealed.is_some()) else {
+            return self.plaintext(frame, source);
+        };
+        match outer.v {
+            Some(1) => {}
+            Some(v) => return Err(Rejection::Decode(DecodeError::UnsupportedVersion(v))),
+            None => return Err(Rejection::Decode(DecodeError::MissingField("v"))),
+        }
+        let sealed: SealedFrame = serde_json::from_slice(frame)
+            .map_err(|_| Rejection::BadSeal("`sealed` is not a string"))?;
+        let (plaintext, _key) = read(keyring).open(&sealed.sealed)?;
+
+        let addressed: Addressed = serde_json::from_slice(&plaintext)
+            .map_err(|e| Rejection::Decode(DecodeError::BadField(e.to_string())))?;
+        let to = addressed
+            .to
+            .as_deref()
+            .and_then(|to| to.parse::<SocketAddr>().ok())
+            .map(|to| SocketAddr::new(to.ip().to_canonical(), to.port()));
+        let here = local.map(|local| SocketAddr::new(local.ip().to_canonical(), local.port()));
+        if to.is_none() || to != here {
+            return Err(Rejection::WrongRecipient {
+                to: addressed.to,
+                local,
+            });
+        }
+
+        let message = wire::decode(&plaintext).map_err(Rejection::Decode)?;
+        let header = match &message {
+            Message::Status { header, .. } | Message::Leave { header } => header,
+            Message::Legacy { .. } => {
+                return Err(Rejection::Decode(DecodeError::MissingField("v")));
+            }
+        };
+        // The identity: the connection's source IP and the authenticated port.
+        let peer = PeerId::new(source, header.port);
+        let known = self.seen.get(&peer);
+        if known.is_none() && self.seen.len() >= MAX_PEERS {
+            return Err(Rejection::TableFull);
+        }
+        let mono_ms = now.saturating_duration_since(self.started).as_millis() as u64;
+        let fresh = check_fresh(known, header.boot, header.seq, header.ts, wall_ms, mono_ms)
+            .map_err(Rejection::Stale)?;
+        self.seen.insert(peer, fresh);
+        Ok(message)
+    }
+
+    /// A frame that is not sealed, while a key is set.
+    fn plaintext(&mut self, frame: &[u8], source: IpAddr) -> Result<Message, Rejection> {
+        let message = wire::decode(frame).map_err(Rejection::Decode)?;
+        if !self.allow_plaintext {
+            return Err(Rejection::PlaintextRefused);
+        }
+        if self.plaintext_logged.len() >= MAX_PEERS {
+            self.plaintext_logged.clear();
+        }
+        if self.plaintext_logged.insert(source) {
+            log::warn!(
+                "accepted a plaintext message from {source} (--allow-plaintext): \
+                 it is neither authenticated nor encrypted"
+            );
+        }
+        Ok(message)
+    }
+}
+
+/// The unix time in ms.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Header;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn ring(keys: &[u8]) -> Keyring {
+        let keys: Vec<[u8; KEY_LEN]> = keys.iter().map(|k| [*k; KEY_LEN]).collect();
+        Keyring::new(&keys)
+    }
+
+    fn shared(keyring: Keyring) -> SharedKeyring {
+        Arc::new(RwLock::new(keyring))
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 1)))
+    }
+
+    fn status(boot: u64, seq: u64, ts: u64) -> Vec<u8> {
+        wire::encode(&Message::Status {
+            header: Header {
+                node: "b".into(),
+                port: 5000,
+                boot,
+                seq,
+                ts,
+                interval_ms: 1000,
+            },
+            cpu: 3.2,
+            memory: 41.7,
+        })
+    }
+
+    const HERE: &str = "127.0.0.2:5000";
+    const SOURCE: [u8; 4] = [127, 0, 0, 3];
+
+    fn gate(keyring: Keyring) -> (Gate, Instant) {
+        let started = Instant::now();
+        (Gate::new(Some(shared(keyring)), false, started), started)
+    }
+
+    /// Admits a frame sealed for HERE, sent at monotonic `at_ms` after start.
+    fn admit(
+        gate: &mut Gate,
+        started: Instant,
+        frame: &[u8],
+        at_ms: u64,
+    ) -> Result<Message, Rejection> {
+        let now = started + std::time::Duration::from_millis(at_ms);
+        let frame = frame.strip_suffix(b"\n").unwrap_or(frame);
+        gate.admit(
+            frame,
+            IpAddr::from(SOURCE),
+            Some(addr(HERE)),
+            now,
+            T0 + at_ms,
+        )
+    }
+
+    fn reason(result: Result<Message, Rejection>) -> &'static str {
+        match result {
+            Ok(message) => panic!("expected a rejection, got {message:?}"),
+            Err(e) => e.reason(),
+        }
+    }
+
+    #[test]
+    fn seal_then_open_round_trips() {
+        let keyring = ring(&[1]);
+        let line = status(T0, 0, T0);
+        let frame = keyring.seal(&line, addr(HERE));
+        let Ok(frame) = frame else {
+            panic!("seal failed: {frame:?}");
+        };
+        assert!(frame.starts_with(b"{\"v\":1,\"sealed\":\""));
+        assert_eq!(frame.last(), Some(&b'\n'));
+        assert!(
+            frame.len() < crate::limits::MAX_FIRST_FRAME,
+            "{}",
+            frame.len()
+        );
+        // The plaintext is not visible in the frame.
+        assert!(!frame.windows(6).any(|w| w == b"status"));
+        let (mut gate, started) = gate(keyring);
+        let opened = admit(&mut gate, started, &frame, 0);
+        let decoded = wire::decode(line.trim_ascii_end());
+        assert_eq!(opened.ok(), decoded.ok());
+        // Two seals of one message differ (random nonce).
+        let again = ring(&[1]).seal(&line, addr(HERE)).unwrap_or_default();
+        assert_ne!(again, frame);
+    }
+
+    #[test]
+    fn every_rejection_has_its_reason() {
+        let keyring = ring(&[1]);
+        let sealed = |line: &[u8], to: &str| keyring.seal(line, addr(to)).unwrap_or_default();
+        let good = sealed(&status(T0, 0, T0), HERE);
+        let (mut gate, started) = gate(ring(&[1]));
+
+        // Plaintext, v1 or the Python original's.
+        assert_eq!(
+            reason(admit(&mut gate, started, &status(T0, 0, T0), 0)),
+            "plaintext_refused"
+        );
+        assert_eq!(
+            reason(admit(&mut gate, started, br#"{"cpu":1,"memory":2}"#, 0)),
+            "plaintext_refused"
+        );
+        // Garbage keeps its own label.
+        assert_eq!(
+            reason(admit(&mut gate, started, b"hello", 0)),
+            "invalid_json"
+        );
+        // Another cluster's key.
+        let foreign = ring(&[2])
+            .seal(&status(T0, 0, T0), addr(HERE))
+            .unwrap_or_default();
+        assert_eq!(reason(admit(&mut gate, started, &foreign, 0)), "bad_seal");
+        // One flipped bit anywhere in the payload: nonce, ciphertext or tag.
+        let prefix = b"{\"v\":1,\"sealed\":\"".len();
+        for position in [prefix, prefix + 40, good.len() - 5] {
+            let mut tampered = good.clone();
+            tampered[position] = if tampered[position] == b'A' {
+                b'B'
+            } else {
+                b'A'
+            };
+            assert_eq!(
+                reason(admit(&mut gate, started, &tampered, 0)),
+                "bad_seal",
+                "at {position}"
+            );
+        }
+        // Truncated: shorter ciphertext, and shorter than nonce + tag.
+        let text = String::from_utf8_lossy(&good).into_owned();
+        let payload = text
+            .trim_end()
+            .trim_start_matches("{\"v\":1,\"sealed\":\"")
+            .trim_end_matches("\"}");
+        let bytes = BASE64.decode(payload).unwrap_or_default();
+        for keep in [bytes.len() - 1, NONCE_LEN + TAG_LEN - 1, 0] {
+            let frame = format!(
+                "{{\"v\":1,\"sealed\":\"{}\"}}",
+                BASE64.encode(&bytes[..keep])
+            );
+            assert_eq!(
+                reason(admit(&mut gate, started, frame.as_bytes(), 0)),
+                "bad_seal",
+                "{keep} bytes"
+            );
+        }
+        assert_eq!(
+            reason(admit(
+                &mut gate,
+                started,
+                br#"{"v":1,"sealed":"not base64!"}"#,
+                0
+            )),
+            "bad_seal"
+        );
+        assert_eq!(
+            reason(admit(&mut gate, started, br#"{"v":1,"sealed":42}"#, 0)),
+            "bad_seal"
+        );
+        assert_eq!(
+            reason(admit(&mut gate, started, br#"{"v":2,"sealed":"AAAA"}"#, 0)),
+            "unsupported_version"
+        );
+        // An oversized payload is refused before any decryption.
+        let huge = format!(
+            "{{\"v\":1,\"sealed\":\"{}\"}}",
+            BASE64.encode(vec![0u8; MAX_SEALED_PLAINTEXT + 100])
+        );
+        assert_eq!(
+            reason(admit(&mut gate, started, huge.as_bytes(), 0)),
+            "too_large"
+        );
+        // Sealed for another node, or for this IP on another port.
+        let elsewhere = sealed(&status(T0, 0, T0), "127.0.0.9:5000");
+        assert_eq!(
+            reason(admit(&mut gate, started, &elsewhere, 0)),
+            "wrong_recipient"
+        );
+        let other_port = sealed(&status(T0, 0, T0), "127.0.0.2:5001");
+        assert_eq!(
+            reason(admit(&mut gate, started, &other_port, 0)),
+            "wrong_recipient"
+        );
+        // A new boot whose clock is far from ours.
+        let skewed = sealed(&status(T0, 0, T0 + 3_600_000), HERE);
+        let skew = admit(&mut gate, started, &skewed, 0);
+        assert!(
+            matches!(&skew, Err(e) if e.to_string().starts_with("clock skew 3600 s")),
+            "{skew:?}"
+        );
+        assert_eq!(reason(skew), "clock_skew");
+        // Authentic and fresh, then the same frame again.
+        assert!(admit(&mut gate, started, &good, 0).is_ok());
+        assert_eq!(reason(admit(&mut gate, started, &good, 10)), "replay");
+    }
+
+    #[test]
+    fn a_seal_must_name_a_recipient() {
+        // Sealed by hand without `to`: authentic, but meant for nobody.
+        let keyring = ring(&[1]);
+        let cipher = XChaCha20Poly1305::new(&[1u8; KEY_LEN].into());
+        let nonce = [7u8; NONCE_LEN];
+        let plaintext = status(T0, 0, T0);
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.trim_ascii_end(),
+                    aad: ASSOCIATED_DATA,
+                },
+            )
+            .unwrap_or_default();
+        let frame = format!(
+            "{{\"v\":1,\"sealed\":\"{}\"}}",
+            BASE64.encode([&nonce[..], &ciphertext].concat())
+        );
+        let (mut gate, started) = gate(keyring);
+        assert_eq!(
+            reason(admit(&mut gate, started, frame.as_bytes(), 0)),
+            "wrong_recipient"
+        );
+        // The same plaintext under other associated data does not open.
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: b"{}",
+                    aad: b"p2pmon-v2",
+                },
+            )
+            .unwrap_or_default();
+        let frame = format!(
+            "{{\"v\":1,\"sealed\":\"{}\"}}",
+            BASE64.encode([&nonce[..], &ciphertext].concat())
+        );
+        assert_eq!(
+            reason(admit(&mut gate, started, frame.as_bytes(), 0)),
+            "bad_seal"
+        );
+    }
+
+    #[test]
+    fn replay_rules_at_their_edges() {
+        let window = FRESHNESS_WINDOW.as_millis() as u64;
+        let first = check_fresh(None, T0, 5, T0, T0, 0);
+        let Ok(seen) = first else {
+            panic!("{first:?}");
+        };
+        // Same boot: seq must grow.
+        assert_eq!(
+            check_fresh(Some(&seen), T0, 5, T0 + 1000, T0 + 1000, 1000),
+            Err(Stale::SeqNotAbove { seq: 5, highest: 5 })
+        );
+        assert_eq!(
+            check_fresh(Some(&seen), T0, 4, T0 + 1000, T0 + 1000, 1000),
+            Err(Stale::SeqNotAbove { seq: 4, highest: 5 })
+        );
+        assert!(check_fresh(Some(&seen), T0, 6, T0 + 1000, T0 + 1000, 1000).is_ok());
+        // An older boot is a replay, whatever its seq.
+        assert_eq!(
+            check_fresh(Some(&seen), T0 - 1, 99, T0, T0, 0),
+            Err(Stale::OlderBoot {
+                boot: T0 - 1,
+                latest: T0
+            })
+        );
+        // A new boot is judged by the clocks: just inside and just outside.
+        let new_boot = T0 + 50_000;
+        let now = T0 + 60_000;
+        for ts in [now - window, now + window] {
+            assert!(
+                check_fresh(Some(&seen), new_boot, 0, ts, now, 60_000).is_ok(),
+                "ts {ts}"
+            );
+        }
+        assert_eq!(
+            check_fresh(Some(&seen), new_boot, 0, now - window - 1, now, 60_000),
+            Err(Stale::ClockSkew {
+                skew_ms: -(window as i64) - 1
+            })
+        );
+        assert_eq!(
+            check_fresh(None, new_boot, 0, now + window + 1, now, 60_000),
+            Err(Stale::ClockSkew {
+                skew_ms: window as i64 + 1
+            })
+        );
+        // Within a boot, lateness: a message held back just inside and just
+        // outside the window (its ts says sent at 1 s; it arrives later).
+        assert!(check_fresh(Some(&seen), T0, 6, T0 + 1000, 0, 1000 + window).is_ok());
+        assert_eq!(
+            check_fresh(Some(&seen), T0, 6, T0 + 1000, 0, 1000 + window + 1),
+            Err(Stale::Late {
+                by_ms: window as i64 + 1
+            })
+        );
+    }
+
+    #[test]
+    fn our_clock_stepping_does_not_stale_a_known_boot() {
+        let Ok(seen) = check_fresh(None, T0, 0, T0, T0, 0) else {
+            panic!("first message refused");
+        };
+        // Our wall clock jumps a day either way: within a boot it is not used.
+        for wall in [T0 - 86_400_000, T0 + 86_400_000] {
+            assert!(check_fresh(Some(&seen), T0, 1, T0 + 1000, wall, 1000).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_replayed_stream_cannot_revive_a_peer() {
+        let keyring = ring(&[1]);
+        let frames: Vec<Vec<u8>> = (0..3)
+            .map(|seq| {
+                keyring
+                    .seal(&status(T0, seq, T0 + seq * 1000), addr(HERE))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let (mut gate, started) = gate(keyring);
+        for (seq, frame) in frames.iter().enumerate() {
+            assert!(admit(&mut gate, started, frame, seq as u64 * 1000).is_ok());
+        }
+        // Much later (the peer died), the whole recording again: all replays.
+        for frame in &frames {
+            assert_eq!(reason(admit(&mut gate, started, frame, 60_000)), "replay");
+        }
+    }
+
+    #[test]
+    fn a_frame_held_back_too_long_is_refused() {
+        let keyring = ring(&[1]);
+        let first = keyring
+            .seal(&status(T0, 0, T0), addr(HERE))
+            .unwrap_or_default();
+        let held = keyring
+            .seal(&status(T0, 1, T0 + 1000), addr(HERE))
+            .unwrap_or_default();
+        let (mut gate, started) = gate(keyring);
+        assert!(admit(&mut gate, started, &first, 0).is_ok());
+        let late = 1000 + FRESHNESS_WINDOW.as_millis() as u64 + 1;
+        assert_eq!(reason(admit(&mut gate, started, &held, late)), "replay");
+    }
+
+    #[test]
+    fn rotation_two_keys_the_first_seals_both_open() {
+        let old = ring(&[1]);
+        let new = ring(&[2]);
+        let both = ring(&[2, 1]);
+        let line = status(T0, 0, T0);
+        let by_old = old.seal(&line, addr(HERE)).unwrap_or_default();
+        let by_new = new.seal(&line, addr(HERE)).unwrap_or_default();
+        let by_both = both.seal(&line, addr(HERE)).unwrap_or_default();
+        let payload = |frame: &[u8]| -> String {
+            let text = String::from_utf8_lossy(frame).into_owned();
+            text.trim_end()
+                .trim_start_matches("{\"v\":1,\"sealed\":\"")
+                .trim_end_matches("\"}")
+                .to_string()
+        };
+        assert_eq!(both.open(&payload(&by_new)).map(|(_, key)| key), Ok(0));
+        assert_eq!(both.open(&payload(&by_old)).map(|(_, key)| key), Ok(1));
+        // The first key seals: a node holding only the new key opens it,
+        // one holding only the old key does not.
+        assert_eq!(new.open(&payload(&by_both)).map(|(_, key)| key), Ok(0));
+        assert!(old.open(&payload(&by_both)).is_err());
+        assert_eq!(both.opened_counts(), vec![1, 1]);
+        assert!(
+            both.usage().contains("key 1: 1, key 2: 1"),
+            "{}",
+            both.usage()
+        );
+    }
+
+    #[test]
+    fn without_a_key_frames_are_plain_v1() {
+        let mut gate = Gate::new(None, false, Instant::now());
+        let line = status(T0, 0, T0);
+        let source = IpAddr::from(SOURCE);
+        assert!(
+            gate.admit(line.trim_ascii_end(), source, None, Instant::now(), 0)
+                .is_ok()
+        );
+        let sealed = ring(&[1]).seal(&line, addr(HERE)).unwrap_or_default();
+        let refused = gate.admit(sealed.trim_ascii_end(), source, None, Instant::now(), 0);
+        assert_eq!(reason(refused), "sealed_without_key");
+    }
+
+    #[test]
+    fn allow_plaintext_admits_plaintext_but_still_checks_seals() {
+        let mut gate = Gate::new(Some(shared(ring(&[1]))), true, Instant::now());
+        let source = IpAddr::from(SOURCE);
+        let line = status(T0, 0, T0);
+        assert!(
+            gate.admit(line.trim_ascii_end(), source, None, Instant::now(), T0)
+                .is_ok()
+        );
+        assert!(
+            gate.admit(br#"{"cpu":1,"memory":2}"#, source, None, Instant::now(), T0)
+                .is_ok()
+        );
+        let foreign = ring(&[2]).seal(&line, addr(HERE)).unwrap_or_default();
+        let refused = gate.admit(
+            foreign.trim_ascii_end(),
+            source,
+            Some(addr(HERE)),
+            Instant::now(),
+            T0,
+        );
+        assert_eq!(reason(refused), "bad_seal");
+    }
+
+    /// A file in the temp directory, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str, mode: u32) -> TempFile {
+            let path =
+                std::env::temp_dir().join(format!("p2pmon-seal-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let written = std::fs::write(&path, text).and_then(|()| {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            });
+            assert!(written.is_ok(), "{written:?}");
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn load_error(file: &TempFile) -> String {
+        match Keyring::load(&file.0) {
+            Ok(keyring) => panic!("expected an error, got {keyring:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn key_files_are_checked() {
+        let key_a = BASE64.encode([1u8; KEY_LEN]);
+        let key_b = BASE64.encode([2u8; KEY_LEN]);
+        let good = TempFile::new(
+            "good",
+            &format!("# cluster key\n{key_a}\n\n{key_b}\n"),
+            0o600,
+        );
+        assert_eq!(Keyring::load(&good.0).map(|k| k.len()), Ok(2));
+        let owner_only = TempFile::new("readonly", &format!("{key_a}\n"), 0o400);
+        assert_eq!(Keyring::load(&owner_only.0).map(|k| k.len()), Ok(1));
+
+        for (name, mode) in [("group", 0o640), ("world", 0o604), ("groupwrite", 0o620)] {
+            let file = TempFile::new(name, &format!("{key_a}\n"), mode);
+            let error = load_error(&file);
+            let hint = format!("chmod 600 {}", file.0.display());
+            assert!(error.contains(&hint), "{error}");
+            assert!(error.contains(&format!("{mode:03o}")), "{error}");
+        }
+        let not_base64 = TempFile::new("b64", "not*base64\n", 0o600);
+        assert!(load_error(&not_base64).contains("line 1: not valid base64"));
+        let short = TempFile::new(
+            "short",
+            &format!("{key_a}\n{}\n", BASE64.encode([1u8; 16])),
+            0o600,
+        );
+        assert!(load_error(&short).contains("line 2: the key is 16 bytes, it must be exactly 32"));
+        let long = TempFile::new("long", &format!("{}\n", BASE64.encode([1u8; 33])), 0o600);
+        assert!(load_error(&long).contains("33 bytes"));
+        let unpadded = TempFile::new(
+            "unpadded",
+            &format!("{}\n", key_a.trim_end_matches('=')),
+            0o600,
+        );
+        assert!(load_error(&unpadded).contains("not valid base64"));
+        let empty = TempFile::new("empty", "\n# nothing\n", 0o600);
+        assert!(load_error(&empty).contains("holds no key"));
+        let many = TempFile::new("many", &format!("{key_a}\n").repeat(MAX_KEYS + 1), 0o600);
+        assert!(load_error(&many).contains("at most"));
+        let missing = std::env::temp_dir().join("p2pmon-seal-no-such-file");
+        assert!(Keyring::load(&missing).is_err());
+        // A key never appears in an error.
+        assert!(!load_error(&short).contains(&key_a));
+    }
+
+    #[test]
+    fn new_keys_are_random_and_valid() {
+        let (Ok(a), Ok(b)) = (new_key(), new_key()) else {
+            panic!("no OS randomness");
+        };
+        assert_ne!(a, b);
+        assert_eq!(BASE64.decode(&a).map(|k| k.len()), Ok(KEY_LEN));
+        assert!(Keyring::parse(&a, "test").is_ok());
+    }
+
+    /// Sizes and CPU cost of sealing; run by scripts/bench-seal.sh.
+    #[test]
+    #[ignore = "benchmark: cargo test --release --lib seal::tests::bench -- --ignored --nocapture"]
+    fn bench_seal_and_open() {
+        const ROUNDS: u32 = 20_000;
+        let keyring = ring(&[1]);
+        let line = status(T0, 123_456, T0 + 617_280_000);
+        let frame = keyring
+            .seal(&line, addr("192.168.100.101:5000"))
+            .unwrap_or_default();
+        println!("plaintext status frame: {} bytes", line.len());
+        println!("sealed status frame:    {} bytes", frame.len());
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            std::hint::black_box(keyring.seal(&line, addr("192.168.100.101:5000")).ok());
+        }
+        let seal = started.elapsed() / ROUNDS;
+        let payload = String::from_utf8_lossy(&frame)
+            .trim_end()
+            .trim_start_matches("{\"v\":1,\"sealed\":\"")
+            .trim_end_matches("\"}")
+            .to_string();
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            std::hint::black_box(keyring.open(&payload).ok());
+        }
+        let open = started.elapsed() / ROUNDS;
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            std::hint::black_box(wire::decode(line.trim_ascii_end()).ok());
+        }
+        let decode = started.elapsed() / ROUNDS;
+        let (mut gate, gate_started) = gate(ring(&[1]));
+        let frames: Vec<Vec<u8>> = (0..u64::from(ROUNDS))
+            .map(|seq| {
+                keyring
+                    .seal(&status(T0, seq, T0), addr(HERE))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let started = Instant::now();
+        for frame in &frames {
+            std::hint::black_box(admit(&mut gate, gate_started, frame, 0).ok());
+        }
+        let admit = started.elapsed() / ROUNDS;
+        println!("seal (JSON + to + encrypt + base64): {seal:?} per message");
+        println!("open (base64 + decrypt):             {open:?} per message");
+        println!("gate (open + to + decode + fresh):   {admit:?} per message");
+        println!("plaintext decode, for comparison:    {decode:?} per message");
+    }
+}
