@@ -85,7 +85,11 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// this window, so garbage cannot flood stderr; every one is still counted.
 pub const REJECT_LOG_WINDOW: Duration = Duration::from_secs(60);
 
-/// Entries kept for the reject-log rate limiter before it is reset (bounded memory).
+/// Rejection lines logged per window in all, whatever the number of sources
+/// (one summary line then tells how many were withheld).
+pub const MAX_REJECT_LOGS: usize = 50;
+
+/// Entries kept for the reject-log rate limiter (bounded memory).
 pub const REJECT_LOG_ENTRIES: usize = 4096;
 
 /// Largest interval a peer may announce (`interval_ms`), one hour: a bigger one

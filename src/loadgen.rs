@@ -20,6 +20,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::Error;
 use crate::config::parse_duration;
+use crate::seal::Keyring;
 use crate::wire::{self, FrameBuffer, HELLO, Header, Message};
 
 /// Options of `p2pmon loadgen`.
@@ -57,6 +58,9 @@ pub struct SendArgs {
     /// Send as fast as the node reads (maximum ingest), ignoring --interval.
     #[arg(long)]
     pub flood: bool,
+    /// Seal every frame with the first key of this file (as a keyed node does).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -125,6 +129,10 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
     }
     let interval = duration("--interval", &args.interval)?;
     let run_for = duration("--duration", &args.duration)?;
+    let keyring = match &args.key_file {
+        Some(path) => Some(Keyring::load(path).map_err(|e| Error::Usage(e.to_string()))?),
+        None => None,
+    };
     let boot = unix_ms();
     let mut peers = Vec::new();
     let mut failed = 0u32;
@@ -192,7 +200,14 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
                     memory: 42.0,
                 };
                 peer.seq += 1;
-                batch.extend_from_slice(&wire::encode(&message));
+                let line = wire::encode(&message);
+                match &keyring {
+                    Some(keyring) => match keyring.seal(&line, args.target) {
+                        Ok(sealed) => batch.extend_from_slice(&sealed),
+                        Err(e) => return Err(Error::Runtime(format!("cannot seal: {e}"))),
+                    },
+                    None => batch.extend_from_slice(&line),
+                }
             }
             match peer.stream.write(&batch) {
                 Ok(n) => {
