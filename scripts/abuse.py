@@ -305,7 +305,7 @@ class Bench:
         """Each malformed payload from its own address, `rounds` times; plus random binary."""
         rng = random.Random(4)
         addrs = sources(40, 250)
-        n, failed, kept_open = 0, 0, 0
+        n, failed, kept_open = 0, 0, []
         payloads = garbage_payloads()
         for r in range(rounds):
             for i, (name, data, close_after) in enumerate(payloads):
@@ -322,9 +322,9 @@ class Bench:
                                     break
                                 got += chunk
                             else:
-                                kept_open += 1
+                                kept_open.append(name)
                         except socket.timeout:
-                            kept_open += 1
+                            kept_open.append(name)
                         except OSError:
                             pass
                     s.close()
@@ -351,7 +351,48 @@ class Bench:
             except OSError:
                 failed += 1
         return (f"{n} garbage connections ({len(payloads)} kinds x {rounds} + 100 random binary + "
-                f"300 from one address), {failed} failed, {kept_open} not closed by the node within 2 s")
+                f"300 from one address), {failed} failed; not closed by the node within 2 s: "
+                f"{sorted(set(kept_open)) or 'none'} ({len(kept_open)})")
+
+    def log_limiter(self, distinct=4200, repeat=100):
+        """One bad frame from each of 4200 addresses (more than the limiter's
+        4096 entries), then again from the first 100: are the repeats logged?"""
+        addrs = sources(100, distinct)
+        failed = 0
+        err0 = self.err_size()
+        end = time.time() + 60
+        for source in addrs + addrs[:repeat]:
+            if time.time() > end:
+                break
+            try:
+                s = connect(source, self.target)
+                s.sendall(b"not json\n")
+                rst_close(s)
+            except OSError:
+                failed += 1
+        time.sleep(1)
+        _, _, _, per_source = reject_lines(self.err_path, err0, self.err_size())
+        twice = sum(1 for a in addrs[:repeat] if per_source.get(a, 0) > 1)
+        return (f"bad frame from {distinct} distinct addresses, then again from {repeat} of them "
+                f"within the 60 s window ({failed} failed); repeats logged a second time: "
+                f"{twice} of {repeat}")
+
+    def cap(self, count=2300, hold=4):
+        """More silent strangers than --max-connections (2048): the excess is
+        refused or evicts the oldest stranger, never the honest peer."""
+        socks, failed = [], 0
+        end = time.time() + 40
+        for source in sources(200, count):
+            if time.time() > end:
+                break
+            try:
+                socks.append(connect(source, self.target))
+            except OSError:
+                failed += 1
+        time.sleep(hold)
+        for s in socks:
+            rst_close(s)
+        return f"{len(socks)} silent connections held {hold} s ({failed} failed)"
 
     def endless(self, seconds=10, cap=200 * 1024 * 1024):
         """Bytes without a newline until the node closes (bounded in time and bytes)."""
@@ -416,12 +457,15 @@ def reject_lines(path, start, end):
         text = f.read(max(0, end - start)).decode(errors="replace")
     lines = [l for l in text.splitlines() if l.strip()]
     rejected = [l for l in lines if "rejected message" in l]
-    reasons = {}
+    reasons, per_source = {}, {}
     for l in rejected:
         m = re.search(r"\[(\w+);", l)
         if m:
             reasons[m.group(1)] = reasons.get(m.group(1), 0) + 1
-    return len(lines), len(rejected), reasons
+        m = re.search(r"rejected message from (\S+):", l)
+        if m:
+            per_source[m.group(1)] = per_source.get(m.group(1), 0) + 1
+    return len(lines), len(rejected), reasons, per_source
 
 
 def main():
@@ -437,14 +481,17 @@ def main():
 
     b = Bench(args)
     b.sampler.start()
-    time.sleep(args.baseline)
-    b.phase("baseline", lambda: f"idle {args.baseline:.0f} s, honest peer sending", settle=0)
+    time.sleep(2)
+    b.phase("baseline", lambda: time.sleep(args.baseline) or
+            f"idle {args.baseline:.0f} s, honest peer sending", settle=0)
     b.phase("a1 slowloris silent x1000", b.slowloris_silent)
     b.phase("a2 slowloris 1 B/s x200", b.slowloris_dribble)
     b.phase("b1 connect/close storm x5000", b.storm)
     b.phase("b2 half-open x500", b.half_open)
     b.phase("c1 garbage frames", b.garbage)
     b.phase("c2 endless line", b.endless)
+    b.phase("c3 log limiter x4300 sources", b.log_limiter)
+    b.phase("a3 connection cap x2300", b.cap)
     time.sleep(2)
     b.sampler.stop.set()
     b.sampler.join(timeout=2)
@@ -476,7 +523,7 @@ def report(b, args):
         fds_max = max((s[4] for s in during), default=0)
         gap = largest_gap(times, p["start"], p["end"])
         gap_rev = largest_gap(times_rev, p["start"], p["end"])
-        n_err, n_rej, reasons = reject_lines(b.err_path, p["err0"], p["err1"])
+        n_err, n_rej, reasons, _ = reject_lines(b.err_path, p["err0"], p["err1"])
         for k, v in reasons.items():
             all_reasons[k] = all_reasons.get(k, 0) + v
         row = {"phase": p["name"], "rss_before_kb": before[1] if before else None,
