@@ -27,21 +27,16 @@ cleanup() {
 trap cleanup EXIT
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
-inns() { ip netns exec "$ns" "$@"; }
-ulimit -n 65536
+# An array, not a function: a backgrounded function would make $! a subshell.
+inns=(ip netns exec "$ns")
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # the node raises its own; loadgen needs many too
 
 cpu_ns() { awk '{s += $1} END {print s}' /proc/"$1"/task/*/schedstat; }
 hwm_kib() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
 rss_kib() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
 threads() { awk '/Threads/ {print $2}' /proc/"$1"/status; }
-addr() { # addr BASE_THIRD_OCTET INDEX -> 127.0.X.Y spreading INDEX over /24s
-    local base=$1 i=$2
-    echo "127.0.$((base + i / 250)).$((1 + i % 250))"
-}
-peer_list() { # peer_list BASE N
-    local base=$1 n=$2 out=() i
-    for ((i = 0; i < n; i++)); do out+=("$(addr "$base" "$i")"); done
-    (IFS=,; echo "${out[*]}")
+peer_list() { # peer_list FIRST N -> FIRST, FIRST+1, ... (the addresses loadgen sink uses)
+    python3 -c "import ipaddress,sys; f=ipaddress.ip_address(sys.argv[1]); print(','.join(str(f+i) for i in range(int(sys.argv[2]))))" "$1" "$2"
 }
 
 echo "# p2pmon scale benchmark, $(date -u +%FT%TZ), $(nproc) cores, ${secs}s per run"
@@ -50,10 +45,10 @@ echo
 echo "## 1. ingest: one node, N peers each sending every 1 s"
 printf "%-6s %-10s %-10s %-12s %-12s %-8s\n" peers sent reported cpu%1core peakRSS threads
 for n in 100 1000; do
-    inns "$bin" --listen 127.0.0.1 --interval 1s --http off >"$work/ingest.out" 2>"$work/ingest.err" &
+    "${inns[@]}" "$bin" --listen 127.0.0.1 --interval 1s --http off >"$work/ingest.out" 2>"$work/ingest.err" &
     node=$!; pids+=("$node"); sleep 0.5
     c0=$(cpu_ns "$node"); t0=$(date +%s.%N)
-    inns "$bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.1.0.1 \
+    "${inns[@]}" "$bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.1.0.1 \
         --interval 1s --duration "${secs}s" >"$work/loadgen.txt" 2>/dev/null
     sleep 1
     c1=$(cpu_ns "$node"); t1=$(date +%s.%N)
@@ -68,13 +63,13 @@ done
 echo
 
 echo "## 2. fan-out: one node sends to 1,000 peers every 1 s, 100 black-holed"
-inns iptables -A INPUT -m iprange --dst-range 127.0.10.1-127.0.10.100 -j DROP
-inns iptables -A INPUT -m iprange --src-range 127.0.10.1-127.0.10.100 -j DROP
-inns "$bin" loadgen sink --listen 127.0.10.1 --peers 1000 --interval 1s --duration "$((secs + 5))s" \
+"${inns[@]}" iptables -A INPUT -m iprange --dst-range 127.0.10.1-127.0.10.100 -j DROP
+"${inns[@]}" iptables -A INPUT -m iprange --src-range 127.0.10.1-127.0.10.100 -j DROP
+"${inns[@]}" "$bin" loadgen sink --listen 127.0.10.1 --peers 1000 --interval 1s --duration "$((secs + 5))s" \
     --warmup 8s >"$work/sink.txt" 2>/dev/null &
 sink=$!; pids+=("$sink"); sleep 1
-peers=$(peer_list 10 1000)
-inns "$bin" --listen 127.0.0.1 --peers "$peers" --interval 1s --http off >/dev/null 2>"$work/fanout.err" &
+peers=$(peer_list 127.0.10.1 1000)
+"${inns[@]}" "$bin" --listen 127.0.0.1 --peers "$peers" --interval 1s --http off >/dev/null 2>"$work/fanout.err" &
 node=$!; pids+=("$node")
 c0=$(cpu_ns "$node")
 wait "$sink" || true
@@ -83,17 +78,17 @@ cat "$work/sink.txt"
 echo "node: cpu $(python3 -c "print(f'{($c1-$c0)/1e9/($secs+4)*100:.2f}')")% of one core, peak RSS $(hwm_kib "$node") KiB, $(threads "$node") threads"
 echo "(the 100 black-holed peers are the ones not heard; every heard peer must show no gap above 1.5 s)"
 kill "$node"; wait "$node" 2>/dev/null || true
-inns iptables -F INPUT
+"${inns[@]}" iptables -F INPUT
 echo
 
 echo "## 3. maximum ingest: 8 connections flooding one node, 10 s"
 for out in /dev/null "$work/flood.out"; do
-    inns "$bin" --listen 127.0.0.1 --interval 1s --http 127.0.0.1:5080 >"$out" 2>/dev/null &
+    "${inns[@]}" "$bin" --listen 127.0.0.1 --interval 1s --http 127.0.0.1:5080 >"$out" 2>/dev/null &
     node=$!; pids+=("$node"); sleep 0.5
     c0=$(cpu_ns "$node"); t0=$(date +%s.%N)
-    inns "$bin" loadgen send --target 127.0.0.1:5000 --peers 8 --source 127.2.0.1 --flood --duration 10s >/dev/null 2>&1
+    "${inns[@]}" "$bin" loadgen send --target 127.0.0.1:5000 --peers 8 --source 127.2.0.1 --flood --duration 10s >/dev/null 2>&1
     sleep 0.3
-    received=$(inns curl -s 127.0.0.1:5080/metrics | awk '/^p2pmon_messages_received_total/ {print $2}')
+    received=$("${inns[@]}" curl -s 127.0.0.1:5080/metrics | awk '/^p2pmon_messages_received_total/ {print $2}')
     c1=$(cpu_ns "$node"); t1=$(date +%s.%N)
     echo "stdout to $( [ "$out" = /dev/null ] && echo /dev/null || echo 'a file'): $(python3 -c "print(f'{$received/($t1-$t0):,.0f} statuses/s, node cpu {($c1-$c0)/1e9/($t1-$t0)*100:.0f}% of one core')")"
     kill "$node"; wait "$node" 2>/dev/null || true
@@ -105,11 +100,11 @@ echo "## 4. per-node cost of a full mesh: the node sends to N peers and hears fr
 printf "%-6s %-9s %-14s %-12s %-8s\n" peers interval cpu%1core RSS threads
 for interval in 1s 5s; do
     for n in 100 500 1000; do
-        inns "$bin" loadgen sink --listen 127.0.20.1 --peers "$n" --interval "$interval" --duration "$((secs + 10))s" >/dev/null 2>&1 &
+        "${inns[@]}" "$bin" loadgen sink --listen 127.0.20.1 --peers "$n" --interval "$interval" --duration "$((secs + 10))s" >/dev/null 2>&1 &
         sink=$!; pids+=("$sink"); sleep 0.5
-        inns "$bin" --listen 127.0.0.1 --peers "$(peer_list 20 "$n")" --interval "$interval" --http off >/dev/null 2>&1 &
+        "${inns[@]}" "$bin" --listen 127.0.0.1 --peers "$(peer_list 127.0.20.1 "$n")" --interval "$interval" --http off >/dev/null 2>&1 &
         node=$!; pids+=("$node"); sleep 0.5
-        inns "$bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.3.0.1 --interval "$interval" --duration "$((secs + 5))s" >/dev/null 2>&1 &
+        "${inns[@]}" "$bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.3.0.1 --interval "$interval" --duration "$((secs + 5))s" >/dev/null 2>&1 &
         gen=$!; pids+=("$gen")
         sleep 5
         c0=$(cpu_ns "$node")
