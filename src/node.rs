@@ -27,7 +27,7 @@ use crate::output::{Output, Stdout};
 use crate::peers::{Event, PeerTable};
 use crate::sample::Sample;
 use crate::seal::{Keyring, SharedKeyring};
-use crate::sender::Sender;
+use crate::sender::{LinkChange, Sender};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 
@@ -58,6 +58,10 @@ pub struct Shared {
     pub hooks_enabled: bool,
     /// Wakes the HTTP thread, which runs the hooks.
     pub hook_waker: Option<Arc<Waker>>,
+    /// Peers to add or remove, for the sender to apply.
+    pub link_changes: Vec<LinkChange>,
+    /// Wakes the sender to apply them.
+    pub sender_waker: Option<Arc<Waker>>,
 }
 
 impl Shared {
@@ -107,6 +111,16 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+
+    /// Asks the sender to start or stop sending to peers.
+    pub fn change_links(&mut self, changes: impl IntoIterator<Item = LinkChange>) {
+        self.link_changes.extend(changes);
+        if let Some(waker) = &self.sender_waker
+            && let Err(e) = waker.wake()
+        {
+            log::debug!("cannot wake the sender: {e}");
         }
     }
 
@@ -222,6 +236,8 @@ impl Node {
             hook_queue: VecDeque::new(),
             hooks_enabled: !config.on_event.is_empty(),
             hook_waker: None,
+            link_changes: Vec::new(),
+            sender_waker: None,
         }));
         let listener = Listener::new(listeners, shared.clone(), stdout.clone(), shutdown, config)
             .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;

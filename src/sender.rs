@@ -34,6 +34,7 @@ use crate::limits::{
 };
 use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
+use crate::limits::MAX_PEERS;
 use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::sample::Sampler;
 use crate::seal::{self, SharedKeyring};
@@ -41,6 +42,14 @@ use crate::shutdown::Shutdown;
 use crate::wire::{self, Header, Message};
 
 const WAKE: Token = Token(usize::MAX);
+
+/// A change to the set of peers we send to, asked for at run time by another
+/// thread (config reload, membership) through `Shared::change_links`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkChange {
+    Add(PeerAddr),
+    Remove(PeerAddr),
+}
 
 /// Where a link's connection stands.
 #[derive(Debug)]
@@ -88,6 +97,9 @@ struct Link {
     leave_done: bool,
     /// Last "does not read" warning, to log it once a minute at most.
     slow_warned: Option<Instant>,
+    /// Removed at run time (config reload, a forgotten member): never used
+    /// again; its slot (and token) is reused by the next peer added.
+    retired: bool,
 }
 
 impl Link {
@@ -109,6 +121,7 @@ impl Link {
             offline_count: 0,
             leave_done: false,
             slow_warned: None,
+            retired: false,
         }
     }
 
@@ -148,7 +161,9 @@ pub struct Sender {
 impl Sender {
     pub fn new(config: &Config, shared: SharedState, shutdown: &Shutdown) -> io::Result<Sender> {
         let poll = Poll::new()?;
-        shutdown.add_waker(Arc::new(Waker::new(poll.registry(), WAKE)?));
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        shutdown.add_waker(waker.clone());
+        lock(&shared).sender_waker = Some(waker);
         let now = Instant::now();
         let keyring = lock(&shared).keyring.clone();
         Ok(Sender {
@@ -180,6 +195,7 @@ impl Sender {
         let mut next_round = Instant::now();
         while !self.shutdown.is_triggered() {
             let now = Instant::now();
+            self.apply_link_changes(now);
             if now >= next_round {
                 self.round(now);
                 next_round += self.interval;
@@ -213,6 +229,43 @@ impl Sender {
         self.leave();
     }
 
+    /// Adds and removes peers asked for at run time (see [`LinkChange`]).
+    fn apply_link_changes(&mut self, now: Instant) {
+        let changes = std::mem::take(&mut lock(&self.shared).link_changes);
+        for change in changes {
+            match change {
+                LinkChange::Add(addr) => {
+                    let active = self.links.iter().filter(|l| !l.retired).count();
+                    if self.links.iter().any(|l| !l.retired && l.addr == addr) {
+                        continue;
+                    }
+                    if active >= MAX_PEERS {
+                        log::warn!("not adding {addr}: {MAX_PEERS} peers already");
+                        continue;
+                    }
+                    log::info!("now sending to {addr}");
+                    let mut link = Link::new(addr, now);
+                    // Send it the current status at the next round.
+                    link.next_attempt = now;
+                    match self.links.iter().position(|l| l.retired) {
+                        Some(slot) => self.links[slot] = link,
+                        None => self.links.push(link),
+                    }
+                }
+                LinkChange::Remove(addr) => {
+                    let Some(index) = self.links.iter().position(|l| !l.retired && l.addr == addr)
+                    else {
+                        continue;
+                    };
+                    log::info!("no longer sending to {addr}");
+                    self.reset(index);
+                    self.links[index].retired = true;
+                    self.links[index].pending = None;
+                }
+            }
+        }
+    }
+
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
         let sample = self.sampler.sample();
@@ -227,7 +280,7 @@ impl Sender {
         debug_assert!(frame.len() < MAX_FIRST_FRAME);
         for index in 0..self.links.len() {
             let link = &mut self.links[index];
-            if link.is_self {
+            if link.is_self || link.retired {
                 continue;
             }
             let stuck = link.writing.is_some() && matches!(link.conn, Conn::Connected { .. });
@@ -279,7 +332,7 @@ impl Sender {
     /// writes what can be written.
     fn drive(&mut self, index: usize, now: Instant) {
         let link = &mut self.links[index];
-        if link.is_self {
+        if link.is_self || link.retired {
             return;
         }
         match &link.conn {
@@ -307,7 +360,9 @@ impl Sender {
         let mut wake_at = next_round;
         for link in &self.links {
             match &link.conn {
-                Conn::Idle if (link.pending.is_some() || link.probe) && !link.is_self => {
+                Conn::Idle
+                    if (link.pending.is_some() || link.probe) && !link.is_self && !link.retired =>
+                {
                     wake_at = wake_at.min(link.next_attempt);
                 }
                 Conn::Connecting { deadline, .. } => wake_at = wake_at.min(*deadline),
