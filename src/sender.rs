@@ -28,13 +28,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
+use crate::limits::MAX_PEERS;
 use crate::limits::{
     BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
     TCP_USER_TIMEOUT,
 };
 use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
-use crate::limits::MAX_PEERS;
 use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::sample::Sampler;
 use crate::seal::{self, SharedKeyring};
