@@ -33,6 +33,8 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// The peer table of a running node, like `serf members` (reads its /status).
     Members(MembersArgs),
+    /// A live, full-screen peer table of a running node (reads its /status every second).
+    Top(TopArgs),
     /// Simulated peers for benchmarks (loopback only).
     #[command(hide = true)]
     Loadgen(crate::loadgen::LoadgenArgs),
@@ -48,6 +50,23 @@ pub struct MembersArgs {
     /// Print the node's /status JSON as is.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `p2pmon top`.
+#[derive(Debug, Args, Clone)]
+pub struct TopArgs {
+    /// The node's status endpoint.
+    #[arg(long, value_name = "ADDR", default_value = crate::limits::DEFAULT_HTTP)]
+    pub http: String,
+
+    /// Column to sort by (s, the arrows or 1-6 change it on screen).
+    #[arg(long, value_enum, default_value = "peer")]
+    pub sort: crate::top::SortKey,
+
+    /// Print the table N times, once a second, as plain text (even on a
+    /// terminal), then exit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
 }
 
 /// How to run one node.

@@ -22,6 +22,7 @@
 //! - [`http`] and [`status`]: the status endpoint (/metrics, /status,
 //!   /healthz) on a third thread, which also runs the event [`hooks`];
 //! - [`members`]: `p2pmon members`, the peer table of a running node;
+//! - [`top`]: `p2pmon top`, the same table live and full-screen;
 //! - [`loadgen`]: simulated peers for the benchmarks (hidden subcommand);
 //! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
 //! - [`demo`]: three nodes in one process for a first look;
@@ -45,6 +46,7 @@ pub mod sender;
 pub mod shutdown;
 pub mod stats;
 pub mod status;
+pub mod top;
 pub mod wire;
 
 use std::ffi::OsString;
@@ -105,6 +107,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Keygen(args)) => seal::keygen(args.out.as_deref(), args.force),
         Some(Command::Members(args)) => members::run(&args),
+        Some(Command::Top(args)) => top::run(&args),
         Some(Command::Loadgen(args)) => loadgen::run(&args),
     }
 }

@@ -148,7 +148,7 @@ fn paint(state: &str, padded: &str) -> String {
 }
 
 /// Seconds as "4.2s", "3m10s", "2h05m".
-fn human(seconds: f64) -> String {
+pub(crate) fn human(seconds: f64) -> String {
     let whole = seconds.max(0.0) as u64;
     if seconds < 60.0 {
         format!("{seconds:.1}s")
