@@ -151,15 +151,16 @@ mod screen {
             ),
         );
 
-        let screen = tmux.wait_for("both peers online", |screen| {
-            row_state(screen, ips[1]).as_deref() == Some("online")
-                && row_state(screen, ips[2]).as_deref() == Some("online")
+        // A peer can be online (its port took our connection) before its
+        // first status: wait for the names, which only statuses carry.
+        let reported = |screen: &str, peer: &str, name: &str| {
+            row_state(screen, peer).as_deref() == Some("online")
+                && row(screen, peer).is_some_and(|line| line.contains(name))
+        };
+        let screen = tmux.wait_for("both peers online with their statuses", |screen| {
+            reported(screen, ips[1], "bravo") && reported(screen, ips[2], "charlie")
         });
         assert!(screen.contains("p2pmon top"), "{screen}");
-        assert!(
-            screen.contains("bravo") && screen.contains("charlie"),
-            "{screen}"
-        );
         assert!(screen.contains("LAST SEEN"), "{screen}");
         // The rows carry the numbers and the bars: "12.3% ██▍".
         let bravo = row(&screen, ips[1]).unwrap_or_default();
