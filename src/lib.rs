@@ -20,7 +20,8 @@
 //! - [`output`]: the event lines on stdout, text or JSON;
 //! - [`stats`]: counters and the rate limit on rejection logs;
 //! - [`http`] and [`status`]: the status endpoint (/metrics, /status,
-//!   /healthz) on a third thread, which also runs the event [`hooks`];
+//!   /healthz, and the web dashboard at / with its /history, kept by
+//!   [`history`]) on a third thread, which also runs the event [`hooks`];
 //! - [`members`]: `p2pmon members`, the peer table of a running node;
 //! - [`loadgen`]: simulated peers for the benchmarks (hidden subcommand);
 //! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
@@ -30,6 +31,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod hooks;
 pub mod http;
 pub mod limits;

@@ -152,3 +152,14 @@ pub const MAX_HOOKS_RUNNING: usize = 8;
 
 /// A hook still running after this is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The dashboard's charts cover this much time (`GET /history`).
+pub const HISTORY_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// At most one history point per peer per step: statuses arriving faster are
+/// merged, so the history's memory does not depend on anyone's interval.
+pub const HISTORY_STEP: Duration = Duration::from_secs(5);
+
+/// Points in each peer's history ring (180: the window at one point a step).
+/// With 16-byte points, at most `MAX_PEERS` + 1 rings take about 3 MiB.
+pub const HISTORY_POINTS: usize = (HISTORY_WINDOW.as_secs() / HISTORY_STEP.as_secs()) as usize;

@@ -19,12 +19,13 @@ use socket2::{Domain, Socket, Type};
 use crate::Error;
 use crate::config::Config;
 use crate::config::HttpSetting;
+use crate::history::{self, History};
 use crate::hooks::Hooks;
 use crate::http::HttpServer;
 use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
 use crate::listener::Listener;
 use crate::output::{Output, Stdout};
-use crate::peers::{Event, PeerTable};
+use crate::peers::{Event, PeerState, PeerTable};
 use crate::sample::Sample;
 use crate::seal::{Keyring, SharedKeyring};
 use crate::sender::{LinkChange, Sender};
@@ -62,12 +63,19 @@ pub struct Shared {
     pub link_changes: Vec<LinkChange>,
     /// Wakes the sender to apply them.
     pub sender_waker: Option<Arc<Waker>>,
+    /// The last 15 minutes of every peer and of this node (GET /history).
+    pub history: History,
 }
 
 impl Shared {
     /// Logs the reasons and prints the lines of the pending events.
     pub fn publish(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let at = history::unix_seconds();
         for event in self.events.drain(..) {
+            record_history(&mut self.history, &self.table, &event, at);
             match &event {
                 Event::Offline {
                     peer,
@@ -114,6 +122,13 @@ impl Shared {
         }
     }
 
+    /// Keeps the sender's latest sample of this node, and its history.
+    pub fn set_own(&mut self, sample: Sample) {
+        self.own = Some(sample);
+        self.history
+            .record_own(history::unix_seconds(), sample.cpu, sample.memory);
+    }
+
     /// Asks the sender to start or stop sending to peers.
     pub fn change_links(&mut self, changes: impl IntoIterator<Item = LinkChange>) {
         self.link_changes.extend(changes);
@@ -133,6 +148,24 @@ impl Shared {
         {
             log::debug!("cannot wake the listener: {e}");
         }
+    }
+}
+
+/// Adds a status or a state change to the peer's history; the state of a
+/// status is the table's (a flapping peer's changes print nothing, but its
+/// state in the table is current).
+fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u64) {
+    let known = |id: &_| table.get(id).is_some();
+    let state_of = |id| table.get(id).map_or(PeerState::Online, |peer| peer.state);
+    match event {
+        Event::Status {
+            peer, cpu, memory, ..
+        } => history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known),
+        Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
+        Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
+        Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
+        Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
+        Event::CutOff { .. } | Event::Restored { .. } => {}
     }
 }
 
@@ -238,6 +271,7 @@ impl Node {
             hook_waker: None,
             link_changes: Vec::new(),
             sender_waker: None,
+            history: History::default(),
         }));
         let listener = Listener::new(listeners, shared.clone(), stdout.clone(), shutdown, config)
             .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;

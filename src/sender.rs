@@ -28,13 +28,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
+use crate::limits::MAX_PEERS;
 use crate::limits::{
     BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
     TCP_USER_TIMEOUT,
 };
 use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
-use crate::limits::MAX_PEERS;
 use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::sample::Sampler;
 use crate::seal::{self, SharedKeyring};
@@ -269,7 +269,7 @@ impl Sender {
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
         let sample = self.sampler.sample();
-        lock(&self.shared).own = Some(sample);
+        lock(&self.shared).set_own(sample);
         let message = Message::Status {
             header: self.header(),
             cpu: sample.cpu,
