@@ -153,6 +153,11 @@ impl History {
         self.peers.insert(peer, ring);
     }
 
+    /// Drops a peer's ring (the table forgot it).
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+
     /// Records this node's own sample.
     pub fn record_own(&mut self, at: u64, cpu: f64, memory: f64) {
         self.own
@@ -279,6 +284,8 @@ mod tests {
         assert!(history.peer(&newcomer).is_some());
         assert!(history.peer(&gone).is_none());
         assert_eq!(history.peers().count(), MAX_PEERS);
+        history.forget(&newcomer);
+        assert!(history.peer(&newcomer).is_none());
     }
 
     #[test]

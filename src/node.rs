@@ -18,7 +18,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::Error;
 use crate::config::Config;
-use crate::config::HttpSetting;
+use crate::config::{Host, HttpSetting, PeerAddr};
 use crate::history::{self, History};
 use crate::hooks::Hooks;
 use crate::http::HttpServer;
@@ -68,8 +68,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Logs the reasons and prints the lines of the pending events.
+    /// Logs the reasons and prints the lines of the pending events, and
+    /// stops sending to members dropped from the table.
     pub fn publish(&mut self) {
+        let removed = self.table.take_removed();
+        if !removed.is_empty() {
+            self.change_links(removed.into_iter().map(|id| {
+                LinkChange::Remove(PeerAddr {
+                    host: Host::Ip(id.0.ip()),
+                    port: id.0.port(),
+                })
+            }));
+        }
         if self.events.is_empty() {
             return;
         }
@@ -93,6 +103,11 @@ impl Shared {
                     log::info!("peer {peer} back online after {:.1} s", away.as_secs_f64());
                 }
                 Event::Left { peer, .. } => log::info!("peer {peer} left"),
+                Event::Forgotten { peer, .. } => {
+                    log::info!(
+                        "peer {peer} forgotten: a learned member offline for longer than --forget-after"
+                    );
+                }
                 Event::Flapping { peer, reason, .. } => {
                     log::warn!("peer {peer} is flapping: {reason}");
                 }
@@ -165,6 +180,7 @@ fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u
         Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
         Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
         Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
+        Event::Forgotten { peer, .. } => history.forget(peer),
         Event::CutOff { .. } | Event::Restored { .. } => {}
     }
 }
@@ -255,7 +271,8 @@ impl Node {
         let started = Instant::now();
         let shared = Arc::new(Mutex::new(Shared {
             table: PeerTable::new(started, config.offline_after, config.interval)
-                .with_flap_rule(config.flap),
+                .with_flap_rule(config.flap)
+                .with_forget_after(config.forget_after),
             output,
             stats: Stats::default(),
             events: Vec::new(),
