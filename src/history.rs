@@ -289,6 +289,12 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_is_about_3_kib() {
+        assert!(std::mem::size_of::<Option<Point>>() <= 16);
+        assert_eq!(HISTORY_POINTS, 180);
+    }
+
+    #[test]
     fn this_node_has_its_own_ring() {
         let mut history = History::default();
         assert!(history.own().is_none());
