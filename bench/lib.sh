@@ -29,11 +29,12 @@ ensure_psutil() {
     PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 }
 
-# P2PMON: the release binary of this checkout (built if absent) unless set.
+# P2PMON: the release binary of this checkout, rebuilt if stale (a no-op when
+# up to date: measuring an old binary once hid a fix), unless set.
 ensure_p2pmon() {
-    P2PMON=${P2PMON:-$ROOT/target/release/p2pmon}
-    if [ ! -x "$P2PMON" ]; then
+    if [ -z "${P2PMON:-}" ]; then
         (cd "$ROOT" && cargo build --release --locked >&2)
+        P2PMON=$ROOT/target/release/p2pmon
     fi
 }
 
