@@ -373,6 +373,23 @@ impl PeerTable {
         Ok(())
     }
 
+    /// A peer taken out of the configured list (config reload). One that never
+    /// sent us a status was known only through our connections, which are now
+    /// gone: it is dropped, so the silence we caused is never reported as
+    /// offline. One that sends to us stays, like any other sender.
+    pub fn unconfigure(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.configured = false;
+        peer.outbound_up = false;
+        if peer.send_only() {
+            self.peers.remove(&id);
+            self.held
+                .retain(|(event, _)| !matches!(event, Event::Offline { peer, .. } if *peer == id));
+        }
+    }
+
     fn entry(&mut self, id: PeerId, now: Instant) -> Result<&mut Peer, Refusal> {
         if !self.peers.contains_key(&id) && self.peers.len() >= MAX_PEERS {
             return Err(Refusal::TableFull);
@@ -1264,6 +1281,29 @@ mod tests {
             .on_status(id(2), report(2, 0), t0 + 61 * SEC, &mut events)
             .ok();
         assert_eq!(kinds(&events), ["online", "status"]);
+    }
+
+    #[test]
+    fn an_unconfigured_peer_is_dropped_unless_it_sends_to_us() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        // Send-only: known through our connection alone.
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0, &mut events);
+        peers.unconfigure(id(2));
+        assert!(peers.get(&id(2)).is_none());
+        peers.tick(t0 + 60 * SEC, &mut events);
+        assert!(!kinds(&events).contains(&"offline"), "{events:?}");
+        // A peer that sends to us stays, as an unconfigured sender.
+        peers.add_configured(id(3), t0).ok();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        peers.unconfigure(id(3));
+        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(false));
+        // Unknown ids are ignored; configuring again restores the flag.
+        peers.unconfigure(id(4));
+        peers.add_configured(id(3), t0).ok();
+        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(true));
     }
 
     #[test]

@@ -28,13 +28,13 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
+use crate::limits::MAX_PEERS;
 use crate::limits::{
     BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
     TCP_USER_TIMEOUT,
 };
 use crate::listener::set_keepalive;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
-use crate::limits::MAX_PEERS;
 use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::sample::Sampler;
 use crate::seal::{self, SharedKeyring};
@@ -258,9 +258,14 @@ impl Sender {
                         continue;
                     };
                     log::info!("no longer sending to {addr}");
+                    self.say_leave(index, now);
+                    let id = self.links[index].id;
                     self.reset(index);
                     self.links[index].retired = true;
                     self.links[index].pending = None;
+                    if let Some(id) = id {
+                        lock(&self.shared).table.unconfigure(id);
+                    }
                 }
             }
         }
@@ -699,6 +704,38 @@ impl Sender {
         }
     }
 
+    /// Whether the link's peer gets a leave: a v1 peer on an open connection
+    /// (never the Python original, which expects nothing but statuses).
+    fn takes_leave(&self, index: usize) -> bool {
+        let link = &self.links[index];
+        let speaks_v1 = link
+            .id
+            .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+        matches!(link.conn, Conn::Connected { .. }) && !link.legacy && (link.v1 || speaks_v1)
+    }
+
+    /// A peer removed at run time gets a leave before the close, so it reports
+    /// `left` rather than a crash (a v1 connection closed without a leave).
+    /// One non-blocking attempt: a few hundred bytes into an idle socket's
+    /// buffer; a peer that does not read sees the close alone.
+    fn say_leave(&mut self, index: usize, now: Instant) {
+        if !self.takes_leave(index) {
+            return;
+        }
+        let leave = wire::encode(&Message::Leave {
+            header: self.header(),
+        });
+        // Its own seq: should the peer be added again, our next status to it
+        // must not look like a replay of this leave.
+        self.seq += 1;
+        self.links[index].pending = Some(leave);
+        self.write(index, now);
+        let link = &self.links[index];
+        if link.pending.is_some() || link.writing.is_some() {
+            log::info!("{} did not take our leave: closing anyway", link.addr);
+        }
+    }
+
     /// Sends a leave on every open v1 connection and waits, briefly, for them
     /// to drain. Python peers get nothing: a leave would break their parser.
     fn leave(&mut self) {
@@ -707,13 +744,8 @@ impl Sender {
         });
         let mut waiting = 0;
         for index in 0..self.links.len() {
-            let speaks_v1 = self.links[index]
-                .id
-                .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+            let eligible = self.takes_leave(index);
             let link = &mut self.links[index];
-            let eligible = matches!(link.conn, Conn::Connected { .. })
-                && !link.legacy
-                && (link.v1 || speaks_v1);
             if eligible {
                 link.pending = Some(leave.clone());
                 waiting += 1;
