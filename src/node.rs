@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -17,14 +16,15 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::Config;
 use crate::config::HttpSetting;
+use crate::config::{Config, PeerAddr};
 use crate::hooks::Hooks;
 use crate::http::HttpServer;
 use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
 use crate::listener::Listener;
 use crate::output::{Output, Stdout};
 use crate::peers::{Event, PeerTable};
+use crate::reload::{ConfigChange, KeyReload};
 use crate::sample::Sample;
 use crate::seal::{Keyring, SharedKeyring};
 use crate::sender::{LinkChange, Sender};
@@ -158,8 +158,8 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
     /// The addresses actually listened on.
     pub listening: Vec<SocketAddr>,
-    /// Reloaded on SIGHUP.
-    key_file: Option<PathBuf>,
+    /// The settings in use; SIGHUP may change the peers (see `reload`).
+    config: Config,
 }
 
 impl Node {
@@ -269,22 +269,40 @@ impl Node {
             stdout,
             threads,
             listening,
-            key_file: config.key_file.clone(),
+            config: config.clone(),
         })
     }
 
     /// Whether this node seals (has a key).
     pub fn is_sealed(&self) -> bool {
-        self.key_file.is_some()
+        self.config.key_file.is_some()
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts and stops sending to peers as `change` says (SIGHUP), leaving
+    /// the connections to the others alone; `peers` becomes the list in use.
+    pub fn change_peers(&mut self, peers: &[PeerAddr], change: &ConfigChange) {
+        let links = change
+            .removed
+            .iter()
+            .cloned()
+            .map(LinkChange::Remove)
+            .chain(change.added.iter().cloned().map(LinkChange::Add));
+        lock(&self.shared).change_links(links);
+        self.config.peers = peers.to_vec();
     }
 
     /// Reloads the key file (SIGHUP). A file that fails the checks is logged
     /// and the keys in use are kept. Logs how many messages each old key
     /// opened, so an operator sees when a retired key is no longer used.
-    pub fn reload_key(&self) {
+    pub fn reload_key(&self) -> KeyReload {
         let keyring = lock(&self.shared).keyring.clone();
-        let (Some(path), Some(keyring)) = (&self.key_file, keyring) else {
-            return;
+        let (Some(path), Some(keyring)) = (&self.config.key_file, keyring) else {
+            return KeyReload::NoKey;
         };
         match Keyring::load(path) {
             Ok(new) => {
@@ -296,8 +314,12 @@ impl Node {
                     "reloaded key file {}: {count} key(s), the first seals; before the reload, {usage}",
                     path.display()
                 );
+                KeyReload::Loaded(count)
             }
-            Err(e) => log::error!("cannot reload the key file: {e}; keeping the keys in use"),
+            Err(e) => {
+                log::error!("cannot reload the key file: {e}; keeping the keys in use");
+                KeyReload::Failed
+            }
         }
     }
 
