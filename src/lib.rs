@@ -26,6 +26,7 @@
 //! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
 //! - [`reload`]: SIGHUP, which re-reads the config file's peer list and the
 //!   key file while the node runs;
+//! - [`manual`]: the man page and shell completions, from the clap definitions;
 //! - [`demo`]: three nodes in one process for a first look;
 //! - [`limits`]: every size, count and timeout, with its reason.
 
@@ -37,6 +38,7 @@ pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod loadgen;
+pub mod manual;
 pub mod members;
 pub mod node;
 pub mod output;
@@ -109,6 +111,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         Some(Command::Keygen(args)) => seal::keygen(args.out.as_deref(), args.force),
         Some(Command::Members(args)) => members::run(&args),
         Some(Command::Loadgen(args)) => loadgen::run(&args),
+        Some(Command::Man(args)) => manual::man(args.out.as_deref()),
+        Some(Command::Completions(args)) => manual::completions(args.shell),
     }
 }
 
