@@ -75,9 +75,11 @@ pub struct MembersArgs {
 pub struct RunArgs {
     /// Peers to push to: HOST or HOST:PORT, comma-separated, repeatable;
     /// IPv6 in brackets ([::1]:5000). The node's own address is skipped.
+    /// With membership learning, one running member is enough (alias --join).
     #[arg(
         short = 'p',
         long = "peers",
+        visible_alias = "join",
         value_name = "HOST[:PORT],...",
         value_delimiter = ','
     )]
@@ -148,6 +150,16 @@ pub struct RunArgs {
     /// as JSON. Repeatable.
     #[arg(long = "on-event", value_name = "CMD")]
     pub on_event: Vec<String>,
+
+    /// Learn members from peers' statuses and push to them too (on when a
+    /// key is set: only authenticated members can name members).
+    #[arg(long)]
+    pub learn_peers: bool,
+
+    /// Forget a learned member offline this long: DURATION or `never`
+    /// [default: 1h]. Configured peers are never forgotten.
+    #[arg(long, value_name = "DURATION|never")]
+    pub forget_after: Option<String>,
 
     /// Most inbound connections open at once [default: 2048].
     #[arg(long, value_name = "N")]

@@ -12,8 +12,9 @@ use serde::Deserialize;
 
 use crate::cli::{Format, RunArgs};
 use crate::limits::{
-    DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_HTTP, DEFAULT_INTERVAL, DEFAULT_PORT,
-    MAX_CONNECTIONS, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
+    DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
+    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_NAME_LEN, MAX_OFFLINE_AFTER,
+    MAX_PEER_INTERVAL, OFFLINE_FACTOR,
 };
 use crate::peers::FlapRule;
 
@@ -78,6 +79,10 @@ pub struct Config {
     pub max_connections: usize,
     pub http: HttpSetting,
     pub on_event: Vec<String>,
+    /// Learn members from peers' statuses (on with a key; opt-in without).
+    pub learn_peers: bool,
+    /// Learned members offline this long are forgotten (`None`: never).
+    pub forget_after: Option<Duration>,
 }
 
 /// Where the status endpoint listens.
@@ -139,6 +144,8 @@ pub struct FileConfig {
     timestamps: Option<bool>,
     key_file: Option<PathBuf>,
     allow_plaintext: Option<bool>,
+    learn_peers: Option<bool>,
+    forget_after: Option<FileDuration>,
     flap_changes: Option<usize>,
     flap_window: Option<FileDuration>,
     max_connections: Option<usize>,
@@ -386,6 +393,22 @@ impl Config {
 
         // The flag, else P2PMON_KEY_FILE (clap reads both into `key_file`), else the file.
         let key_file = args.key_file.clone().or(file.key_file);
+        // With a key only authenticated members can name members, so learning
+        // is on; without one a stranger could inject hosts, so it is opt-in.
+        let learn_peers =
+            args.learn_peers || file.learn_peers.unwrap_or(false) || key_file.is_some();
+        let forget_text = args
+            .forget_after
+            .clone()
+            .or_else(|| file.forget_after.as_ref().map(FileDuration::to_text));
+        let forget_after =
+            match forget_text.as_deref().map(str::trim) {
+                None => Some(DEFAULT_FORGET_AFTER),
+                Some("never") => None,
+                Some(text) => Some(parse_duration(text).map_err(|e| {
+                    error(format!("invalid value for --forget-after: {e} (or never)"))
+                })?),
+            };
         let allow_plaintext = args.allow_plaintext || file.allow_plaintext.unwrap_or(false);
         if allow_plaintext && key_file.is_none() {
             return Err(error(
@@ -438,6 +461,8 @@ impl Config {
             timestamps: args.timestamps || file.timestamps.unwrap_or(false),
             key_file,
             allow_plaintext,
+            learn_peers,
+            forget_after,
             flap: FlapRule {
                 changes: flap_changes,
                 window: flap_window,
@@ -568,12 +593,43 @@ mod tests {
                 timestamps: false,
                 key_file: None,
                 allow_plaintext: false,
+                learn_peers: false,
+                forget_after: Some(DEFAULT_FORGET_AFTER),
                 flap: FlapRule::default(),
                 max_connections: 2048,
                 http: HttpSetting::Default(SocketAddr::from(([127, 0, 0, 1], 5080))),
                 on_event: vec![],
             })
         );
+    }
+
+    #[test]
+    fn membership_settings() {
+        let config = merge(RunArgs::default(), "").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.learn_peers, "off without a key");
+        assert_eq!(config.forget_after, Some(Duration::from_secs(3600)));
+        let config = merge(
+            RunArgs::default(),
+            "learn_peers = true\nforget_after = \"never\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.learn_peers);
+        assert_eq!(config.forget_after, None);
+        let args = RunArgs {
+            forget_after: Some("3s".into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            merge(args, "").map(|c| c.forget_after),
+            Ok(Some(Duration::from_secs(3)))
+        );
+        let args = RunArgs {
+            forget_after: Some("soon".into()),
+            ..RunArgs::default()
+        };
+        assert!(merge(args, "").is_err());
+        let keyed = merge(RunArgs::default(), "key_file = \"/etc/p2pmon/key\"\n");
+        assert_eq!(keyed.map(|c| c.learn_peers), Ok(true), "on with a key");
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                     HttpSetting::Off
                 },
                 on_event: Vec::new(),
+                learn_peers: false,
+                forget_after: Some(crate::limits::DEFAULT_FORGET_AFTER),
             };
             if me == 0 {
                 (

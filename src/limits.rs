@@ -152,3 +152,11 @@ pub const MAX_HOOKS_RUNNING: usize = 8;
 
 /// A hook still running after this is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Member entries read from one message (more are ignored) and written into
+/// one status (the table is walked round-robin, so every member is announced
+/// within a few intervals): bounds both parsing and the bytes a status costs.
+pub const MAX_MEMBERS_PER_MESSAGE: usize = 32;
+
+/// Default time after which a learned member that stays offline is forgotten.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(3600);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::config::Config;
+use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
     IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, OFFLINE_FACTOR, READ_CHUNK,
     TCP_USER_TIMEOUT, TICK, UNIDENTIFIED_DEADLINE,
@@ -29,6 +29,7 @@ use crate::limits::{
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
 use crate::seal::{self, Gate};
+use crate::sender::{LinkChange, is_own_address};
 use crate::shutdown::Shutdown;
 use crate::wire::{self, FrameBuffer, Message};
 
@@ -97,6 +98,7 @@ pub struct Listener {
     scratch: Vec<u8>,
     /// Lets through only what the key (if any) allows; keeps per-peer freshness.
     gate: Gate,
+    membership: Membership,
     /// accept() failed (out of file descriptors): retry on every tick, since
     /// the edge-triggered poll will not report the waiting connections again.
     accept_stalled: bool,
@@ -137,6 +139,11 @@ impl Listener {
             max_connections: config.max_connections,
             scratch: vec![0; READ_CHUNK],
             gate: Gate::new(keyring, config.allow_plaintext, Instant::now()),
+            membership: Membership {
+                learn: config.learn_peers,
+                source: config.listen.filter(|ip| !ip.is_unspecified()),
+                port: config.port,
+            },
             accept_stalled: false,
         })
     }
@@ -303,9 +310,12 @@ impl Listener {
                     let mut shared = lock(&self.shared);
                     let info = &mut connection.info;
                     let gate = &mut self.gate;
+                    let membership = self.membership;
                     let mut reject_stream = false;
                     let result = connection.frames.push(&self.scratch[..n], |frame| {
-                        if !reject_stream && !handle_frame(info, gate, &mut shared, frame, now) {
+                        if !reject_stream
+                            && !handle_frame(info, gate, membership, &mut shared, frame, now)
+                        {
                             reject_stream = true;
                         }
                     });
@@ -359,7 +369,14 @@ impl Listener {
         if let Closed::ByPeer(error) = &how {
             // The Python original sends its status without a newline and closes.
             if let Some(rest) = connection.frames.take_rest() {
-                handle_frame(info, &mut self.gate, &mut shared, &rest, now);
+                handle_frame(
+                    info,
+                    &mut self.gate,
+                    self.membership,
+                    &mut shared,
+                    &rest,
+                    now,
+                );
             }
             if let Some(error) = error {
                 log::debug!(
@@ -425,9 +442,20 @@ impl Listener {
 
 /// Applies one frame. Returns false when the connection should be dropped: a
 /// stream that has not sent one valid frame and sends garbage is not a peer.
+/// What the listener needs to take part in membership.
+#[derive(Debug, Clone, Copy)]
+pub struct Membership {
+    /// Learn members from statuses (and push back to senders we do not know).
+    pub learn: bool,
+    /// This node's specific address and port, to skip itself in hearsay.
+    pub source: Option<IpAddr>,
+    pub port: u16,
+}
+
 fn handle_frame(
     info: &mut ConnInfo,
     gate: &mut Gate,
+    membership: Membership,
     shared: &mut Shared,
     frame: &[u8],
     now: Instant,
@@ -439,6 +467,7 @@ fn handle_frame(
             return info.kind != Kind::Unknown;
         }
     };
+    let mut learned: Vec<PeerId> = Vec::new();
     let Shared {
         table,
         events,
@@ -452,11 +481,12 @@ fn handle_frame(
             table.on_status(peer, legacy_report(cpu, memory), now, events)
         }
         Message::Status {
-            header,
+            mut header,
             cpu,
             memory,
         } => {
             let peer = PeerId::new(info.source, header.port);
+            let members = std::mem::take(&mut header.members);
             info.kind = Kind::V1;
             info.interval = Duration::from_millis(header.interval_ms);
             let report = StatusReport {
@@ -475,6 +505,23 @@ fn handle_frame(
                 table.on_inbound_open(peer);
                 info.peer = Some(peer);
             }
+            if result.is_ok() && membership.learn {
+                // Push back to a sender we do not send to yet, and learn the
+                // members it names (bounded per message by the decoder).
+                if table.mark_linked(peer) {
+                    learned.push(peer);
+                }
+                for member in &members {
+                    if is_own_address(member.addr, membership.source, membership.port) {
+                        continue;
+                    }
+                    match table.learn(member, peer, now) {
+                        Ok(true) => learned.push(PeerId::new(member.addr.ip(), member.addr.port())),
+                        Ok(false) => {}
+                        Err(refusal) => stats.reject(refusal.reason(), info.source, &refusal, now),
+                    }
+                }
+            }
             result
         }
         Message::Leave { header } => {
@@ -485,15 +532,18 @@ fn handle_frame(
         }
     };
     match result {
-        Ok(()) => {
-            stats.received += 1;
-            true
-        }
-        Err(refusal) => {
-            stats.reject(refusal.reason(), info.source, &refusal, now);
-            true
-        }
+        Ok(()) => stats.received += 1,
+        Err(refusal) => stats.reject(refusal.reason(), info.source, &refusal, now),
     }
+    if !learned.is_empty() {
+        shared.change_links(learned.into_iter().map(|id| {
+            LinkChange::Learn(PeerAddr {
+                host: Host::Ip(id.0.ip()),
+                port: id.0.port(),
+            })
+        }));
+    }
+    true
 }
 
 /// TCP keepalive and user timeout on a kept-open connection, so a dead host or

@@ -195,6 +195,7 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
                         seq: peer.seq,
                         ts: unix_ms(),
                         interval_ms: interval.as_millis() as u64,
+                        members: Vec::new(),
                     },
                     cpu: (peer.seq % 100) as f64,
                     memory: 42.0,

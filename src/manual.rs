@@ -26,8 +26,9 @@ Send a leave to every peer that speaks protocol v1 and exit 0 in well under a se
 .TP
 \fBSIGHUP\fR
 Re\-read the \fB\-\-config\fR file and the key file. Peers added to the file start
-getting statuses, removed peers get a leave and nothing more; connections to
-the other peers are kept. Flags given on the command line still win (with
+getting statuses, removed peers get a leave and nothing more (with membership
+learning on, they stay members until they leave or are forgotten); connections
+to the other peers are kept. Flags given on the command line still win (with
 \fB\-\-peers\fR on the command line, the file's list is not applied). Settings
 that cannot change at run time (listen address, port, HTTP address, ...) are
 reported as needing a restart. A file that fails to load changes nothing: the

@@ -16,8 +16,7 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::HttpSetting;
-use crate::config::{Config, PeerAddr};
+use crate::config::{Config, Host, HttpSetting, PeerAddr};
 use crate::hooks::Hooks;
 use crate::http::HttpServer;
 use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
@@ -65,8 +64,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Logs the reasons and prints the lines of the pending events.
+    /// Logs the reasons and prints the lines of the pending events, and
+    /// stops sending to members dropped from the table.
     pub fn publish(&mut self) {
+        let removed = self.table.take_removed();
+        if !removed.is_empty() {
+            self.change_links(removed.into_iter().map(|id| {
+                LinkChange::Remove(PeerAddr {
+                    host: Host::Ip(id.0.ip()),
+                    port: id.0.port(),
+                })
+            }));
+        }
         for event in self.events.drain(..) {
             match &event {
                 Event::Offline {
@@ -85,6 +94,11 @@ impl Shared {
                     log::info!("peer {peer} back online after {:.1} s", away.as_secs_f64());
                 }
                 Event::Left { peer, .. } => log::info!("peer {peer} left"),
+                Event::Forgotten { peer, .. } => {
+                    log::info!(
+                        "peer {peer} forgotten: a learned member offline for longer than --forget-after"
+                    );
+                }
                 Event::Flapping { peer, reason, .. } => {
                     log::warn!("peer {peer} is flapping: {reason}");
                 }
@@ -222,7 +236,8 @@ impl Node {
         let started = Instant::now();
         let shared = Arc::new(Mutex::new(Shared {
             table: PeerTable::new(started, config.offline_after, config.interval)
-                .with_flap_rule(config.flap),
+                .with_flap_rule(config.flap)
+                .with_forget_after(config.forget_after),
             output,
             stats: Stats::default(),
             events: Vec::new(),
@@ -286,11 +301,18 @@ impl Node {
     /// Starts and stops sending to peers as `change` says (SIGHUP), leaving
     /// the connections to the others alone; `peers` becomes the list in use.
     pub fn change_peers(&mut self, peers: &[PeerAddr], change: &ConfigChange) {
+        // With membership on, the config only says where to start: a peer
+        // taken out of it stays a member until it leaves or is forgotten.
+        let remove = if self.config.learn_peers {
+            LinkChange::Unconfigure
+        } else {
+            LinkChange::Remove
+        };
         let links = change
             .removed
             .iter()
             .cloned()
-            .map(LinkChange::Remove)
+            .map(remove)
             .chain(change.added.iter().cloned().map(LinkChange::Add));
         lock(&self.shared).change_links(links);
         self.config.peers = peers.to_vec();

@@ -226,6 +226,7 @@ fn text_line(event: &Event) -> String {
         Event::Offline { peer, .. } => format!("Peer {peer} is offline."),
         Event::Online { peer, .. } => format!("Peer {peer} is back online."),
         Event::Left { peer, .. } => format!("Peer {peer} left."),
+        Event::Forgotten { peer, .. } => format!("Peer {peer} forgotten."),
         Event::Flapping { peer, .. } => format!("Peer {peer} is flapping."),
         Event::CutOff { peers } => {
             format!("Lost contact with all {peers} peers; this node may be cut off.")
@@ -270,6 +271,10 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
             json!({ "peer": peer.to_string(), "name": name, "away_s": round1(away.as_secs_f64()) }),
         ),
         Event::Left { peer, name } => ("left", json!({ "peer": peer.to_string(), "name": name })),
+        Event::Forgotten { peer, name } => (
+            "forgotten",
+            json!({ "peer": peer.to_string(), "name": name }),
+        ),
         Event::Flapping { peer, name, reason } => (
             "flapping",
             json!({ "peer": peer.to_string(), "name": name, "reason": reason }),

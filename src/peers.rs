@@ -17,6 +17,11 @@
 //! - left on a leave frame; a left peer stays silent until it comes back;
 //! - flapping: a peer that changes state more than N times within M is
 //!   reported once as flapping, then muted until stable for M (see [`FlapRule`]);
+//! - membership: peers learned from other members' statuses (hearsay) only
+//!   add links; every verdict about a peer still comes from our own contact
+//!   with it. A learned peer that leaves is dropped (and tombstoned, so
+//!   hearsay of the same incarnation cannot bring it back); one offline for
+//!   longer than forget-after is forgotten. Configured peers are never dropped;
 //! - cut off: when every peer (two or more) falls silent within one window,
 //!   one "Lost contact with all N peers" line replaces N offline lines, and
 //!   one "Contact restored" line replaces the back-online lines that follow.
@@ -26,9 +31,11 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::wire::Member;
+
 use crate::limits::{
-    CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_PORT, MAX_PEERS,
-    OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
+    CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_PORT,
+    MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
 };
 
 /// A peer's identity: its IP and the port it listens on.
@@ -131,6 +138,11 @@ pub enum Event {
         peers: usize,
         after: Duration,
     },
+    /// A learned member offline longer than forget-after, dropped from the table.
+    Forgotten {
+        peer: PeerId,
+        name: Option<String>,
+    },
 }
 
 /// Flap damping: more than `changes` state changes within `window` make a
@@ -148,6 +160,17 @@ impl Default for FlapRule {
             window: DEFAULT_FLAP_WINDOW,
         }
     }
+}
+
+/// How a peer became known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Listed in --peers or the config file.
+    Configured,
+    /// Named in the membership data of this member's status.
+    Learned { from: PeerId },
+    /// It sent us a status first.
+    Contacted,
 }
 
 /// The state of a cut-off episode.
@@ -249,6 +272,11 @@ pub struct Peer {
     pub flaps: u64,
     /// The state last announced on stdout (differs from `state` while muted).
     announced: PeerState,
+    /// How and when it became known.
+    pub origin: Origin,
+    pub known_at: Instant,
+    /// We send to it (configured, learned, or pushed back to).
+    pub linked: bool,
 }
 
 impl Peer {
@@ -277,6 +305,13 @@ impl Peer {
             changes_total: 0,
             flaps: 0,
             announced: PeerState::Unknown,
+            origin: if configured {
+                Origin::Configured
+            } else {
+                Origin::Contacted
+            },
+            known_at: now,
+            linked: configured,
         }
     }
 
@@ -306,6 +341,15 @@ pub struct PeerTable {
     offline_after: Duration,
     own_interval: Duration,
     flap: FlapRule,
+    /// Learned members offline this long are forgotten (`None`: never).
+    forget_after: Option<Duration>,
+    /// Incarnations of members that left or were forgotten: hearsay of them
+    /// (same or older boot) is ignored. Bounded by `MAX_PEERS`.
+    tombstones: HashMap<PeerId, (u64, Instant)>,
+    /// Peers dropped from the table since the last `take_removed`.
+    removed: Vec<PeerId>,
+    /// Where the next membership digest starts (round-robin).
+    digest_cursor: usize,
     /// Silence verdicts held back while every peer seems to be going quiet.
     held: Vec<(Event, Instant)>,
     cut_off: Option<CutOff>,
@@ -321,8 +365,108 @@ impl PeerTable {
             offline_after,
             own_interval,
             flap: FlapRule::default(),
+            forget_after: Some(DEFAULT_FORGET_AFTER),
+            tombstones: HashMap::new(),
+            removed: Vec::new(),
+            digest_cursor: 0,
             held: Vec::new(),
             cut_off: None,
+        }
+    }
+
+    /// Replaces the forget-after setting (`None`: never forget).
+    pub fn with_forget_after(mut self, forget_after: Option<Duration>) -> PeerTable {
+        self.forget_after = forget_after;
+        self
+    }
+
+    /// Adds a member named in `from`'s status, unless it is known already,
+    /// tombstoned at that incarnation, or stale hearsay (not heard by `from`
+    /// within T). Returns whether it was added (the caller starts a link).
+    pub fn learn(&mut self, member: &Member, from: PeerId, now: Instant) -> Result<bool, Refusal> {
+        let id = PeerId::new(member.addr.ip(), member.addr.port());
+        if self.peers.contains_key(&id) {
+            return Ok(false);
+        }
+        if self
+            .tombstones
+            .get(&id)
+            .is_some_and(|(boot, _)| member.boot <= *boot)
+        {
+            return Ok(false);
+        }
+        if Duration::from_millis(member.heard_ms)
+            > self.offline_after.max(self.own_interval * OFFLINE_FACTOR)
+        {
+            return Ok(false);
+        }
+        if self.peers.len() >= MAX_PEERS {
+            return Err(Refusal::TableFull);
+        }
+        let mut peer = Peer::new(id, false, self.own_interval, now);
+        peer.origin = Origin::Learned { from };
+        peer.name = member.name.clone();
+        peer.linked = true;
+        self.peers.insert(id, peer);
+        Ok(true)
+    }
+
+    /// What this node tells its v1 peers about the members it hears from
+    /// directly: online v1 peers, up to `MAX_MEMBERS_PER_MESSAGE`, walking
+    /// the table round-robin so every member is announced within a few rounds.
+    pub fn digest(&mut self, now: Instant) -> Vec<Member> {
+        let mut ids: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|peer| peer.state == PeerState::Online && !peer.legacy && peer.boot.is_some())
+            .map(|peer| peer.id)
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        ids.sort();
+        let start = self.digest_cursor % ids.len();
+        let take = ids.len().min(MAX_MEMBERS_PER_MESSAGE);
+        self.digest_cursor = start + take;
+        (0..take)
+            .filter_map(|k| self.peers.get(&ids[(start + k) % ids.len()]))
+            .map(|peer| Member {
+                addr: peer.id.0,
+                name: peer.name.clone(),
+                boot: peer.boot.unwrap_or(0),
+                heard_ms: peer
+                    .last_status
+                    .map_or(u64::MAX, |seen| now.duration_since(seen).as_millis() as u64),
+            })
+            .collect()
+    }
+
+    /// Marks `id` as sent to; true if it was not (the caller adds a link).
+    pub fn mark_linked(&mut self, id: PeerId) -> bool {
+        match self.peers.get_mut(&id) {
+            Some(peer) if !peer.linked => {
+                peer.linked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Peers dropped from the table (left or forgotten members) since the
+    /// last call: the caller stops sending to them.
+    pub fn take_removed(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.removed)
+    }
+
+    /// Drops a non-configured peer. One that left is tombstoned at its
+    /// incarnation; a forgotten one is not (it may only have been cut off,
+    /// and fresh hearsay or its own statuses may bring it back).
+    fn drop_member(&mut self, id: PeerId, left: bool, now: Instant) {
+        if let Some(peer) = self.peers.remove(&id) {
+            if left {
+                self.tombstone(id, peer.boot.unwrap_or(0), now);
+            }
+            self.removed.push(id);
         }
     }
 
@@ -363,6 +507,8 @@ impl PeerTable {
     pub fn add_configured(&mut self, id: PeerId, now: Instant) -> Result<(), Refusal> {
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.configured = true;
+            peer.origin = Origin::Configured;
+            peer.linked = true;
             return Ok(());
         }
         if self.peers.len() >= MAX_PEERS {
@@ -376,13 +522,18 @@ impl PeerTable {
     /// A peer taken out of the configured list (config reload). One that never
     /// sent us a status was known only through our connections, which are now
     /// gone: it is dropped, so the silence we caused is never reported as
-    /// offline. One that sends to us stays, like any other sender.
+    /// offline. One that sends to us stays, like any other sender (and with
+    /// membership on, it is pushed back to, as any sender we do not link).
     pub fn unconfigure(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         peer.configured = false;
         peer.outbound_up = false;
+        peer.linked = false;
+        if peer.origin == Origin::Configured {
+            peer.origin = Origin::Contacted;
+        }
         if peer.send_only() {
             self.peers.remove(&id);
             self.held
@@ -390,7 +541,36 @@ impl PeerTable {
         }
     }
 
-    fn entry(&mut self, id: PeerId, now: Instant) -> Result<&mut Peer, Refusal> {
+    /// A peer taken out of the configured list while membership is on: it
+    /// stays a member we send to, and is forgotten or dropped like a learned one.
+    pub fn demote(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.configured = false;
+            if peer.origin == Origin::Configured {
+                peer.origin = Origin::Contacted;
+            }
+        }
+    }
+
+    /// The peer `id` sending a status of incarnation `boot`, created if new.
+    /// A status of an incarnation that already left (tombstoned) is stale; a
+    /// newer one of a member that left comes back as "left", so that its
+    /// return prints back online like any left peer's.
+    fn entry(&mut self, id: PeerId, boot: Option<u64>, now: Instant) -> Result<&mut Peer, Refusal> {
+        if let (Some((gone, at)), Some(boot)) = (self.tombstones.get(&id).copied(), boot) {
+            if boot <= gone {
+                return Err(Refusal::StaleBoot);
+            }
+            if !self.peers.contains_key(&id) && self.peers.len() < MAX_PEERS {
+                let mut peer = Peer::new(id, false, self.own_interval, now);
+                peer.state = PeerState::Left;
+                peer.announced = PeerState::Left;
+                peer.since = at;
+                peer.boot = Some(gone);
+                self.peers.insert(id, peer);
+            }
+            self.tombstones.remove(&id);
+        }
         if !self.peers.contains_key(&id) && self.peers.len() >= MAX_PEERS {
             return Err(Refusal::TableFull);
         }
@@ -399,6 +579,24 @@ impl PeerTable {
             .peers
             .entry(id)
             .or_insert_with(|| Peer::new(id, false, interval, now)))
+    }
+
+    fn tombstone(&mut self, id: PeerId, boot: u64, now: Instant) {
+        if self.tombstones.len() >= MAX_PEERS
+            && !self.tombstones.contains_key(&id)
+            && let Some(oldest) = self
+                .tombstones
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(id, _)| *id)
+        {
+            self.tombstones.remove(&oldest);
+        }
+        let boot = self
+            .tombstones
+            .get(&id)
+            .map_or(boot, |(known, _)| boot.max(*known));
+        self.tombstones.insert(id, (boot, now));
     }
 
     /// A status arrived from `id`.
@@ -411,9 +609,10 @@ impl PeerTable {
     ) -> Result<(), Refusal> {
         let rule = self.flap;
         let before = events.len();
-        let peer = self.entry(id, now)?;
+        let peer = self.entry(id, report.boot, now)?;
         if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
-            if boot < known {
+            if boot < known || (boot == known && peer.state == PeerState::Left) {
+                // Older incarnation, or the same one after its own leave.
                 return Err(Refusal::StaleBoot);
             }
             if boot > known && peer.state == PeerState::Online {
@@ -482,7 +681,9 @@ impl PeerTable {
         events: &mut Vec<Event>,
     ) -> Result<(), Refusal> {
         let Some(peer) = self.peers.get_mut(&id) else {
-            // A leave from a peer we never knew changes nothing worth a line.
+            // A leave from a peer we never knew prints nothing, but its
+            // incarnation is over: later hearsay of it is ignored.
+            self.tombstone(id, boot, now);
             return Ok(());
         };
         if peer.boot.is_some_and(|known| boot < known) {
@@ -493,10 +694,16 @@ impl PeerTable {
             peer.state = PeerState::Left;
             peer.changes_total += 1;
             peer.since = now;
+            peer.boot = Some(boot.max(peer.boot.unwrap_or(0)));
             events.push(Event::Left {
                 peer: id,
                 name: peer.name.clone(),
             });
+            if !peer.configured {
+                // A member that left on purpose is gone from the list.
+                self.drop_member(id, true, now);
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -586,8 +793,8 @@ impl PeerTable {
         let threshold = self.offline_after.max(peer.interval * OFFLINE_FACTOR);
         let may_report = match peer.state {
             PeerState::Online => true,
-            // Never heard from: not before T since our own start.
-            PeerState::Unknown => past_startup && now.duration_since(self.started) >= threshold,
+            // Never heard from: not before T since our start (or since it became known).
+            PeerState::Unknown => past_startup && now.duration_since(peer.since) >= threshold,
             PeerState::Offline | PeerState::Left => false,
         };
         if may_report {
@@ -635,7 +842,7 @@ impl PeerTable {
                     }
                 }
                 PeerState::Unknown => {
-                    if since_start > threshold {
+                    if now.duration_since(peer.since.max(self.started)) > threshold {
                         let reason = match &peer.last_error {
                             Some(error) => format!("never heard from ({error})"),
                             None => "never heard from".to_string(),
@@ -648,6 +855,28 @@ impl PeerTable {
         }
         self.settle_silence(silenced, now, events);
         self.settle_restore(now, events);
+        self.forget(now, events);
+    }
+
+    /// Forgets learned members offline for longer than forget-after.
+    fn forget(&mut self, now: Instant, events: &mut Vec<Event>) {
+        let Some(forget_after) = self.forget_after else {
+            return;
+        };
+        let gone: Vec<(PeerId, Option<String>)> = self
+            .peers
+            .values()
+            .filter(|peer| {
+                !peer.configured
+                    && peer.state == PeerState::Offline
+                    && now.duration_since(peer.since) >= forget_after
+            })
+            .map(|peer| (peer.id, peer.name.clone()))
+            .collect();
+        for (peer, name) in gone {
+            self.drop_member(peer, false, now);
+            events.push(Event::Forgotten { peer, name });
+        }
     }
 
     /// Peers that count for "all peers": heard from at least once, not left.
@@ -944,8 +1173,215 @@ mod tests {
                 Event::Flapping { .. } => "flapping",
                 Event::CutOff { .. } => "cut_off",
                 Event::Restored { .. } => "restored",
+                Event::Forgotten { .. } => "forgotten",
             })
             .collect()
+    }
+
+    fn member(last: u8, boot: u64, heard_ms: u64) -> Member {
+        Member {
+            addr: id(last).0,
+            name: Some(format!("m{last}")),
+            boot,
+            heard_ms,
+        }
+    }
+
+    #[test]
+    fn learning_adds_fresh_unknown_members_only() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        assert_eq!(peers.learn(&member(3, 7, 500), id(2), t0), Ok(true));
+        assert_eq!(
+            peers.get(&id(3)).map(|p| p.origin),
+            Some(Origin::Learned { from: id(2) })
+        );
+        assert_eq!(
+            peers.learn(&member(3, 7, 500), id(2), t0),
+            Ok(false),
+            "known already"
+        );
+        assert_eq!(
+            peers.learn(&member(2, 1, 0), id(4), t0),
+            Ok(false),
+            "known directly"
+        );
+        assert_eq!(
+            peers.learn(&member(5, 1, 60_000), id(2), t0),
+            Ok(false),
+            "stale hearsay"
+        );
+        // A learned member never heard from directly goes offline after T from
+        // when it was learned, not from our start.
+        let later = t0 + 100 * SEC;
+        assert_eq!(peers.learn(&member(6, 1, 0), id(2), later), Ok(true));
+        events.clear();
+        peers.tick(later + 2 * SEC, &mut events);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Offline { peer, .. } if *peer == id(6)))
+        );
+        peers.tick(later + 4 * SEC, &mut events);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Offline { peer, .. } if *peer == id(6)))
+        );
+    }
+
+    #[test]
+    fn hearsay_never_resurrects_a_member_that_left() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.learn(&member(3, 7, 0), id(2), t0).ok();
+        peers.on_status(id(3), report(7, 0), t0, &mut events).ok();
+        peers.on_leave(id(3), 7, t0 + SEC, &mut events).ok();
+        assert!(
+            peers.get(&id(3)).is_none(),
+            "a learned member that left is dropped"
+        );
+        assert_eq!(peers.take_removed(), vec![id(3)]);
+        // Other members still gossip about the old incarnation: ignored.
+        assert_eq!(
+            peers.learn(&member(3, 7, 0), id(4), t0 + 2 * SEC),
+            Ok(false)
+        );
+        assert_eq!(
+            peers.learn(&member(3, 6, 0), id(4), t0 + 2 * SEC),
+            Ok(false)
+        );
+        // It restarted (new boot): learned again.
+        assert_eq!(peers.learn(&member(3, 8, 0), id(4), t0 + 3 * SEC), Ok(true));
+        // A configured peer that leaves stays listed.
+        peers.add_configured(id(9), t0).ok();
+        peers.on_status(id(9), report(1, 0), t0, &mut events).ok();
+        peers.on_leave(id(9), 1, t0 + SEC, &mut events).ok();
+        assert_eq!(peers.get(&id(9)).map(|p| p.state), Some(PeerState::Left));
+    }
+
+    #[test]
+    fn any_order_of_the_same_updates_ends_in_the_same_table() {
+        let t0 = Instant::now();
+        // (who learns what from whom, or hears whom directly, at which second)
+        #[derive(Clone, Copy)]
+        enum Update {
+            Hearsay(u8, u64),
+            Status(u8, u64),
+            Leave(u8, u64),
+        }
+        let updates = [
+            Update::Hearsay(3, 1),
+            Update::Status(3, 1),
+            Update::Hearsay(4, 2),
+            Update::Leave(3, 1),
+            Update::Hearsay(3, 1),
+            Update::Status(4, 2),
+            Update::Hearsay(5, 1),
+        ];
+        let summary = |order: &[usize]| {
+            let mut peers = table(t0);
+            let mut events = Vec::new();
+            for (step, index) in order.iter().enumerate() {
+                let at = t0 + Duration::from_millis(10 * step as u64);
+                match updates[*index] {
+                    Update::Hearsay(m, boot) => {
+                        peers.learn(&member(m, boot, 0), id(2), at).ok();
+                    }
+                    Update::Status(m, boot) => {
+                        peers
+                            .on_status(id(m), report(boot, 0), at, &mut events)
+                            .ok();
+                    }
+                    Update::Leave(m, boot) => {
+                        peers.on_leave(id(m), boot, at, &mut events).ok();
+                    }
+                }
+            }
+            let mut rows: Vec<(PeerId, PeerState)> =
+                peers.iter().map(|p| (p.id, p.state)).collect();
+            rows.sort_by_key(|row| row.0);
+            rows
+        };
+        let reference = summary(&[0, 1, 2, 3, 4, 5, 6]);
+        // Every rotation and the reverse of the updates (a leave before or
+        // after the hearsay and the status of the same incarnation).
+        let n = updates.len();
+        for shift in 0..n {
+            let order: Vec<usize> = (0..n).map(|k| (k + shift) % n).collect();
+            assert_eq!(summary(&order), reference, "rotation {shift}");
+        }
+        let reversed: Vec<usize> = (0..n).rev().collect();
+        assert_eq!(summary(&reversed), reference, "reversed");
+        // 3 left (gone), 4 and 5 known.
+        assert!(
+            reference.iter().all(|(peer, _)| *peer != id(3)),
+            "{reference:?}"
+        );
+        assert!(reference.iter().any(|(peer, _)| *peer == id(4)));
+    }
+
+    #[test]
+    fn offline_learned_members_are_forgotten_configured_ones_never() {
+        let t0 = Instant::now();
+        let mut peers = table(t0).with_forget_after(Some(10 * SEC));
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        peers.learn(&member(3, 1, 0), id(2), t0).ok();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        events.clear();
+        for second in 1..=20 {
+            peers.tick(t0 + SEC * second, &mut events);
+        }
+        assert_eq!(kinds(&events), ["cut_off", "forgotten"]);
+        assert!(peers.get(&id(3)).is_none());
+        assert!(peers.get(&id(2)).is_some());
+        assert_eq!(peers.take_removed(), vec![id(3)]);
+        // Forgotten is not left: the same incarnation is welcome back.
+        events.clear();
+        assert!(
+            peers
+                .on_status(id(3), report(1, 5), t0 + 30 * SEC, &mut events)
+                .is_ok()
+        );
+        let mut never = table(t0).with_forget_after(None);
+        never.learn(&member(3, 1, 0), id(2), t0).ok();
+        never.tick(t0 + 10_000 * SEC, &mut events);
+        assert!(never.get(&id(3)).is_some());
+    }
+
+    #[test]
+    fn the_digest_walks_the_table_round_robin() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        for n in 0..40u8 {
+            peers
+                .on_status(id(10 + n), report(1, 0), t0, &mut events)
+                .ok();
+        }
+        let first = peers.digest(t0 + SEC);
+        let second = peers.digest(t0 + SEC);
+        assert_eq!(first.len(), MAX_MEMBERS_PER_MESSAGE);
+        let all: std::collections::BTreeSet<_> =
+            first.iter().chain(&second).map(|m| m.addr).collect();
+        assert_eq!(all.len(), 40, "two digests cover all 40 members");
+        assert!(first.iter().all(|m| m.heard_ms == 1000 && m.boot == 1));
+        // Python peers and silent ones are not announced.
+        peers
+            .on_status(id(99), legacy_report(1.0, 1.0), t0, &mut events)
+            .ok();
+        assert!(
+            !peers
+                .digest(t0)
+                .iter()
+                .chain(&peers.digest(t0))
+                .any(|m| m.addr == id(99).0)
+        );
     }
 
     /// Brings `peers` online with statuses every second up to `until`.
@@ -1304,6 +1740,13 @@ mod tests {
         peers.unconfigure(id(4));
         peers.add_configured(id(3), t0).ok();
         assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(true));
+        // With membership, a demoted peer stays, linked, no longer configured.
+        peers.add_configured(id(5), t0).ok();
+        peers.demote(id(5));
+        let peer = peers
+            .get(&id(5))
+            .map(|p| (p.configured, p.linked, p.origin));
+        assert_eq!(peer, Some((false, true, Origin::Contacted)));
     }
 
     #[test]

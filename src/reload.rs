@@ -50,28 +50,45 @@ pub fn diff(current: &Config, new: &Config) -> ConfigChange {
         .filter(|peer| !new.peers.contains(peer))
         .cloned()
         .collect();
+    // Destructured without `..`: a new setting does not compile until it is
+    // classified here.
+    let Config {
+        peers: _,
+        port,
+        listen,
+        interval,
+        offline_after,
+        name,
+        format,
+        changes_only,
+        timestamps,
+        key_file,
+        allow_plaintext,
+        flap,
+        max_connections,
+        http,
+        on_event,
+        learn_peers,
+        forget_after,
+    } = current;
     let differs = [
-        ("port", current.port != new.port),
-        ("listen", current.listen != new.listen),
-        ("http", current.http != new.http),
-        ("interval", current.interval != new.interval),
-        ("offline_after", current.offline_after != new.offline_after),
-        ("name", current.name != new.name),
-        ("format", current.format != new.format),
-        ("changes_only", current.changes_only != new.changes_only),
-        ("timestamps", current.timestamps != new.timestamps),
-        ("key_file", current.key_file != new.key_file),
-        (
-            "allow_plaintext",
-            current.allow_plaintext != new.allow_plaintext,
-        ),
-        ("flap_changes", current.flap.changes != new.flap.changes),
-        ("flap_window", current.flap.window != new.flap.window),
-        (
-            "max_connections",
-            current.max_connections != new.max_connections,
-        ),
-        ("on_event", current.on_event != new.on_event),
+        ("port", *port != new.port),
+        ("listen", *listen != new.listen),
+        ("http", *http != new.http),
+        ("interval", *interval != new.interval),
+        ("offline_after", *offline_after != new.offline_after),
+        ("name", *name != new.name),
+        ("format", *format != new.format),
+        ("changes_only", *changes_only != new.changes_only),
+        ("timestamps", *timestamps != new.timestamps),
+        ("key_file", *key_file != new.key_file),
+        ("allow_plaintext", *allow_plaintext != new.allow_plaintext),
+        ("flap_changes", flap.changes != new.flap.changes),
+        ("flap_window", flap.window != new.flap.window),
+        ("max_connections", *max_connections != new.max_connections),
+        ("on_event", *on_event != new.on_event),
+        ("learn_peers", *learn_peers != new.learn_peers),
+        ("forget_after", *forget_after != new.forget_after),
     ];
     ConfigChange {
         added,
@@ -142,6 +159,12 @@ pub fn reload(node: &mut Node, source: Option<&Source>) {
                 "config {}: {} changed but need(s) a restart; still using the old value(s)",
                 path.display(),
                 change.needs_restart.join(", ")
+            );
+        }
+        if node.config().learn_peers && !change.removed.is_empty() {
+            log::warn!(
+                "membership is on: removed peers are no longer configured but stay members \
+                 until they leave or are forgotten (--forget-after); stop a node to take it out"
             );
         }
         node.change_peers(&new.peers, &change);

@@ -645,6 +645,7 @@ mod tests {
                 seq,
                 ts,
                 interval_ms: 1000,
+                members: Vec::new(),
             },
             cpu: 3.2,
             memory: 41.7,

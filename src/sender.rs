@@ -47,8 +47,15 @@ const WAKE: Token = Token(usize::MAX);
 /// thread (config reload, membership) through `Shared::change_links`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkChange {
+    /// A configured peer (--peers, the config file).
     Add(PeerAddr),
+    /// A member learned from another's status, or one that contacted us
+    /// first: sent to like any peer, but not marked configured.
+    Learn(PeerAddr),
     Remove(PeerAddr),
+    /// Taken out of the config while membership is on: still a member, so
+    /// the link stays, as a learned one (forgotten like any learned member).
+    Unconfigure(PeerAddr),
 }
 
 /// Where a link's connection stands.
@@ -100,6 +107,8 @@ struct Link {
     /// Removed at run time (config reload, a forgotten member): never used
     /// again; its slot (and token) is reused by the next peer added.
     retired: bool,
+    /// Added by membership, not configuration.
+    learned: bool,
 }
 
 impl Link {
@@ -122,6 +131,7 @@ impl Link {
             leave_done: false,
             slow_warned: None,
             retired: false,
+            learned: false,
         }
     }
 
@@ -233,41 +243,67 @@ impl Sender {
     fn apply_link_changes(&mut self, now: Instant) {
         let changes = std::mem::take(&mut lock(&self.shared).link_changes);
         for change in changes {
-            match change {
-                LinkChange::Add(addr) => {
-                    let active = self.links.iter().filter(|l| !l.retired).count();
-                    if self.links.iter().any(|l| !l.retired && l.addr == addr) {
-                        continue;
-                    }
-                    if active >= MAX_PEERS {
-                        log::warn!("not adding {addr}: {MAX_PEERS} peers already");
-                        continue;
-                    }
-                    log::info!("now sending to {addr}");
-                    let mut link = Link::new(addr, now);
-                    // Send it the current status at the next round.
-                    link.next_attempt = now;
-                    match self.links.iter().position(|l| l.retired) {
-                        Some(slot) => self.links[slot] = link,
-                        None => self.links.push(link),
-                    }
-                }
+            let (addr, learned) = match change {
+                LinkChange::Add(addr) => (addr, false),
+                LinkChange::Learn(addr) => (addr, true),
                 LinkChange::Remove(addr) => {
-                    let Some(index) = self.links.iter().position(|l| !l.retired && l.addr == addr)
-                    else {
-                        continue;
-                    };
-                    log::info!("no longer sending to {addr}");
-                    self.say_leave(index, now);
-                    let id = self.links[index].id;
-                    self.reset(index);
-                    self.links[index].retired = true;
-                    self.links[index].pending = None;
-                    if let Some(id) = id {
-                        lock(&self.shared).table.unconfigure(id);
-                    }
+                    self.remove_link(&addr, now);
+                    continue;
                 }
+                LinkChange::Unconfigure(addr) => {
+                    if let Some(link) = self.links.iter_mut().find(|l| !l.retired && l.addr == addr)
+                    {
+                        link.learned = true;
+                        if let Some(id) = link.id {
+                            lock(&self.shared).table.demote(id);
+                        }
+                    }
+                    continue;
+                }
+            };
+            if let Some(link) = self.links.iter_mut().find(|l| !l.retired && l.addr == addr) {
+                // Configuring a peer we had learned makes it configured.
+                link.learned &= learned;
+                continue;
             }
+            if self.links.iter().filter(|l| !l.retired).count() >= MAX_PEERS {
+                log::warn!("not adding {addr}: {MAX_PEERS} peers already");
+                continue;
+            }
+            log::info!(
+                "now sending to {addr}{}",
+                if learned { " (learned)" } else { "" }
+            );
+            let mut link = Link::new(addr, now);
+            link.learned = learned;
+            match self.links.iter().position(|l| l.retired) {
+                Some(slot) => self.links[slot] = link,
+                None => self.links.push(link),
+            }
+        }
+    }
+
+    /// Stops sending to `addr`: a config reload removed it, or the table
+    /// dropped the member. A v1 peer gets a leave first; a configured peer
+    /// stops being one.
+    fn remove_link(&mut self, addr: &PeerAddr, now: Instant) {
+        let Some(index) = self
+            .links
+            .iter()
+            .position(|l| !l.retired && &l.addr == addr)
+        else {
+            return;
+        };
+        log::info!("no longer sending to {addr}");
+        self.say_leave(index, now);
+        let id = self.links[index].id;
+        self.reset(index);
+        let link = &mut self.links[index];
+        link.retired = true;
+        link.pending = None;
+        link.writing = None;
+        if let Some(id) = id {
+            lock(&self.shared).table.unconfigure(id);
         }
     }
 
@@ -280,9 +316,21 @@ impl Sender {
             cpu: sample.cpu,
             memory: sample.memory,
         };
-        self.seq += 1;
         let frame = wire::encode(&message);
         debug_assert!(frame.len() < MAX_FIRST_FRAME);
+        // Peers that speak v1 also get what we know of the members; a peer
+        // not known to speak v1 (maybe the Python original) gets the bare status.
+        let digest = lock(&self.shared).table.digest(now);
+        let with_members = (!digest.is_empty()).then(|| {
+            let mut header = self.header();
+            header.members = digest;
+            wire::encode(&Message::Status {
+                header,
+                cpu: sample.cpu,
+                memory: sample.memory,
+            })
+        });
+        self.seq += 1;
         for index in 0..self.links.len() {
             let link = &mut self.links[index];
             if link.is_self || link.retired {
@@ -302,7 +350,14 @@ impl Sender {
             } else if link.pending.is_some() {
                 log::debug!("{}: previous status not sent yet, replaced", link.addr);
             }
-            link.pending = Some(frame.clone());
+            let speaks_v1 = link.v1
+                || link
+                    .id
+                    .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+            link.pending = Some(match (&with_members, speaks_v1) {
+                (Some(members), true) => members.clone(),
+                _ => frame.clone(),
+            });
             // A peer declared offline since we connected gets a fresh connection.
             let stale = match (link.id, &link.conn) {
                 (Some(id), Conn::Connected { .. }) => {
@@ -330,6 +385,7 @@ impl Sender {
             seq: self.seq,
             ts: self.boot + self.started.elapsed().as_millis() as u64,
             interval_ms: self.interval.as_millis() as u64,
+            members: Vec::new(),
         }
     }
 
@@ -445,7 +501,9 @@ impl Sender {
                 log::info!("{} now resolves to {id} (was {old})", link.addr);
             }
             link.id = Some(id);
-            if let Err(refusal) = lock(&self.shared).table.add_configured(id, Instant::now()) {
+            if !link.learned
+                && let Err(refusal) = lock(&self.shared).table.add_configured(id, Instant::now())
+            {
                 log::warn!("cannot track peer {id}: {refusal}");
             }
         }
@@ -833,7 +891,7 @@ fn classify(error: &io::Error) -> (LinkFailure, String) {
 }
 
 /// Whether dialing `target` would reach this very node.
-fn is_own_address(target: SocketAddr, source: Option<IpAddr>, own_port: u16) -> bool {
+pub fn is_own_address(target: SocketAddr, source: Option<IpAddr>, own_port: u16) -> bool {
     if target.port() != own_port {
         return false;
     }

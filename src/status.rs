@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 
 use crate::node::Shared;
-use crate::peers::{Peer, PeerState};
+use crate::peers::{Origin, Peer, PeerState};
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -63,6 +63,12 @@ pub fn status_json(shared: &Shared, now: Instant) -> Value {
                 "flaps": peer.flaps,
                 "changes": peer.changes_total,
                 "configured": peer.configured,
+                "known_from": match peer.origin {
+                    Origin::Configured => "configured".to_string(),
+                    Origin::Learned { from } => format!("learned from {from}"),
+                    Origin::Contacted => "contacted us".to_string(),
+                },
+                "known_since_s": age(peer.known_at),
                 "legacy": peer.legacy,
                 "interval_s": peer.interval.as_secs_f64(),
             })

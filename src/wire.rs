@@ -7,10 +7,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_FRAME, MAX_NAME_LEN, MAX_PEER_INTERVAL};
+use crate::limits::{MAX_FRAME, MAX_MEMBERS_PER_MESSAGE, MAX_NAME_LEN, MAX_PEER_INTERVAL};
 
 /// Written once by a v1 listener on a connection it accepted, after the first
 /// valid v1 message arrived on it. The Python original never writes on an
@@ -34,6 +35,21 @@ pub struct Header {
     pub ts: u64,
     /// Sender's send period in milliseconds.
     pub interval_ms: u64,
+    /// What the sender knows of other members (membership; sent only to
+    /// peers that speak v1). Empty on the wire means absent.
+    pub members: Vec<Member>,
+}
+
+/// One member as another node knows it: the hearsay a status may carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The member's identity (IP and listening port).
+    pub addr: SocketAddr,
+    pub name: Option<String>,
+    /// The member's incarnation as last heard by the sender.
+    pub boot: u64,
+    /// How long ago the sender last heard from it directly, in ms.
+    pub heard_ms: u64,
 }
 
 /// A decoded, validated message.
@@ -132,6 +148,18 @@ struct RawMessage<'a> {
     cpu: Option<f64>,
     memory: Option<f64>,
     sealed: Option<serde::de::IgnoredAny>,
+    members: Option<Vec<RawMember>>,
+}
+
+/// A member entry as written; an entry with a bad address is skipped, not
+/// fatal (one stale or odd entry must not cost the whole status).
+#[derive(Deserialize, Serialize)]
+struct RawMember {
+    addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    boot: u64,
+    heard_ms: u64,
 }
 
 /// Decodes one frame (without its trailing newline; a `\r` before it is tolerated).
@@ -191,6 +219,22 @@ fn decode_v1(raw: RawMessage<'_>) -> Result<Message, DecodeError> {
             interval_ms.to_string(),
         ));
     }
+    let members = raw
+        .members
+        .unwrap_or_default()
+        .into_iter()
+        .take(MAX_MEMBERS_PER_MESSAGE)
+        .filter_map(|member| {
+            let addr = member.addr.parse().ok()?;
+            let name = member.name.filter(|n| n.len() <= MAX_NAME_LEN);
+            Some(Member {
+                addr,
+                name,
+                boot: member.boot,
+                heard_ms: member.heard_ms,
+            })
+        })
+        .collect();
     let header = Header {
         node,
         port,
@@ -198,6 +242,7 @@ fn decode_v1(raw: RawMessage<'_>) -> Result<Message, DecodeError> {
         seq: raw.seq.ok_or(DecodeError::MissingField("seq"))?,
         ts: raw.ts.ok_or(DecodeError::MissingField("ts"))?,
         interval_ms,
+        members,
     };
     if kind == "leave" {
         return Ok(Message::Leave { header });
@@ -239,6 +284,8 @@ struct RawOut<'a> {
     cpu: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    members: Vec<RawMember>,
 }
 
 /// Encodes a v1 status or leave as one line, newline included. cpu and memory
@@ -273,6 +320,16 @@ pub fn encode(message: &Message) -> Vec<u8> {
         interval_ms: header.interval_ms,
         cpu,
         memory,
+        members: header
+            .members
+            .iter()
+            .map(|member| RawMember {
+                addr: member.addr.to_string(),
+                name: member.name.clone(),
+                boot: member.boot,
+                heard_ms: member.heard_ms,
+            })
+            .collect(),
     };
     // Serializing a struct of plain fields into a Vec cannot fail.
     let mut line = serde_json::to_vec(&raw).unwrap_or_default();
@@ -354,6 +411,7 @@ mod tests {
             seq: 7,
             ts: 1_700_000_005_000,
             interval_ms: 5000,
+            members: Vec::new(),
         }
     }
 
@@ -382,6 +440,52 @@ mod tests {
                 memory: 41.7
             })
         );
+    }
+
+    #[test]
+    fn members_round_trip_and_bad_entries_are_skipped() {
+        let mut with_members = header();
+        with_members.members = vec![
+            Member {
+                addr: "127.0.0.3:5000"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                name: Some("c".into()),
+                boot: 9,
+                heard_ms: 1200,
+            },
+            Member {
+                addr: "[::1]:5001"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                name: None,
+                boot: 1,
+                heard_ms: 0,
+            },
+        ];
+        let message = Message::Status {
+            header: with_members,
+            cpu: 1.0,
+            memory: 2.0,
+        };
+        let line = encode(&message);
+        assert_eq!(decode(line.trim_ascii_end()), Ok(message));
+        // Without members the field is absent (the Python original never sees it).
+        let plain = encode(&Message::Leave { header: header() });
+        assert!(!String::from_utf8_lossy(&plain).contains("members"));
+        let odd = status_json("1", "1").replace(
+            "\"v\":1",
+            "\"v\":1,\"members\":[{\"addr\":\"nonsense\",\"boot\":1,\"heard_ms\":0},{\"addr\":\"10.0.0.9:5000\",\"boot\":2,\"heard_ms\":5}]",
+        );
+        match decode(odd.as_bytes()) {
+            Ok(Message::Status { header, .. }) => {
+                assert_eq!(header.members.len(), 1);
+                assert_eq!(header.members[0].addr.to_string(), "10.0.0.9:5000");
+            }
+            other => panic!("{other:?}"),
+        }
+        let wrong = status_json("1", "1").replace("\"v\":1", "\"v\":1,\"members\":\"all\"");
+        assert_eq!(reason(wrong.as_bytes()), "bad_field");
     }
 
     #[test]
@@ -618,6 +722,7 @@ mod properties {
                         seq,
                         ts,
                         interval_ms,
+                        members: Vec::new(),
                     };
                     if leave {
                         Message::Leave { header }

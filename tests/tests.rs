@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
+mod membership;
 mod observe;
 mod ops;
 mod seal;
