@@ -524,8 +524,11 @@ impl PeerTable {
     /// gone: it is dropped, so the silence we caused is never reported as
     /// offline. One that sends to us stays, like any other sender (and with
     /// membership on, it is pushed back to, as any sender we do not link).
+    /// Only a configured peer is touched: a member the table dropped may be
+    /// learned again before the sender drops its link, and that newer entry
+    /// stays.
     pub fn unconfigure(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(&id) else {
+        let Some(peer) = self.peers.get_mut(&id).filter(|peer| peer.configured) else {
             return;
         };
         peer.configured = false;
@@ -1736,8 +1739,12 @@ mod tests {
         peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
         peers.unconfigure(id(3));
         assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(false));
-        // Unknown ids are ignored; configuring again restores the flag.
+        // Unknown and unconfigured ids are ignored; configuring again
+        // restores the flag.
         peers.unconfigure(id(4));
+        peers.on_status(id(6), report(1, 0), t0, &mut events).ok();
+        peers.unconfigure(id(6));
+        assert!(peers.get(&id(6)).is_some());
         peers.add_configured(id(3), t0).ok();
         assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(true));
         // With membership, a demoted peer stays, linked, no longer configured.
