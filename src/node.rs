@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -17,8 +16,7 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::Config;
-use crate::config::{Host, HttpSetting, PeerAddr};
+use crate::config::{Config, Host, HttpSetting, PeerAddr};
 use crate::history::{self, History};
 use crate::hooks::Hooks;
 use crate::http::HttpServer;
@@ -26,6 +24,7 @@ use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
 use crate::listener::Listener;
 use crate::output::{Output, Stdout};
 use crate::peers::{Event, PeerState, PeerTable};
+use crate::reload::{ConfigChange, KeyReload};
 use crate::sample::Sample;
 use crate::seal::{Keyring, SharedKeyring};
 use crate::sender::{LinkChange, Sender};
@@ -207,8 +206,8 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
     /// The addresses actually listened on.
     pub listening: Vec<SocketAddr>,
-    /// Reloaded on SIGHUP.
-    key_file: Option<PathBuf>,
+    /// The settings in use; SIGHUP may change the peers (see `reload`).
+    config: Config,
 }
 
 impl Node {
@@ -320,22 +319,47 @@ impl Node {
             stdout,
             threads,
             listening,
-            key_file: config.key_file.clone(),
+            config: config.clone(),
         })
     }
 
     /// Whether this node seals (has a key).
     pub fn is_sealed(&self) -> bool {
-        self.key_file.is_some()
+        self.config.key_file.is_some()
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts and stops sending to peers as `change` says (SIGHUP), leaving
+    /// the connections to the others alone; `peers` becomes the list in use.
+    pub fn change_peers(&mut self, peers: &[PeerAddr], change: &ConfigChange) {
+        // With membership on, the config only says where to start: a peer
+        // taken out of it stays a member until it leaves or is forgotten.
+        let remove = if self.config.learn_peers {
+            LinkChange::Unconfigure
+        } else {
+            LinkChange::Remove
+        };
+        let links = change
+            .removed
+            .iter()
+            .cloned()
+            .map(remove)
+            .chain(change.added.iter().cloned().map(LinkChange::Add));
+        lock(&self.shared).change_links(links);
+        self.config.peers = peers.to_vec();
     }
 
     /// Reloads the key file (SIGHUP). A file that fails the checks is logged
     /// and the keys in use are kept. Logs how many messages each old key
     /// opened, so an operator sees when a retired key is no longer used.
-    pub fn reload_key(&self) {
+    pub fn reload_key(&self) -> KeyReload {
         let keyring = lock(&self.shared).keyring.clone();
-        let (Some(path), Some(keyring)) = (&self.key_file, keyring) else {
-            return;
+        let (Some(path), Some(keyring)) = (&self.config.key_file, keyring) else {
+            return KeyReload::NoKey;
         };
         match Keyring::load(path) {
             Ok(new) => {
@@ -347,8 +371,12 @@ impl Node {
                     "reloaded key file {}: {count} key(s), the first seals; before the reload, {usage}",
                     path.display()
                 );
+                KeyReload::Loaded(count)
             }
-            Err(e) => log::error!("cannot reload the key file: {e}; keeping the keys in use"),
+            Err(e) => {
+                log::error!("cannot reload the key file: {e}; keeping the keys in use");
+                KeyReload::Failed
+            }
         }
     }
 

@@ -531,6 +531,42 @@ impl PeerTable {
         Ok(())
     }
 
+    /// A peer taken out of the configured list (config reload). One that never
+    /// sent us a status was known only through our connections, which are now
+    /// gone: it is dropped, so the silence we caused is never reported as
+    /// offline. One that sends to us stays, like any other sender (and with
+    /// membership on, it is pushed back to, as any sender we do not link).
+    /// Only a configured peer is touched: a member the table dropped may be
+    /// learned again before the sender drops its link, and that newer entry
+    /// stays.
+    pub fn unconfigure(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id).filter(|peer| peer.configured) else {
+            return;
+        };
+        peer.configured = false;
+        peer.outbound_up = false;
+        peer.linked = false;
+        if peer.origin == Origin::Configured {
+            peer.origin = Origin::Contacted;
+        }
+        if peer.send_only() {
+            self.peers.remove(&id);
+            self.held
+                .retain(|(event, _)| !matches!(event, Event::Offline { peer, .. } if *peer == id));
+        }
+    }
+
+    /// A peer taken out of the configured list while membership is on: it
+    /// stays a member we send to, and is forgotten or dropped like a learned one.
+    pub fn demote(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.configured = false;
+            if peer.origin == Origin::Configured {
+                peer.origin = Origin::Contacted;
+            }
+        }
+    }
+
     /// The peer `id` sending a status of incarnation `boot`, created if new.
     /// A status of an incarnation that already left (tombstoned) is stale; a
     /// newer one of a member that left comes back as "left", so that its
@@ -1756,6 +1792,40 @@ mod tests {
             .on_status(id(2), report(2, 0), t0 + 61 * SEC, &mut events)
             .ok();
         assert_eq!(kinds(&events), ["online", "status"]);
+    }
+
+    #[test]
+    fn an_unconfigured_peer_is_dropped_unless_it_sends_to_us() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        // Send-only: known through our connection alone.
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0, &mut events);
+        peers.unconfigure(id(2));
+        assert!(peers.get(&id(2)).is_none());
+        peers.tick(t0 + 60 * SEC, &mut events);
+        assert!(!kinds(&events).contains(&"offline"), "{events:?}");
+        // A peer that sends to us stays, as an unconfigured sender.
+        peers.add_configured(id(3), t0).ok();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        peers.unconfigure(id(3));
+        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(false));
+        // Unknown and unconfigured ids are ignored; configuring again
+        // restores the flag.
+        peers.unconfigure(id(4));
+        peers.on_status(id(6), report(1, 0), t0, &mut events).ok();
+        peers.unconfigure(id(6));
+        assert!(peers.get(&id(6)).is_some());
+        peers.add_configured(id(3), t0).ok();
+        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(true));
+        // With membership, a demoted peer stays, linked, no longer configured.
+        peers.add_configured(id(5), t0).ok();
+        peers.demote(id(5));
+        let peer = peers
+            .get(&id(5))
+            .map(|p| (p.configured, p.linked, p.origin));
+        assert_eq!(peer, Some((false, true, Origin::Contacted)));
     }
 
     #[test]
