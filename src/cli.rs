@@ -33,11 +33,31 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// The peer table of a running node, like `serf members` (reads its /status).
     Members(MembersArgs),
+    /// Print the man page (roff) to stdout, or write it to --out DIR.
+    Man(ManArgs),
+    /// Print shell completions for SHELL to stdout.
+    Completions(CompletionsArgs),
     /// A live, full-screen peer table of a running node (reads its /status every second).
     Top(TopArgs),
     /// Simulated peers for benchmarks (loopback only).
     #[command(hide = true)]
     Loadgen(crate::loadgen::LoadgenArgs),
+}
+
+/// Options of `p2pmon man`.
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// Write p2pmon.1 and one page per subcommand (p2pmon-run.1, ...) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Options of `p2pmon completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Options of `p2pmon members`.

@@ -168,6 +168,11 @@ impl FileConfig {
         })
     }
 
+    /// Whether the file lists peers (a reload says when --peers overrides them).
+    pub fn has_peers(&self) -> bool {
+        self.peers.is_some()
+    }
+
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)

@@ -1,5 +1,6 @@
 //! The status endpoint: `GET /metrics` (Prometheus text), `GET /status`
-//! (JSON), `GET /healthz`, on one thread of its own running a small `mio`
+//! (JSON), `GET /healthz`, and the web dashboard: `GET /`, one page embedded
+//! in the binary that polls `/status` and `GET /history` (JSON), on one thread of its own running a small `mio`
 //! loop with `httparse`, so no request can slow the sender or the listener.
 //! The same thread runs the event hooks (see `hooks`), off the hot path.
 //!
@@ -19,11 +20,21 @@ use crate::hooks::Hooks;
 use crate::limits::{HTTP_DEADLINE, MAX_HTTP_CONNECTIONS, MAX_HTTP_REQUEST};
 use crate::node::{SharedState, lock};
 use crate::shutdown::Shutdown;
-use crate::status::{metrics_text, prometheus_text, status_json};
+use crate::status::{history_json, metrics_text, prometheus_text, status_json};
 
 const WAKE: Token = Token(0);
 const LISTENER: Token = Token(1);
 const FIRST_CLIENT: usize = 2;
+
+/// The dashboard: HTML, CSS and JS in one file, no network but this node's
+/// own /status and /history.
+const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+
+/// The dashboard may run its own inline script and styles and talk to this
+/// node only: a peer's name (from the wire) can never load or send anything.
+const DASHBOARD_POLICY: &str = "Content-Security-Policy: default-src 'none'; \
+    script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+    img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n";
 
 #[derive(Debug)]
 struct Client {
@@ -50,7 +61,9 @@ pub struct HttpServer {
 pub fn bind(addr: SocketAddr, explicit: bool) -> Result<Option<TcpListener>, String> {
     match TcpListener::bind(addr) {
         Ok(listener) => {
-            log::info!("status endpoint on http://{addr}/ (/metrics, /status, /healthz)");
+            log::info!(
+                "status endpoint on http://{addr}/ (dashboard, /history, /metrics, /status, /healthz)"
+            );
             Ok(Some(listener))
         }
         Err(e) if explicit => Err(format!(
@@ -273,17 +286,25 @@ impl HttpServer {
 /// `openmetrics`: the client asked for OpenMetrics (Prometheus servers do);
 /// everyone else gets the classic text format.
 fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> Vec<u8> {
-    let path = path.split('?').next().unwrap_or(path);
-    let known = matches!(path, "/metrics" | "/status" | "/healthz");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let known = matches!(path, "/" | "/history" | "/metrics" | "/status" | "/healthz");
     if !known {
         return response(
             404,
             "text/plain",
-            b"not found: try /metrics, /status or /healthz\n",
+            b"not found: try / (dashboard), /history, /metrics, /status or /healthz\n",
         );
     }
     if method != "GET" {
         return response(405, "text/plain", b"method not allowed: GET only\n");
+    }
+    if path == "/" {
+        return response_with(
+            200,
+            "text/html; charset=utf-8",
+            DASHBOARD_POLICY,
+            DASHBOARD.as_bytes(),
+        );
     }
     let now = Instant::now();
     let shared = lock(shared);
@@ -298,6 +319,16 @@ fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> V
             "text/plain; version=0.0.4; charset=utf-8",
             prometheus_text(&metrics_text(&shared, now)).as_bytes(),
         ),
+        "/history" => {
+            // A bad or missing `since` means the whole window.
+            let since = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("since="))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            let body = serde_json::to_vec(&history_json(&shared, since)).unwrap_or_default();
+            response(200, "application/json", &body)
+        }
         "/status" => {
             let body = serde_json::to_vec_pretty(&status_json(&shared, now)).unwrap_or_default();
             response(200, "application/json", &body)
@@ -308,6 +339,11 @@ fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> V
 }
 
 fn response(code: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    response_with(code, content_type, "", body)
+}
+
+/// A response with `extra` header lines (each ending in CRLF).
+fn response_with(code: u16, content_type: &str, extra: &str, body: &[u8]) -> Vec<u8> {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
@@ -318,7 +354,7 @@ fn response(code: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     };
     let allow = if code == 405 { "Allow: GET\r\n" } else { "" };
     let mut out = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}{extra}Connection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -339,6 +375,22 @@ mod tests {
         assert!(error.contains("address already in use"), "{error}");
         drop(holder);
         assert!(matches!(bind(addr, true), Ok(Some(_))));
+    }
+
+    #[test]
+    fn the_dashboard_is_one_page_that_loads_nothing_from_elsewhere() {
+        assert!(DASHBOARD.starts_with("<!doctype html>"));
+        for outside in ["src=", "href=\"http", "@import", "url("] {
+            assert!(!DASHBOARD.contains(outside), "{outside}");
+        }
+        let answer = route_page();
+        assert!(answer.contains("Content-Security-Policy: default-src 'none';"));
+        assert!(answer.contains("connect-src 'self'"));
+    }
+
+    fn route_page() -> String {
+        String::from_utf8(response_with(200, "text/html", DASHBOARD_POLICY, b""))
+            .unwrap_or_default()
     }
 
     #[test]

@@ -20,26 +20,33 @@
 //! - [`output`]: the event lines on stdout, text or JSON;
 //! - [`stats`]: counters and the rate limit on rejection logs;
 //! - [`http`] and [`status`]: the status endpoint (/metrics, /status,
-//!   /healthz) on a third thread, which also runs the event [`hooks`];
+//!   /healthz, and the web dashboard at / with its /history, kept by
+//!   [`history`]) on a third thread, which also runs the event [`hooks`];
 //! - [`members`]: `p2pmon members`, the peer table of a running node;
 //! - [`top`]: `p2pmon top`, the same table live and full-screen;
 //! - [`loadgen`]: simulated peers for the benchmarks (hidden subcommand);
 //! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
+//! - [`reload`]: SIGHUP, which re-reads the config file's peer list and the
+//!   key file while the node runs;
+//! - [`manual`]: the man page and shell completions, from the clap definitions;
 //! - [`demo`]: three nodes in one process for a first look;
 //! - [`limits`]: every size, count and timeout, with its reason.
 
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod hooks;
 pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod loadgen;
+pub mod manual;
 pub mod members;
 pub mod node;
 pub mod output;
 pub mod peers;
+pub mod reload;
 pub mod sample;
 pub mod seal;
 pub mod sender;
@@ -109,6 +116,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
         Some(Command::Members(args)) => members::run(&args),
         Some(Command::Top(args)) => top::run(&args),
         Some(Command::Loadgen(args)) => loadgen::run(&args),
+        Some(Command::Man(args)) => manual::man(args.out.as_deref()),
+        Some(Command::Completions(args)) => manual::completions(args.shell),
     }
 }
 
@@ -123,7 +132,11 @@ fn run_node(args: &RunArgs) -> Result<(), Error> {
     init_logging(args.verbose, args.quiet);
     log::debug!("{config:?}");
     let output = Output::new(config.format, config.timestamps, config.changes_only);
-    run_nodes(vec![(config, output, Stdout::process())])
+    let source = reload::Source {
+        args: args.clone(),
+        default_name,
+    };
+    run_nodes_reloading(vec![(config, output, Stdout::process())], Some(&source))
 }
 
 /// Sets up stderr logging: warnings by default, -v info, -vv debug, -q errors
@@ -155,22 +168,27 @@ pub fn init_logging(verbose: u8, quiet: u8) {
 }
 
 /// SIGINT and SIGTERM, registered before any node starts so that an early
-/// Ctrl+C is never lost; and SIGHUP, which reloads the key file, when a node
-/// has one (without a key, SIGHUP keeps its default: stop).
-fn signals(keyed: bool) -> Result<Signals, Error> {
-    let mut wanted = vec![SIGINT, SIGTERM];
-    if keyed {
-        wanted.push(SIGHUP);
-    }
-    Signals::new(wanted).map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))
+/// Ctrl+C is never lost; and SIGHUP, which reloads (never stops: a daemon's
+/// `systemctl reload` must not kill it).
+fn signals() -> Result<Signals, Error> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Runtime(format!("cannot handle signals: {e}")))
 }
 
 /// Starts nodes sharing one shutdown, waits for SIGINT or SIGTERM (or for a
 /// thread that failed to trigger the shutdown), stops and joins them. SIGHUP
 /// reloads the nodes' key files meanwhile.
 pub fn run_nodes(nodes: Vec<(Config, Output, Stdout)>) -> Result<(), Error> {
-    let keyed = nodes.iter().any(|(config, ..)| config.key_file.is_some());
-    let mut signals = signals(keyed)?;
+    run_nodes_reloading(nodes, None)
+}
+
+/// [`run_nodes`], where SIGHUP also re-reads the config file of `source`
+/// (the command line the nodes started with) and applies its peer list.
+pub fn run_nodes_reloading(
+    nodes: Vec<(Config, Output, Stdout)>,
+    source: Option<&reload::Source>,
+) -> Result<(), Error> {
+    let mut signals = signals()?;
     let shutdown = Shutdown::new();
     shutdown.close_on_trigger(signals.handle());
     let mut started = Vec::new();
@@ -193,7 +211,9 @@ pub fn run_nodes(nodes: Vec<(Config, Output, Stdout)>) -> Result<(), Error> {
         }
         for signal in signals.forever() {
             if signal == SIGHUP {
-                started.iter().for_each(Node::reload_key);
+                for node in &mut started {
+                    reload::reload(node, source);
+                }
                 continue;
             }
             log::info!("received signal {signal}: leaving");

@@ -2,7 +2,8 @@
 //! sockets and reads framed messages from every peer at once, without a thread
 //! per connection. It decodes each frame, applies it to the peer table and
 //! prints the result; it also runs the table's timers (close grace, silence)
-//! every [`TICK`] and closes connections idle for longer than [`IDLE_FACTOR`] × T.
+//! when the next deadline falls (at least once a second, see [`MAX_TICK`]) and
+//! closes connections idle for longer than [`IDLE_FACTOR`] × T.
 //!
 //! Everything it holds is bounded: at most `--max-connections` connections
 //! (default [`crate::limits::MAX_CONNECTIONS`]), each with at most one
@@ -23,8 +24,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
-    IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, OFFLINE_FACTOR, READ_CHUNK,
-    TCP_USER_TIMEOUT, TICK, UNIDENTIFIED_DEADLINE,
+    IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_TICK, OFFLINE_FACTOR,
+    READ_CHUNK, TCP_USER_TIMEOUT, TICK, UNIDENTIFIED_DEADLINE,
 };
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
@@ -152,6 +153,9 @@ impl Listener {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + TICK;
+        // Recompute the next deadline at least this often when something
+        // structural happened (a close, an accept, a wake from the sender).
+        let mut recheck = false;
         lock(&self.shared).listener_running = true;
         while !self.shutdown.is_triggered() {
             self.write_out();
@@ -166,17 +170,25 @@ impl Listener {
                 self.shutdown.trigger();
                 break;
             }
+            let open_before = self.open;
+            let generation = lock(&self.shared).table.generation();
             for event in events.iter() {
                 match event.token() {
-                    WAKE => {}
+                    WAKE => recheck = true,
                     Token(index) if index < FIRST_CONNECTION => self.accept(index - 1),
                     Token(index) => self.read(index - FIRST_CONNECTION),
                 }
             }
+            if self.open != open_before || lock(&self.shared).table.generation() != generation {
+                recheck = true;
+            }
             let now = Instant::now();
-            if now >= next_tick {
-                self.tick(now);
-                next_tick = now + TICK;
+            if now >= next_tick || recheck {
+                if now >= next_tick {
+                    self.tick(now);
+                }
+                next_tick = self.next_wake(now);
+                recheck = false;
             }
         }
         lock(&self.shared).listener_running = false;
@@ -391,6 +403,31 @@ impl Listener {
             shared.table.on_inbound_closed(peer, graceful, now);
         }
         shared.publish();
+    }
+
+    /// When the loop must run the timers next: the table's next deadline or a
+    /// connection's, never sooner than [`TICK`] (a burst of deadlines is
+    /// handled in one pass) and never later than [`MAX_TICK`].
+    fn next_wake(&self, now: Instant) -> Instant {
+        let table = lock(&self.shared).table.next_deadline(now);
+        let connections = self
+            .connections
+            .iter()
+            .flatten()
+            .map(|connection| {
+                let info = &connection.info;
+                if info.kind == Kind::Unknown {
+                    info.accepted_at + UNIDENTIFIED_DEADLINE
+                } else {
+                    let threshold = self.offline_after.max(info.interval * OFFLINE_FACTOR);
+                    info.last_activity + threshold * IDLE_FACTOR
+                }
+            })
+            .min();
+        let deadline = [table, connections].into_iter().flatten().min();
+        let earliest = now + TICK;
+        let latest = now + MAX_TICK;
+        deadline.map_or(latest, |at| at.clamp(earliest, latest))
     }
 
     /// Runs the table's timers and closes idle connections.

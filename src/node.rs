@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -17,14 +16,15 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::Config;
-use crate::config::{Host, HttpSetting, PeerAddr};
+use crate::config::{Config, Host, HttpSetting, PeerAddr};
+use crate::history::{self, History};
 use crate::hooks::Hooks;
 use crate::http::HttpServer;
 use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
 use crate::listener::Listener;
 use crate::output::{Output, Stdout};
-use crate::peers::{Event, PeerTable};
+use crate::peers::{Event, PeerState, PeerTable};
+use crate::reload::{ConfigChange, KeyReload};
 use crate::sample::Sample;
 use crate::seal::{Keyring, SharedKeyring};
 use crate::sender::{LinkChange, Sender};
@@ -62,6 +62,8 @@ pub struct Shared {
     pub link_changes: Vec<LinkChange>,
     /// Wakes the sender to apply them.
     pub sender_waker: Option<Arc<Waker>>,
+    /// The last 15 minutes of every peer and of this node (GET /history).
+    pub history: History,
 }
 
 impl Shared {
@@ -77,7 +79,12 @@ impl Shared {
                 })
             }));
         }
+        if self.events.is_empty() {
+            return;
+        }
+        let at = history::unix_seconds();
         for event in self.events.drain(..) {
+            record_history(&mut self.history, &self.table, &event, at);
             match &event {
                 Event::Offline {
                     peer,
@@ -129,6 +136,13 @@ impl Shared {
         }
     }
 
+    /// Keeps the sender's latest sample of this node, and its history.
+    pub fn set_own(&mut self, sample: Sample) {
+        self.own = Some(sample);
+        self.history
+            .record_own(history::unix_seconds(), sample.cpu, sample.memory);
+    }
+
     /// Asks the sender to start or stop sending to peers.
     pub fn change_links(&mut self, changes: impl IntoIterator<Item = LinkChange>) {
         self.link_changes.extend(changes);
@@ -148,6 +162,25 @@ impl Shared {
         {
             log::debug!("cannot wake the listener: {e}");
         }
+    }
+}
+
+/// Adds a status or a state change to the peer's history; the state of a
+/// status is the table's (a flapping peer's changes print nothing, but its
+/// state in the table is current).
+fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u64) {
+    let known = |id: &_| table.get(id).is_some();
+    let state_of = |id| table.get(id).map_or(PeerState::Online, |peer| peer.state);
+    match event {
+        Event::Status {
+            peer, cpu, memory, ..
+        } => history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known),
+        Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
+        Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
+        Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
+        Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
+        Event::Forgotten { peer, .. } => history.forget(peer),
+        Event::CutOff { .. } | Event::Restored { .. } => {}
     }
 }
 
@@ -173,8 +206,8 @@ pub struct Node {
     threads: Vec<JoinHandle<()>>,
     /// The addresses actually listened on.
     pub listening: Vec<SocketAddr>,
-    /// Reloaded on SIGHUP.
-    key_file: Option<PathBuf>,
+    /// The settings in use; SIGHUP may change the peers (see `reload`).
+    config: Config,
 }
 
 impl Node {
@@ -254,6 +287,7 @@ impl Node {
             hook_waker: None,
             link_changes: Vec::new(),
             sender_waker: None,
+            history: History::default(),
         }));
         let listener = Listener::new(listeners, shared.clone(), stdout.clone(), shutdown, config)
             .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;
@@ -285,22 +319,47 @@ impl Node {
             stdout,
             threads,
             listening,
-            key_file: config.key_file.clone(),
+            config: config.clone(),
         })
     }
 
     /// Whether this node seals (has a key).
     pub fn is_sealed(&self) -> bool {
-        self.key_file.is_some()
+        self.config.key_file.is_some()
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts and stops sending to peers as `change` says (SIGHUP), leaving
+    /// the connections to the others alone; `peers` becomes the list in use.
+    pub fn change_peers(&mut self, peers: &[PeerAddr], change: &ConfigChange) {
+        // With membership on, the config only says where to start: a peer
+        // taken out of it stays a member until it leaves or is forgotten.
+        let remove = if self.config.learn_peers {
+            LinkChange::Unconfigure
+        } else {
+            LinkChange::Remove
+        };
+        let links = change
+            .removed
+            .iter()
+            .cloned()
+            .map(remove)
+            .chain(change.added.iter().cloned().map(LinkChange::Add));
+        lock(&self.shared).change_links(links);
+        self.config.peers = peers.to_vec();
     }
 
     /// Reloads the key file (SIGHUP). A file that fails the checks is logged
     /// and the keys in use are kept. Logs how many messages each old key
     /// opened, so an operator sees when a retired key is no longer used.
-    pub fn reload_key(&self) {
+    pub fn reload_key(&self) -> KeyReload {
         let keyring = lock(&self.shared).keyring.clone();
-        let (Some(path), Some(keyring)) = (&self.key_file, keyring) else {
-            return;
+        let (Some(path), Some(keyring)) = (&self.config.key_file, keyring) else {
+            return KeyReload::NoKey;
         };
         match Keyring::load(path) {
             Ok(new) => {
@@ -312,8 +371,12 @@ impl Node {
                     "reloaded key file {}: {count} key(s), the first seals; before the reload, {usage}",
                     path.display()
                 );
+                KeyReload::Loaded(count)
             }
-            Err(e) => log::error!("cannot reload the key file: {e}; keeping the keys in use"),
+            Err(e) => {
+                log::error!("cannot reload the key file: {e}; keeping the keys in use");
+                KeyReload::Failed
+            }
         }
     }
 

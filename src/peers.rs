@@ -350,6 +350,9 @@ pub struct PeerTable {
     removed: Vec<PeerId>,
     /// Where the next membership digest starts (round-robin).
     digest_cursor: usize,
+    /// Grows whenever a peer is added or removed or something that moves a
+    /// deadline earlier happens (the listener then recomputes its wake-up).
+    generation: u64,
     /// Silence verdicts held back while every peer seems to be going quiet.
     held: Vec<(Event, Instant)>,
     cut_off: Option<CutOff>,
@@ -369,9 +372,15 @@ impl PeerTable {
             tombstones: HashMap::new(),
             removed: Vec::new(),
             digest_cursor: 0,
+            generation: 0,
             held: Vec::new(),
             cut_off: None,
         }
+    }
+
+    /// See the field: compare before and after an update.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Replaces the forget-after setting (`None`: never forget).
@@ -384,6 +393,7 @@ impl PeerTable {
     /// tombstoned at that incarnation, or stale hearsay (not heard by `from`
     /// within T). Returns whether it was added (the caller starts a link).
     pub fn learn(&mut self, member: &Member, from: PeerId, now: Instant) -> Result<bool, Refusal> {
+        self.generation += 1;
         let id = PeerId::new(member.addr.ip(), member.addr.port());
         if self.peers.contains_key(&id) {
             return Ok(false);
@@ -462,6 +472,7 @@ impl PeerTable {
     /// incarnation; a forgotten one is not (it may only have been cut off,
     /// and fresh hearsay or its own statuses may bring it back).
     fn drop_member(&mut self, id: PeerId, left: bool, now: Instant) {
+        self.generation += 1;
         if let Some(peer) = self.peers.remove(&id) {
             if left {
                 self.tombstone(id, peer.boot.unwrap_or(0), now);
@@ -505,6 +516,7 @@ impl PeerTable {
 
     /// Adds a peer from --peers (idempotent).
     pub fn add_configured(&mut self, id: PeerId, now: Instant) -> Result<(), Refusal> {
+        self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.configured = true;
             peer.origin = Origin::Configured;
@@ -517,6 +529,42 @@ impl PeerTable {
         self.peers
             .insert(id, Peer::new(id, true, self.own_interval, now));
         Ok(())
+    }
+
+    /// A peer taken out of the configured list (config reload). One that never
+    /// sent us a status was known only through our connections, which are now
+    /// gone: it is dropped, so the silence we caused is never reported as
+    /// offline. One that sends to us stays, like any other sender (and with
+    /// membership on, it is pushed back to, as any sender we do not link).
+    /// Only a configured peer is touched: a member the table dropped may be
+    /// learned again before the sender drops its link, and that newer entry
+    /// stays.
+    pub fn unconfigure(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id).filter(|peer| peer.configured) else {
+            return;
+        };
+        peer.configured = false;
+        peer.outbound_up = false;
+        peer.linked = false;
+        if peer.origin == Origin::Configured {
+            peer.origin = Origin::Contacted;
+        }
+        if peer.send_only() {
+            self.peers.remove(&id);
+            self.held
+                .retain(|(event, _)| !matches!(event, Event::Offline { peer, .. } if *peer == id));
+        }
+    }
+
+    /// A peer taken out of the configured list while membership is on: it
+    /// stays a member we send to, and is forgotten or dropped like a learned one.
+    pub fn demote(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.configured = false;
+            if peer.origin == Origin::Configured {
+                peer.origin = Origin::Contacted;
+            }
+        }
     }
 
     /// The peer `id` sending a status of incarnation `boot`, created if new.
@@ -576,6 +624,7 @@ impl PeerTable {
     ) -> Result<(), Refusal> {
         let rule = self.flap;
         let before = events.len();
+        let known = self.peers.get(&id).map(|peer| peer.state);
         let peer = self.entry(id, report.boot, now)?;
         if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
             if boot < known || (boot == known && peer.state == PeerState::Left) {
@@ -613,6 +662,9 @@ impl PeerTable {
             memory: report.memory,
             first,
         };
+        if known != self.peers.get(&id).map(|peer| peer.state) {
+            self.generation += 1;
+        }
         self.absorb_restore(before, now, events);
         events.push(status);
         Ok(())
@@ -654,6 +706,7 @@ impl PeerTable {
             return Ok(());
         };
         if peer.boot.is_some_and(|known| boot < known) {
+            self.generation += 1;
             return Err(Refusal::StaleBoot);
         }
         peer.closed_at = None;
@@ -686,6 +739,7 @@ impl PeerTable {
     /// An inbound v1 connection of `id` ended. `graceful` is false when it
     /// ended without a leave (crash, reset, keepalive timeout).
     pub fn on_inbound_closed(&mut self, id: PeerId, graceful: bool, now: Instant) {
+        self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.inbound_open = peer.inbound_open.saturating_sub(1);
             if peer.inbound_open == 0 && !graceful && peer.state != PeerState::Left {
@@ -697,6 +751,7 @@ impl PeerTable {
     /// One of our connections to `id` was accepted (a sign of life for a
     /// send-only peer).
     pub fn on_connected(&mut self, id: PeerId, now: Instant, events: &mut Vec<Event>) {
+        self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.outbound_up = true;
             peer.last_contact = Some(now);
@@ -719,6 +774,7 @@ impl PeerTable {
     /// Our connection to `id` ended without failing (the Python original closes
     /// after each status; a v1 peer closing is decided by its own inbound signals).
     pub fn on_disconnected(&mut self, id: PeerId, now: Instant) {
+        self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
             if peer.outbound_up {
                 // It held until now: that was a sign of life.
@@ -737,6 +793,7 @@ impl PeerTable {
         now: Instant,
         events: &mut Vec<Event>,
     ) {
+        self.generation += 1;
         let past_startup = now.duration_since(self.started) >= self.offline_after;
         let rule = self.flap;
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -770,7 +827,8 @@ impl PeerTable {
     }
 
     /// Applies the timers: close grace, silence, flap muting, cut-off. Call it
-    /// often (every [`crate::limits::TICK`]); it costs one pass over the table.
+    /// at [`PeerTable::next_deadline`] (and at least every
+    /// [`crate::limits::MAX_TICK`]); it costs one pass over the table.
     pub fn tick(&mut self, now: Instant, events: &mut Vec<Event>) {
         let since_start = now.duration_since(self.started);
         let offline_after = self.offline_after;
@@ -936,6 +994,56 @@ impl PeerTable {
     /// The threshold T for a peer, by identity.
     pub fn threshold_of(&self, id: &PeerId) -> Option<Duration> {
         self.peers.get(id).map(|peer| self.threshold(peer))
+    }
+
+    /// The earliest moment `tick` could change something (a close grace, a
+    /// silence threshold, a flap mute, a held verdict, a forget), so the
+    /// listener can sleep until then instead of waking ten times a second.
+    /// Anything that arrives in between only moves these moments later,
+    /// except new peers and closes, after which the caller asks again.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
+        let just_after = Duration::from_millis(1);
+        for peer in self.peers.values() {
+            let threshold = self.threshold(peer);
+            if let Some(closed) = peer.closed_at {
+                consider(closed + CLOSE_GRACE);
+            }
+            match peer.state {
+                PeerState::Online => {
+                    if !(peer.send_only() && peer.outbound_up) {
+                        let seen = peer.last_sign_of_life(now).unwrap_or(self.started);
+                        consider(seen + threshold + just_after);
+                    }
+                }
+                PeerState::Unknown => {
+                    consider(peer.since.max(self.started) + threshold + just_after)
+                }
+                PeerState::Offline => {
+                    if let (false, Some(forget_after)) = (peer.configured, self.forget_after) {
+                        consider(peer.since + forget_after);
+                    }
+                }
+                PeerState::Left => {}
+            }
+            if peer.flapping {
+                consider(peer.since + self.flap.window);
+            }
+        }
+        let longest_interval = self
+            .peers
+            .values()
+            .map(|peer| peer.interval)
+            .max()
+            .unwrap_or_default();
+        if let Some(oldest) = self.held.iter().map(|(_, at)| *at).min() {
+            consider(oldest + longest_interval + just_after);
+        }
+        if let Some(first_back) = self.cut_off.as_ref().and_then(|cut| cut.restoring_since) {
+            consider(first_back + longest_interval);
+        }
+        next
     }
 
     /// Peers that went offline `count` times so far: the sender gives a peer a
@@ -1687,6 +1795,40 @@ mod tests {
     }
 
     #[test]
+    fn an_unconfigured_peer_is_dropped_unless_it_sends_to_us() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        // Send-only: known through our connection alone.
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0, &mut events);
+        peers.unconfigure(id(2));
+        assert!(peers.get(&id(2)).is_none());
+        peers.tick(t0 + 60 * SEC, &mut events);
+        assert!(!kinds(&events).contains(&"offline"), "{events:?}");
+        // A peer that sends to us stays, as an unconfigured sender.
+        peers.add_configured(id(3), t0).ok();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        peers.unconfigure(id(3));
+        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(false));
+        // Unknown and unconfigured ids are ignored; configuring again
+        // restores the flag.
+        peers.unconfigure(id(4));
+        peers.on_status(id(6), report(1, 0), t0, &mut events).ok();
+        peers.unconfigure(id(6));
+        assert!(peers.get(&id(6)).is_some());
+        peers.add_configured(id(3), t0).ok();
+        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(true));
+        // With membership, a demoted peer stays, linked, no longer configured.
+        peers.add_configured(id(5), t0).ok();
+        peers.demote(id(5));
+        let peer = peers
+            .get(&id(5))
+            .map(|p| (p.configured, p.linked, p.origin));
+        assert_eq!(peer, Some((false, true, Origin::Contacted)));
+    }
+
+    #[test]
     fn refused_connect_is_offline_at_once_for_a_known_peer() {
         let t0 = Instant::now();
         let mut peers = table(t0);
@@ -1840,6 +1982,29 @@ mod tests {
             .ok();
         assert_eq!(peers.get(&other).map(|p| p.interval), Some(PYTHON_INTERVAL));
         assert!(!peers.speaks_v1(&other));
+    }
+
+    #[test]
+    fn the_next_deadline_is_when_tick_would_act() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        assert_eq!(peers.next_deadline(t0), None);
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        let silence = peers.next_deadline(t0).unwrap_or(t0);
+        assert!(silence > t0 + 3 * SEC && silence <= t0 + 3 * SEC + Duration::from_millis(2));
+        // Nothing happens before it, the offline verdict right at it.
+        events.clear();
+        peers.tick(silence - Duration::from_millis(2), &mut events);
+        assert!(events.is_empty());
+        peers.tick(silence, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        // A close pulls it in to the close grace.
+        let mut peers = table(t0);
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(3));
+        peers.on_inbound_closed(id(3), false, t0 + SEC);
+        assert_eq!(peers.next_deadline(t0 + SEC), Some(t0 + SEC + CLOSE_GRACE));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub enum LinkChange {
     /// first: sent to like any peer, but not marked configured.
     Learn(PeerAddr),
     Remove(PeerAddr),
+    /// Taken out of the config while membership is on: still a member, so
+    /// the link stays, as a learned one (forgotten like any learned member).
+    Unconfigure(PeerAddr),
 }
 
 /// Where a link's connection stands.
@@ -244,7 +247,17 @@ impl Sender {
                 LinkChange::Add(addr) => (addr, false),
                 LinkChange::Learn(addr) => (addr, true),
                 LinkChange::Remove(addr) => {
-                    self.remove_link(&addr);
+                    self.remove_link(&addr, now);
+                    continue;
+                }
+                LinkChange::Unconfigure(addr) => {
+                    if let Some(link) = self.links.iter_mut().find(|l| !l.retired && l.addr == addr)
+                    {
+                        link.learned = true;
+                        if let Some(id) = link.id {
+                            lock(&self.shared).table.demote(id);
+                        }
+                    }
                     continue;
                 }
             };
@@ -270,7 +283,10 @@ impl Sender {
         }
     }
 
-    fn remove_link(&mut self, addr: &PeerAddr) {
+    /// Stops sending to `addr`: a config reload removed it, or the table
+    /// dropped the member. A v1 peer gets a leave first; a configured peer
+    /// stops being one.
+    fn remove_link(&mut self, addr: &PeerAddr, now: Instant) {
         let Some(index) = self
             .links
             .iter()
@@ -279,17 +295,22 @@ impl Sender {
             return;
         };
         log::info!("no longer sending to {addr}");
+        self.say_leave(index, now);
+        let id = self.links[index].id;
         self.reset(index);
         let link = &mut self.links[index];
         link.retired = true;
         link.pending = None;
         link.writing = None;
+        if let Some(id) = id {
+            lock(&self.shared).table.unconfigure(id);
+        }
     }
 
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
         let sample = self.sampler.sample();
-        lock(&self.shared).own = Some(sample);
+        lock(&self.shared).set_own(sample);
         let message = Message::Status {
             header: self.header(),
             cpu: sample.cpu,
@@ -741,6 +762,38 @@ impl Sender {
         }
     }
 
+    /// Whether the link's peer gets a leave: a v1 peer on an open connection
+    /// (never the Python original, which expects nothing but statuses).
+    fn takes_leave(&self, index: usize) -> bool {
+        let link = &self.links[index];
+        let speaks_v1 = link
+            .id
+            .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+        matches!(link.conn, Conn::Connected { .. }) && !link.legacy && (link.v1 || speaks_v1)
+    }
+
+    /// A peer removed at run time gets a leave before the close, so it reports
+    /// `left` rather than a crash (a v1 connection closed without a leave).
+    /// One non-blocking attempt: a few hundred bytes into an idle socket's
+    /// buffer; a peer that does not read sees the close alone.
+    fn say_leave(&mut self, index: usize, now: Instant) {
+        if !self.takes_leave(index) {
+            return;
+        }
+        let leave = wire::encode(&Message::Leave {
+            header: self.header(),
+        });
+        // Its own seq: should the peer be added again, our next status to it
+        // must not look like a replay of this leave.
+        self.seq += 1;
+        self.links[index].pending = Some(leave);
+        self.write(index, now);
+        let link = &self.links[index];
+        if link.pending.is_some() || link.writing.is_some() {
+            log::info!("{} did not take our leave: closing anyway", link.addr);
+        }
+    }
+
     /// Sends a leave on every open v1 connection and waits, briefly, for them
     /// to drain. Python peers get nothing: a leave would break their parser.
     fn leave(&mut self) {
@@ -749,13 +802,8 @@ impl Sender {
         });
         let mut waiting = 0;
         for index in 0..self.links.len() {
-            let speaks_v1 = self.links[index]
-                .id
-                .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+            let eligible = self.takes_leave(index);
             let link = &mut self.links[index];
-            let eligible = matches!(link.conn, Conn::Connected { .. })
-                && !link.legacy
-                && (link.v1 || speaks_v1);
             if eligible {
                 link.pending = Some(leave.clone());
                 waiting += 1;

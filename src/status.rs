@@ -14,6 +14,8 @@ use prometheus_client::registry::{Registry, Unit};
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 
+use crate::history::{History, Point, Ring, unix_seconds};
+use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
 use crate::node::Shared;
 use crate::peers::{Origin, Peer, PeerState};
 
@@ -88,6 +90,41 @@ pub fn status_json(shared: &Shared, now: Instant) -> Value {
             "connections_open": shared.stats.open_connections,
             "rejected": shared.stats.rejected,
         },
+        "peers": peers,
+    })
+}
+
+/// The JSON of `GET /history`: this node's and every peer's points of the
+/// last [`HISTORY_WINDOW`], each `[unix_s, cpu, memory, state]` (cpu and
+/// memory null while there were no statuses), oldest first. `since` (unix
+/// seconds) leaves out older points, so a page polling it only fetches what
+/// changed: the point of the current step, which may still change, and newer.
+pub fn history_json(shared: &Shared, since: u64) -> Value {
+    let now = unix_seconds();
+    let since = since.max(History::window_start(now));
+    let points = |ring: Option<&Ring>| -> Vec<Value> {
+        ring.into_iter()
+            .flat_map(|ring| ring.points_since(since))
+            .map(|point: Point| {
+                json!([point.at, point.cpu(), point.memory(), point.state.as_str()])
+            })
+            .collect()
+    };
+    let peers: Vec<Value> = sorted_peers(shared)
+        .into_iter()
+        .map(|peer| {
+            json!({
+                "peer": peer.id.to_string(),
+                "points": points(shared.history.peer(&peer.id)),
+            })
+        })
+        .collect();
+    json!({
+        "now": now,
+        "since": since,
+        "window_s": HISTORY_WINDOW.as_secs(),
+        "step_s": HISTORY_STEP.as_secs(),
+        "node": { "name": shared.name, "points": points(shared.history.own()) },
         "peers": peers,
     })
 }

@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Per-process cost of the monitors that bench/compare.sh starts (stdlib only).
+
+Reads a PID file of lines "SYSTEM NODE PID" and, from /proc:
+  * CPU: sum over /proc/PID/task/*/schedstat of the first field (ns on CPU),
+    read at the start and at the end of the steady window;
+    /proc/PID/stat utime+stime (which also counts threads that exited) is
+    kept in the JSON as a cross-check;
+  * RSS: VmRSS at the end and VmHWM (peak) from /proc/PID/status, plus
+    VmRSS sampled every --sample seconds over the window;
+  * threads: the Threads line of /proc/PID/status.
+
+Subcommands:
+  window  --pids F --warmup S --duration S [--sample S] --json OUT
+          sleep the warm-up, measure the window, write raw JSON, print the table
+  table   --json IN      print the table again from a raw JSON file
+  series  --pids F --duration S --every S --json OUT
+          RSS of every process every --every seconds (the RSS-growth run)
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# issue 7 targets
+RSS_VS_GMOND = 0.8
+MAX_THREADS = 4
+
+
+def read_pids(path):
+    procs = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3:
+                procs.append({"system": parts[0], "node": parts[1], "pid": int(parts[2])})
+    return procs
+
+
+def sched_ns(pid):
+    total = 0
+    for p in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(p) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that exited between glob and read
+    return total
+
+
+def stat_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])  # kB
+            elif k == "Threads":
+                out[k] = int(v)
+    return out
+
+
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def snapshot(procs):
+    t = time.monotonic()
+    snap = {}
+    for p in procs:
+        pid = p["pid"]
+        try:
+            snap[pid] = {"ns": sched_ns(pid), "ticks": stat_ticks(pid), **status(pid)}
+        except OSError:
+            snap[pid] = None  # the process died
+    return t, snap
+
+
+def cmd_window(a):
+    procs = read_pids(a.pids)
+    for p in procs:
+        p["comm"] = comm(p["pid"])
+    time.sleep(a.warmup)
+    t0, s0 = snapshot(procs)
+    samples = {p["pid"]: [] for p in procs}
+    end = t0 + a.duration
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        time.sleep(min(a.sample, end - now))
+        if time.monotonic() < end - 0.5:
+            for p in procs:
+                try:
+                    samples[p["pid"]].append(status(p["pid"])["VmRSS"])
+                except OSError:
+                    pass
+    t1, s1 = snapshot(procs)
+    secs = t1 - t0
+    rows = []
+    for p in procs:
+        a0, a1 = s0.get(p["pid"]), s1.get(p["pid"])
+        if a0 is None or a1 is None:
+            rows.append({**p, "dead": True})
+            continue
+        rows.append({
+            **p,
+            "window_s": secs,
+            "cpu_s": (a1["ns"] - a0["ns"]) / 1e9,
+            "cpu_s_stat": (a1["ticks"] - a0["ticks"]) / CLK_TCK,
+            "rss_kb": a1["VmRSS"],
+            "hwm_kb": a1["VmHWM"],
+            "threads": a1["Threads"],
+            "rss_samples_kb": samples[p["pid"]] + [a1["VmRSS"]],
+        })
+    out = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "warmup_s": a.warmup,
+           "window_s": secs, "rows": rows}
+    with open(a.json, "w") as f:
+        json.dump(out, f, indent=1)
+    print_table(out)
+
+
+def mib(kb):
+    return kb / 1024.0
+
+
+def summarise(data):
+    """Per system: mean per node of RSS, HWM, CPU s/min, threads (max)."""
+    systems = {}
+    for r in data["rows"]:
+        systems.setdefault(r["system"], []).append(r)
+    summary = {}
+    for name, rows in systems.items():
+        live = [r for r in rows if not r.get("dead")]
+        if not live:
+            summary[name] = {"dead": True, "nodes": len(rows)}
+            continue
+        n = len(live)
+        summary[name] = {
+            "nodes": len(rows),
+            "dead": len(rows) - n,
+            "rss": sum(mib(r["rss_kb"]) for r in live) / n,
+            "rss_max": max(mib(r["rss_kb"]) for r in live),
+            "hwm": max(mib(r["hwm_kb"]) for r in live),
+            "cpu": sum(r["cpu_s"] * 60.0 / r["window_s"] for r in live) / n,
+            "cpu_stat": sum(r["cpu_s_stat"] * 60.0 / r["window_s"] for r in live) / n,
+            "threads": max(r["threads"] for r in live),
+            "comm": live[0]["comm"],
+        }
+    return summary
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def print_table(data):
+    s = summarise(data)
+    g, py = s.get("gmond"), s.get("python")
+    print(f"# window {data['window_s']:.1f} s after {data['warmup_s']:.0f} s warm-up; "
+          f"{data['date']}; per node = mean over the nodes (threads, HWM: max)")
+    hdr = ("| system | nodes | RSS MiB/node | HWM MiB | CPU s/min/node | threads "
+           "| RSS / gmond | CPU / gmond | RSS / Python | CPU / Python |")
+    print(hdr)
+    print("|" + "---|" * (hdr.count("|") - 1))
+    for name, v in s.items():
+        if v.get("dead") is True:
+            print(f"| {name} | {v['nodes']} | died | | | | | | | |")
+            continue
+        cells = [name, f"{v['nodes']}" + (f" ({v['dead']} died)" if v["dead"] else ""),
+                 f"{v['rss']:.2f}", f"{v['hwm']:.2f}", f"{v['cpu']:.4f}", str(v["threads"])]
+        for ref in (g, py):
+            if ref and not ref.get("dead") is True:
+                cells += [ratio(v["rss"], ref["rss"]), ratio(v["cpu"], ref["cpu"])]
+            else:
+                cells += ["n/a", "n/a"]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    for name, v in s.items():
+        if not name.startswith("p2pmon") or v.get("dead") is True:
+            continue
+        checks = []
+        if g and g.get("dead") is not True:
+            lim = RSS_VS_GMOND * g["rss"]
+            checks.append(f"RSS {v['rss']:.2f} <= {RSS_VS_GMOND} x gmond = {lim:.2f} MiB: "
+                          + ("PASS" if v["rss"] <= lim else "FAIL"))
+        if py and py.get("dead") is not True:
+            checks.append(f"CPU {v['cpu']:.4f} <= Python {py['cpu']:.4f} s/min: "
+                          + ("PASS" if v["cpu"] <= py["cpu"] else "FAIL"))
+        checks.append(f"threads {v['threads']} <= {MAX_THREADS}: "
+                      + ("PASS" if v["threads"] <= MAX_THREADS else "FAIL"))
+        print(f"{name}: " + "; ".join(checks))
+
+
+def cmd_table(a):
+    with open(a.json) as f:
+        print_table(json.load(f))
+
+
+def cmd_series(a):
+    procs = read_pids(a.pids)
+    start = time.monotonic()
+    series = []
+    while True:
+        t = time.monotonic() - start
+        row = {"t": round(t, 1)}
+        for p in procs:
+            try:
+                st = status(p["pid"])
+                row[p["node"]] = {"rss_kb": st["VmRSS"], "hwm_kb": st["VmHWM"],
+                                  "threads": st["Threads"], "cpu_ns": sched_ns(p["pid"])}
+            except OSError:
+                row[p["node"]] = None
+        series.append(row)
+        print(f"t={t:6.1f}s " + " ".join(
+            f"{p['node']}={row[p['node']]['rss_kb'] if row[p['node']] else 'dead'}kB"
+            for p in procs), flush=True)
+        if t >= a.duration:
+            break
+        time.sleep(max(0.0, start + (len(series)) * a.every - time.monotonic()))
+    with open(a.json, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "every_s": a.every,
+                   "series": series}, f, indent=1)
+    print()
+    print("| node | first RSS kB | min | max | last | last - first | HWM kB at end "
+          "| threads | CPU s/min |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for p in procs:
+        vals = [r[p["node"]] for r in series if r[p["node"]]]
+        rss = [v["rss_kb"] for v in vals]
+        cpu = (vals[-1]["cpu_ns"] - vals[0]["cpu_ns"]) / 1e9 * 60.0 / max(series[-1]["t"], 1)
+        print(f"| {p['node']} | {rss[0]} | {min(rss)} | {max(rss)} | {rss[-1]} | "
+              f"{rss[-1] - rss[0]:+d} | {vals[-1]['hwm_kb']} | {vals[-1]['threads']} | {cpu:.4f} |")
+    # growth after the first minute (start-up allocations excluded)
+    for p in procs:
+        vals = [(r["t"], r[p["node"]]["rss_kb"]) for r in series if r[p["node"]] and r["t"] >= 60]
+        if len(vals) >= 2:
+            n = len(vals)
+            mt = sum(t for t, _ in vals) / n
+            mr = sum(r for _, r in vals) / n
+            den = sum((t - mt) ** 2 for t, _ in vals)
+            slope = sum((t - mt) * (r - mr) for t, r in vals) / den if den else 0.0
+            print(f"{p['node']}: after t=60 s, RSS {vals[0][1]} -> {vals[-1][1]} kB, "
+                  f"least-squares slope {slope * 60:+.2f} kB/min")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("window")
+    w.add_argument("--pids", required=True)
+    w.add_argument("--warmup", type=float, default=20)
+    w.add_argument("--duration", type=float, default=90)
+    w.add_argument("--sample", type=float, default=10)
+    w.add_argument("--json", required=True)
+    w.set_defaults(func=cmd_window)
+    t = sub.add_parser("table")
+    t.add_argument("--json", required=True)
+    t.set_defaults(func=cmd_table)
+    s = sub.add_parser("series")
+    s.add_argument("--pids", required=True)
+    s.add_argument("--duration", type=float, default=600)
+    s.add_argument("--every", type=float, default=10)
+    s.add_argument("--json", required=True)
+    s.set_defaults(func=cmd_series)
+    a = ap.parse_args()
+    a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

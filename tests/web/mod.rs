@@ -1,0 +1,217 @@
+//! The web dashboard in a real browser: headless Chromium (Debian's
+//! `chromium`; `.ci/run` installs it) loads `GET /` from a three-node
+//! loopback cluster, runs the page's script, and we read the DOM it built.
+//! Block: 127.90.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::util::{Node, http};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Longest a single Chromium run may take (a cold start is about 1 s).
+const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Virtual time the page gets before the DOM is dumped: one poll of /status
+/// and /history (which pause virtual time while in flight) and its render.
+const PAGE_BUDGET_MS: u32 = 1500;
+
+const DASHBOARD: &str = "http://127.90.0.1:5080/";
+
+fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
+    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
+}
+
+/// The Chromium binary, or a failure that says how to get it.
+fn chromium() -> PathBuf {
+    let candidates = [
+        std::env::var("CHROMIUM").unwrap_or_default(),
+        "chromium".into(),
+    ];
+    for candidate in candidates.iter().filter(|c| !c.is_empty()) {
+        let found = Command::new(candidate)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if found {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "the dashboard test needs headless Chromium: `apt-get install chromium` \
+         (Debian's package; .ci/run installs it), or set CHROMIUM=/path/to/chrome"
+    );
+}
+
+/// Runs headless Chromium on `url` with `extra` flags, in a fresh profile,
+/// and returns its stdout. Killed (by its PID) past [`BROWSER_DEADLINE`].
+fn browse(url: &str, extra: &[&str]) -> String {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "chromium-profile-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&profile);
+    let budget = format!("--virtual-time-budget={PAGE_BUDGET_MS}");
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox", // as root, Chromium refuses to start with its sandbox
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            &budget,
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chromium starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + BROWSER_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = out.join().unwrap_or_default();
+    let errors = err.join().unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&profile);
+    match status {
+        Some(status) if status.success() => text,
+        Some(status) => panic!("chromium failed ({status}):\n{errors}"),
+        None => panic!("chromium did not finish within {BROWSER_DEADLINE:?}:\n{errors}"),
+    }
+}
+
+/// The `data-state` of the card of `peer` in a dumped DOM.
+fn card_state<'a>(dom: &'a str, peer: &str) -> Option<&'a str> {
+    let marker = format!("class=\"card peer\" data-peer=\"{peer}\" data-state=\"");
+    let start = dom.find(&marker)? + marker.len();
+    dom[start..].split('"').next()
+}
+
+/// Dumps the page's DOM until `check` holds on it, or fails at the deadline.
+fn dom_until(what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let dom = browse(DASHBOARD, &["--dump-dom"]);
+        if check(&dom) {
+            return dom;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed {what}:\n{dom}"
+        );
+    }
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.len() > 1000 && bytes.starts_with(b"\x89PNG"),
+        "{} is not a screenshot",
+        path.display()
+    );
+}
+
+#[test]
+fn the_dashboard_shows_peer_cards_and_a_killed_peer_turns_offline() {
+    chromium(); // without a browser, fail first and say how to get one
+    let ips = ["127.90.0.1", "127.90.0.2", "127.90.0.3"];
+    let a = Node::on(
+        ips[0],
+        &ips,
+        &["--http", "127.90.0.1:5080", "--name", "alpha"],
+    );
+    let _b = Node::on(ips[1], &ips, &["--name", "bravo"]);
+    let c = Node::on(ips[2], &ips, &["--name", "charlie"]);
+    for other in [ips[1], ips[2]] {
+        assert!(
+            a.wait_line_from(0, WAIT, status_from(other)).is_some(),
+            "no status from {other}:\n{}",
+            a.lines().join("\n")
+        );
+    }
+
+    // The page and its data, as plain HTTP.
+    let (code, page) = http("127.90.0.1:5080", "GET", "/");
+    assert_eq!(code, 200);
+    assert!(page.starts_with("<!doctype html>") && !page.contains("src=\"http"));
+    let (code, history) = http("127.90.0.1:5080", "GET", "/history");
+    assert_eq!(code, 200);
+    let history: serde_json::Value = serde_json::from_str(&history).expect("history is JSON");
+    assert_eq!(history["window_s"], 900);
+    assert_eq!(history["peers"].as_array().map(Vec::len), Some(2));
+    assert!(history["node"]["points"][0][1].is_number(), "{history}");
+    let (code, text) = http("127.90.0.1:5080", "GET", "/nowhere");
+    assert_eq!(code, 404);
+    assert!(text.contains("/history"), "{text}");
+
+    let dom = dom_until("two online peer cards", |dom| {
+        card_state(dom, ips[1]) == Some("online") && card_state(dom, ips[2]) == Some("online")
+    });
+    assert_eq!(dom.matches("class=\"card peer\"").count(), 2, "{dom}");
+    assert!(dom.contains("charlie"), "names come from /status:\n{dom}");
+    assert!(
+        dom.contains("class=\"cpu-line\""),
+        "charts are drawn:\n{dom}"
+    );
+
+    c.signal("KILL");
+    a.expect_line("Peer 127.90.0.3 is offline.", WAIT);
+    let dom = dom_until("charlie offline", |dom| {
+        card_state(dom, ips[2]) == Some("offline")
+    });
+    assert_eq!(card_state(&dom, ips[1]), Some("online"), "{dom}");
+
+    // Screenshots at desktop and phone width (docs/dashboard.png is made the
+    // same way from a cluster that has run for a few minutes).
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (name, size) in [
+        ("dashboard.png", "1200,800"),
+        ("dashboard-phone.png", "390,1000"),
+    ] {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        browse(
+            DASHBOARD,
+            &[
+                &format!("--screenshot={}", path.display()),
+                &format!("--window-size={size}"),
+            ],
+        );
+        assert_png(&path);
+    }
+}
