@@ -338,8 +338,11 @@ mod screen {
     //! Everything runs on the calling thread; key presses are read between
     //! polls with a short timeout so `q` answers at once.
 
+    use std::os::fd::AsRawFd;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    use mio::unix::SourceFd;
     use std::time::{Duration, Instant};
 
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -479,19 +482,38 @@ mod screen {
         view: &mut View,
         stop: &AtomicBool,
     ) -> std::io::Result<()> {
+        // We wait for input ourselves, on stdin's readiness, and only then
+        // let crossterm read: crossterm 0.28 spins forever at 100 % CPU when
+        // the terminal hangs up (its read loop ignores end of file), which
+        // left orphaned `top`s burning a core after their terminal closed.
+        // A hang-up shows here as "read closed", and we stop.
+        let mut input = mio::Poll::new()?;
+        let stdin = std::io::stdin().as_raw_fd();
+        input
+            .registry()
+            .register(&mut SourceFd(&stdin), mio::Token(0), mio::Interest::READABLE)?;
+        let mut ready = mio::Events::with_capacity(4);
         let mut next_poll = Instant::now() + REFRESH;
         while !stop.load(Ordering::Relaxed) {
             terminal.draw(|frame| draw(frame, view))?;
             let wait = next_poll.saturating_duration_since(Instant::now());
-            if event::poll(wait.min(KEY_WAIT))? {
+            match input.poll(&mut ready, Some(wait.min(KEY_WAIT))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if ready.iter().any(|e| e.is_read_closed() || e.is_error()) {
+                return Ok(());
+            }
+            while !ready.is_empty() && event::poll(Duration::ZERO)? {
                 // A resize needs nothing but the redraw at the top of the loop.
-                if let Event::Key(key) = event::read()? {
-                    if key.kind != KeyEventKind::Release {
-                        match action(key) {
-                            Some(Action::Quit) => return Ok(()),
-                            Some(action) => view.apply(action),
-                            None => {}
-                        }
+                if let Event::Key(key) = event::read()?
+                    && key.kind != KeyEventKind::Release
+                {
+                    match action(key) {
+                        Some(Action::Quit) => return Ok(()),
+                        Some(action) => view.apply(action),
+                        None => {}
                     }
                 }
             }
