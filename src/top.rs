@@ -489,9 +489,11 @@ mod screen {
         // A hang-up shows here as "read closed", and we stop.
         let mut input = mio::Poll::new()?;
         let stdin = std::io::stdin().as_raw_fd();
-        input
-            .registry()
-            .register(&mut SourceFd(&stdin), mio::Token(0), mio::Interest::READABLE)?;
+        input.registry().register(
+            &mut SourceFd(&stdin),
+            mio::Token(0),
+            mio::Interest::READABLE,
+        )?;
         let mut ready = mio::Events::with_capacity(4);
         let mut next_poll = Instant::now() + REFRESH;
         while !stop.load(Ordering::Relaxed) {
