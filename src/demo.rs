@@ -71,7 +71,8 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
         .collect();
     eprintln!(
         "demo: nodes demo-1, demo-2, demo-3 on 127.0.0.1 ports {}, {}, {}, sending every {:?}; \
-         showing what demo-1 hears. Ctrl+C stops them.",
+         showing what demo-1 hears. Its dashboard is http://127.0.0.1:5080/ (also `p2pmon members`, \
+         `p2pmon top`). Ctrl+C stops them.",
         ports[0], ports[1], ports[2], interval
     );
     run_nodes(nodes)
