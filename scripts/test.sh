@@ -2,6 +2,7 @@
 # The README's test command: installs what the tests need on a fresh Debian
 # machine (run as root: the fault tests make network namespaces), then runs
 # every test. Safe to rerun; installs nothing that is already there.
+# `--deps-only` installs and stops (.ci/run then runs the suite itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,5 @@ fi
 python3 -c 'import psutil' 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check psutil
 
+[ "${1:-}" = "--deps-only" ] && exit 0
 cargo test --locked

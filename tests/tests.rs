@@ -21,13 +21,11 @@ mod web;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use util::{Node, accept_within, connect_from, fake_peer, run, send_once, wait_listening};
+use util::{
+    Node, accept_within, connect_from, fake_peer, run, send_once, status_from, wait_listening,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 #[test]
 fn three_nodes_see_each_other_then_crash_restart_and_leave() {
@@ -35,10 +33,10 @@ fn three_nodes_see_each_other_then_crash_restart_and_leave() {
     let a = Node::on(ips[0], &ips, &[]);
     let b = Node::on(ips[1], &ips, &[]);
     let c = Node::on(ips[2], &ips, &[]);
-    for (node, others) in [
-        (&a, [ips[1], ips[2]]),
-        (&b, [ips[0], ips[2]]),
-        (&c, [ips[0], ips[1]]),
+    for (node, me, others) in [
+        (&a, ips[0], [ips[1], ips[2]]),
+        (&b, ips[1], [ips[0], ips[2]]),
+        (&c, ips[2], [ips[0], ips[1]]),
     ] {
         for other in others {
             assert!(
@@ -48,8 +46,12 @@ fn three_nodes_see_each_other_then_crash_restart_and_leave() {
                 node.stderr()
             );
         }
-        let own = format!("Received status from {}:", ips[0]);
-        assert!(node.lines().iter().all(|l| !l.starts_with(&own)) || node.pid() != a.pid());
+        // Every node has its own address in --peers and skips it.
+        let own = format!("Received status from {me}:");
+        assert!(
+            node.lines().iter().all(|l| !l.starts_with(&own)),
+            "{me} heard itself"
+        );
     }
     assert!(a.lines()[0] == "Starting P2P Network Monitoring System...");
     assert!(a.lines()[1] == "Listening for peer updates...");
@@ -87,7 +89,10 @@ fn three_nodes_see_each_other_then_crash_restart_and_leave() {
         "restart -> back online: {:?}",
         back_a.max(back_b).duration_since(restarted_at)
     );
+    // The restarted node must know both others before one of them leaves:
+    // a leave goes only to peers on an open, greeted connection.
     assert!(c.wait_line_from(0, WAIT, status_from(ips[0])).is_some());
+    assert!(c.wait_line_from(0, WAIT, status_from(ips[1])).is_some());
     assert_eq!(a.count(offline), 1, "{:?}", a.lines());
     assert_eq!(b.count(offline), 1, "{:?}", b.lines());
 

@@ -9,13 +9,9 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::util::{Netns, Node, accept_within, connect_from, send_once, times_of};
+use crate::util::{Netns, Node, accept_within, connect_from, send_once, status_from, times_of};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 /// Waits until every node has heard every other.
 fn wait_mesh(nodes: &[(&Node, &str)]) {

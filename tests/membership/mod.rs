@@ -4,13 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, http};
+use crate::util::{Node, http, status_from};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 fn ip(n: usize) -> String {
     format!("127.94.0.{n}")

@@ -4,13 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, http, run, times_of};
+use crate::util::{Node, http, run, status_from, times_of};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 /// Runs `promtool check metrics` on `text`.
 fn promtool(text: &str) -> (bool, String) {

@@ -11,13 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, accept_within, fake_peer, run, wait_listening};
+use crate::util::{Node, accept_within, fake_peer, run, status_from, wait_listening};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 /// A config file of the test's own, removed on drop.
 struct ConfigFile(PathBuf);

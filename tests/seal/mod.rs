@@ -16,13 +16,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use crate::util::{Node, accept_within, connect_from, fake_peer, run, send_once, wait_listening};
+use crate::util::{
+    Node, accept_within, connect_from, fake_peer, run, send_once, status_from, wait_listening,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 /// A fixed key, as a key file line.
 fn key(byte: u8) -> String {

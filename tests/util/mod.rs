@@ -398,3 +398,8 @@ pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (code, body)
 }
+
+/// Matches the stdout line of a status received from `ip`.
+pub fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
+    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, http};
+use crate::util::{Node, http, status_from};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -21,10 +21,6 @@ const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
 const PAGE_BUDGET_MS: u32 = 1500;
 
 const DASHBOARD: &str = "http://127.90.0.1:5080/";
-
-fn status_from(ip: &str) -> impl Fn(&str) -> bool + '_ {
-    move |line: &str| line.starts_with(&format!("Received status from {ip}: CPU="))
-}
 
 /// The Chromium binary, or a failure that says how to get it.
 fn chromium() -> PathBuf {
