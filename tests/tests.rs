@@ -5,10 +5,11 @@
 //! Blocks: 10 cluster, 11 raw input, 12 python receiver, 13 exit codes,
 //! 14 json format, 15 v1 receiver, 16 python interop, 17 changes-only,
 //! 18 send-only peer, 19 config file, 20 pipe, 21 unconfirmed peer; the
-//! modules `faults`, `observe`, `ops`, `seal`, `top` and `web` list their own blocks.
+//! modules `adversarial`, `faults`, `observe`, `ops`, `seal`, `top` and `web` list their own blocks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adversarial;
 mod faults;
 mod membership;
 mod observe;
