@@ -14,6 +14,12 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// original, which reads a single `recv(1024)`, always sees it whole.
 pub const MAX_FIRST_FRAME: usize = 1000;
 
+/// Bytes a sender reads from a listener on one connection: the hello (23
+/// bytes) with room to spare, since a listener writes nothing else. More is a
+/// listener that talks back: the connection is closed (`peer_talks_back`),
+/// never read without end at the other peers' expense.
+pub const MAX_LISTENER_REPLY: usize = 64;
+
 /// Longest `node` display name accepted from the wire; longer names are rejected
 /// rather than stored, so the peer table's memory does not depend on input.
 pub const MAX_NAME_LEN: usize = 255;

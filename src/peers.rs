@@ -9,7 +9,8 @@
 //!   also an accepted connection of ours that has not failed;
 //! - offline at once on a hard signal (v1 connection closed without a leave and
 //!   not reopened within [`CLOSE_GRACE`], our connect refused or reset, a
-//!   kept-open connection failed by keepalive/user timeout), otherwise after T
+//!   kept-open connection failed by keepalive/user timeout; a failure of ours
+//!   only if its attempt began no earlier than the last sign of life), otherwise after T
 //!   without a sign of life, where T = max(offline-after, 3 × the peer's interval);
 //! - a peer we have never heard from is not declared offline before T has passed
 //!   since our start (no burst of offline lines when a cluster starts at once);
@@ -784,11 +785,17 @@ impl PeerTable {
         }
     }
 
-    /// One of our connections to `id` failed.
+    /// One of our connections to `id` failed. `attempt_began` is when the
+    /// failed attempt began (the connect, or the last moment the connection was
+    /// known good): a hard failure counts only if it began no earlier than the
+    /// peer's last sign of life. Otherwise it may be older news than that sign
+    /// (a connect refused before the peer's listener was up, processed after
+    /// its first status arrived) and is soft: silence decides.
     pub fn on_link_failed(
         &mut self,
         id: PeerId,
         failure: LinkFailure,
+        attempt_began: Instant,
         detail: &str,
         now: Instant,
         events: &mut Vec<Event>,
@@ -802,6 +809,13 @@ impl PeerTable {
         peer.outbound_up = false;
         peer.last_error = Some(detail.to_string());
         if !failure.is_hard() {
+            return;
+        }
+        if peer
+            .last_sign_of_life(now)
+            .is_some_and(|seen| attempt_began < seen)
+        {
+            // Stale: the peer spoke to us after this attempt began.
             return;
         }
         if failure == LinkFailure::TimedOut
@@ -1758,6 +1772,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + 2 * SEC,
             "connection refused",
             t0 + 2 * SEC,
             &mut events,
@@ -1781,6 +1796,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + 2 * SEC,
             "connection refused",
             t0 + 2 * SEC,
             &mut events,
@@ -1839,6 +1855,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + SEC,
             "connection refused",
             t0 + SEC,
             &mut events,
@@ -1848,6 +1865,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + 2 * SEC,
             "connection refused",
             t0 + 2 * SEC,
             &mut events,
@@ -1856,6 +1874,67 @@ mod tests {
         // Accepted again: a send-only peer is back.
         peers.on_connected(id(2), t0 + 3 * SEC, &mut events);
         assert_eq!(kinds(&events), ["offline", "online"]);
+    }
+
+    #[test]
+    fn a_refusal_of_an_attempt_older_than_the_last_status_is_stale() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        // Our connect began at t0 + 1 s, the peer's first status came at
+        // t0 + 2 s, the refusal is processed at t0 + 3 s: older news.
+        peers
+            .on_status(id(2), report(1, 0), t0 + 2 * SEC, &mut events)
+            .ok();
+        events.clear();
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            t0 + SEC,
+            "connection refused",
+            t0 + 3 * SEC,
+            &mut events,
+        );
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Online));
+        // Still a soft failure: the reason is kept for the silence verdict.
+        assert_eq!(
+            peers.get(&id(2)).and_then(|p| p.last_error.clone()),
+            Some("connection refused".to_string())
+        );
+        // An attempt begun after that status and refused: offline at once.
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            t0 + 3 * SEC,
+            "connection refused",
+            t0 + 3 * SEC,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn a_failure_that_began_when_the_connection_was_accepted_is_hard() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        // A send-only peer: our accepted connection is its sign of life.
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0 + SEC, &mut events);
+        events.clear();
+        // The connect began before it was accepted; the reset is judged from
+        // the moment the connection was established, not from the connect.
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            t0 + SEC,
+            "connection reset",
+            t0 + 2 * SEC,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
     }
 
     #[test]
@@ -1871,6 +1950,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             failure,
+            t0 + 11 * SEC,
             "connection timed out",
             t0 + 11 * SEC,
             &mut events,
@@ -1880,6 +1960,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             failure,
+            t0 + 14 * SEC + SEC / 2,
             "connection timed out",
             t0 + 14 * SEC + SEC / 2,
             &mut events,
@@ -1896,6 +1977,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + SEC,
             "connection refused",
             t0 + SEC,
             &mut events,
@@ -1924,6 +2006,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::ConnectTimeout,
+            t0 + SEC,
             "connect timed out",
             t0 + SEC,
             &mut events,
