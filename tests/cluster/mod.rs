@@ -148,10 +148,7 @@ fn changes_only_and_timestamps() {
     );
     let mut b = Node::on(ips[1], &ips, &["--interval", "300ms"]);
     let from_b = format!("Received status from {}", ips[1]);
-    assert!(
-        a.wait_line_from(0, WAIT, |l| l.contains(&from_b))
-            .is_some()
-    );
+    assert!(a.wait_line_from(0, WAIT, |l| l.contains(&from_b)).is_some());
     b.signal("INT");
     b.wait_exit(Duration::from_secs(5));
     let b_left = left(ips[1]);

@@ -119,8 +119,8 @@ fn interop_with_the_python_original() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seed_p2p.py");
     let mut child = KillOnDrop(
         std::process::Command::new(&python)
-        .args(["-u", script, "--bind", &theirs, "--peers", &ours])
-        .stdout(std::process::Stdio::piped())
+            .args(["-u", script, "--bind", &theirs, "--peers", &ours])
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("python starts"),
     );

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use crate::util::{
-    Block, Node, accept_within, back_online, connect_from, fake_peer, offline, received,
-    send_once, wait_listening,
+    Block, Node, accept_within, back_online, connect_from, fake_peer, offline, received, send_once,
+    wait_listening,
 };
 
 const WAIT: Duration = Duration::from_secs(10);

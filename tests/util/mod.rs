@@ -85,6 +85,11 @@ impl Block {
         }
     }
 
+    /// N, the block's second octet.
+    pub fn n(&self) -> u8 {
+        self.n
+    }
+
     /// `127.N.0.host`.
     pub fn ip(&self, host: u8) -> String {
         self.ip_at(0, host)
