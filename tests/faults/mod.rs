@@ -64,6 +64,7 @@ fn open_fds(pid: u32) -> usize {
 }
 
 #[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
 fn a_partition_is_seen_by_both_sides_only_and_heals_without_restart() {
     let netns = Netns::new("partition");
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -107,6 +108,7 @@ fn a_partition_is_seen_by_both_sides_only_and_heals_without_restart() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
 fn a_black_holed_peer_costs_the_others_nothing() {
     let netns = Netns::new("blackhole");
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -163,6 +165,7 @@ fn a_black_holed_peer_costs_the_others_nothing() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
 fn a_node_cut_off_from_everyone_says_so_once() {
     let netns = Netns::new("cutoff");
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -374,6 +377,7 @@ fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
 }
 
 #[test]
+#[ignore = "needs libfaketime (Debian package faketime)"]
 fn clock_jumps_cause_no_false_offline() {
     let libfaketime = [
         "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
