@@ -96,9 +96,9 @@ struct Link {
     frames_written: u32,
     /// Peer closes our connection after each status: the Python original.
     legacy: bool,
-    /// Peer greeted us or authenticated to us: it has the key's protocol, so
-    /// with a key it is never sent plaintext and never taken for the Python
-    /// original again, whatever closes on us later.
+    /// With a key: the peer greeted us (a v1 listener) or authenticated to us
+    /// (it holds the key), so it is never sent plaintext and never taken for
+    /// the Python original again, whatever closes on us later.
     sealed_only: bool,
     /// Peer greeted us with the v1 hello (or sent us v1 messages): it gets a
     /// kept-open connection, several statuses on it, probes and a leave.
@@ -147,11 +147,11 @@ impl Link {
         }
     }
 
-    /// The peer greeted us or authenticated to us: v1 for good, never the
-    /// Python original (a close without hello, even an injected one, no
-    /// longer downgrades it).
-    fn prove_v1(&mut self) {
-        self.sealed_only = true;
+    /// The peer greeted us or authenticated to us: it speaks v1. With a key
+    /// (`keyed`) that holds for good: no close without hello (even an
+    /// injected one) and no bare status from its IP downgrades it again.
+    fn prove_v1(&mut self, keyed: bool) {
+        self.sealed_only |= keyed;
         self.v1 = true;
         self.legacy = false;
     }
@@ -378,7 +378,7 @@ impl Sender {
                 (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
             });
             if authenticated && !link.sealed_only {
-                link.prove_v1();
+                link.prove_v1(true);
             }
             let speaks_v1 = link.v1 || speaks_v1;
             link.pending = Some(match (&with_members, speaks_v1) {
@@ -600,7 +600,7 @@ impl Sender {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
             if table.authenticated(&id) {
-                link.prove_v1();
+                link.prove_v1(true);
             }
             if table.speaks_v1(&id) {
                 link.v1 = true;
@@ -629,10 +629,11 @@ impl Sender {
                 }
                 Ok(_) => {
                     // Only a v1 listener writes on a connection it accepted.
+                    let keyed = self.keyring.is_some();
                     let link = &mut self.links[index];
-                    if !link.sealed_only {
+                    if !link.v1 || link.legacy || (keyed && !link.sealed_only) {
                         log::debug!("{} greeted us: it speaks v1", link.addr);
-                        link.prove_v1();
+                        link.prove_v1(keyed);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -654,7 +655,7 @@ impl Sender {
         });
         let link = &mut self.links[index];
         if authenticated {
-            link.prove_v1();
+            link.prove_v1(true);
         }
         let delivered = link.frames_written >= 1;
         if !link.legacy && !link.v1 && !link.sealed_only && !speaks_v1 && delivered {

@@ -351,3 +351,37 @@ fn a_peer_downgraded_by_one_close_gets_only_sealed_frames_once_it_authenticates(
         );
     }
 }
+
+/// Item 3's boundary (kept behaviour): a receiver that never greets and
+/// never authenticates (the Python original) is still sent plaintext, one
+/// status per connection, with a key and --allow-plaintext.
+#[test]
+fn a_python_receiver_that_never_greets_still_gets_plaintext_with_allow_plaintext() {
+    let keys = KeyDir::new("python-receiver");
+    let key_file = keys.key_file();
+    let peer = fake_peer("127.44.0.2:5000");
+    let node = Node::on(
+        "127.44.0.1",
+        &["127.44.0.2"],
+        &[
+            "--key-file",
+            key_file.as_str(),
+            "--allow-plaintext",
+            "--interval",
+            "300ms",
+        ],
+    );
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        let stream = accept_within(&peer, WAIT, &node);
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut reader = BufReader::new(stream);
+        frames.push(read_frame(&mut reader).expect("a status"));
+    }
+    assert!(frames[0].starts_with(SEALED), "{:?}", frames[0]);
+    for frame in &frames[1..] {
+        let text = String::from_utf8_lossy(frame);
+        assert!(text.starts_with("{\"v\":1,\"type\":\"status\""), "{text}");
+    }
+    node.expect_stderr("sending to it as the Python original does", WAIT);
+}
