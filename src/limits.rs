@@ -28,6 +28,11 @@ pub const MAX_NAME_LEN: usize = 255;
 /// from new senders are rejected and counted: memory stays bounded.
 pub const MAX_PEERS: usize = 1024;
 
+/// Most table entries (configured ones aside) that share one IP address:
+/// several nodes may run on one host (one port each), but one address, or a
+/// key holder sealing from it, cannot take the table from everyone else.
+pub const MAX_PEERS_PER_IP: usize = 8;
+
 /// Most inbound connections open at once: two per peer leaves room for a
 /// reconnect overlapping the old connection's close.
 pub const MAX_CONNECTIONS: usize = 2 * MAX_PEERS;
@@ -168,6 +173,13 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// one status (the table is walked round-robin, so every member is announced
 /// within a few intervals): bounds both parsing and the bytes a status costs.
 pub const MAX_MEMBERS_PER_MESSAGE: usize = 32;
+
+/// Members one source address may add to the table per [`LEARN_WINDOW`]: one
+/// full digest per default interval, so a cluster still converges in a few
+/// rounds while a key holder's hearsay cannot fill the table in one breath.
+pub const MAX_LEARNED_PER_SOURCE: usize = MAX_MEMBERS_PER_MESSAGE;
+/// ...and the window of that budget (the default interval).
+pub const LEARN_WINDOW: Duration = DEFAULT_INTERVAL;
 
 /// Default time after which a learned member that stays offline is forgotten.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(3600);

@@ -28,8 +28,8 @@ use crate::limits::{
     READ_CHUNK, TCP_USER_TIMEOUT, TICK, UNIDENTIFIED_DEADLINE,
 };
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
-use crate::peers::{PeerId, StatusReport, legacy_report};
-use crate::seal::{self, Gate};
+use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report};
+use crate::seal::{self, Admitted, Freshness, Gate};
 use crate::sender::{LinkChange, is_own_address};
 use crate::shutdown::Shutdown;
 use crate::wire::{self, FrameBuffer, Message};
@@ -442,6 +442,9 @@ impl Listener {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
             table.tick(now, events);
+            // Peers gone from the table (left, forgotten, evicted) take their
+            // freshness with them.
+            self.gate.retain(|peer| table.get(peer).is_some());
             shared.publish();
         }
         let expired: Vec<(usize, &'static str)> = self
@@ -482,7 +485,8 @@ impl Listener {
 /// What the listener needs to take part in membership.
 #[derive(Debug, Clone, Copy)]
 pub struct Membership {
-    /// Learn members from statuses (and push back to senders we do not know).
+    /// Learn members from statuses (and push back to senders we do not know);
+    /// with a key, from authenticated (sealed) statuses only.
     pub learn: bool,
     /// This node's specific address and port, to skip itself in hearsay.
     pub source: Option<IpAddr>,
@@ -497,13 +501,21 @@ fn handle_frame(
     frame: &[u8],
     now: Instant,
 ) -> bool {
-    let message = match gate.admit(frame, info.source, info.local, now, seal::unix_ms()) {
-        Ok(message) => message,
+    let admitted = match gate.admit(frame, info.source, info.local, now, seal::unix_ms()) {
+        Ok(admitted) => admitted,
         Err(e) => {
             shared.stats.reject(e.reason(), info.source, &e, now);
             return info.kind != Kind::Unknown;
         }
     };
+    let Admitted {
+        message,
+        authenticated,
+        freshness,
+    } = admitted;
+    // With a key, only an authenticated sender may teach us members or be
+    // pushed back to: plaintext let in by --allow-plaintext reports, no more.
+    let may_teach = membership.learn && (authenticated || !gate.keyed());
     let mut learned: Vec<PeerId> = Vec::new();
     let Shared {
         table,
@@ -535,6 +547,9 @@ fn handle_frame(
                 memory,
             };
             let result = table.on_status(peer, report, now, events);
+            if result.is_ok() {
+                accepted(gate, table, peer, authenticated, freshness);
+            }
             if result.is_ok() && info.peer != Some(peer) {
                 if let Some(previous) = info.peer {
                     table.on_inbound_closed(previous, true, now);
@@ -542,9 +557,10 @@ fn handle_frame(
                 table.on_inbound_open(peer);
                 info.peer = Some(peer);
             }
-            if result.is_ok() && membership.learn {
+            if result.is_ok() && may_teach {
                 // Push back to a sender we do not send to yet, and learn the
-                // members it names (bounded per message by the decoder).
+                // members it names (bounded per message by the decoder, per
+                // source and window by the table).
                 if table.mark_linked(peer) {
                     learned.push(peer);
                 }
@@ -565,7 +581,11 @@ fn handle_frame(
             let peer = PeerId::new(info.source, header.port);
             info.kind = Kind::V1;
             info.left = true;
-            table.on_leave(peer, header.boot, now, events)
+            let result = table.on_leave(peer, header.boot, now, events);
+            if result.is_ok() {
+                accepted(gate, table, peer, authenticated, freshness);
+            }
+            result
         }
     };
     match result {
@@ -581,6 +601,27 @@ fn handle_frame(
         }));
     }
     true
+}
+
+/// The table accepted `peer`'s message: keep the freshness it proved (only
+/// while the table holds the peer: the gate tracks no one the table refused
+/// or dropped) and remember that it authenticated.
+fn accepted(
+    gate: &mut Gate,
+    table: &mut PeerTable,
+    peer: PeerId,
+    authenticated: bool,
+    freshness: Option<Freshness>,
+) {
+    if table.get(&peer).is_none() {
+        return;
+    }
+    if let Some(freshness) = freshness {
+        gate.commit(freshness);
+    }
+    if authenticated {
+        table.on_authenticated(peer);
+    }
 }
 
 /// TCP keepalive and user timeout on a kept-open connection, so a dead host or

@@ -23,6 +23,11 @@
 //!   with it. A learned peer that leaves is dropped (and tombstoned, so
 //!   hearsay of the same incarnation cannot bring it back); one offline for
 //!   longer than forget-after is forgotten. Configured peers are never dropped;
+//! - admission: the table holds at most `MAX_PEERS` entries and at most
+//!   `MAX_PEERS_PER_IP` of them (configured ones aside) on one IP; a
+//!   configured peer is never refused: at a full table the unconfigured entry
+//!   offline the longest makes room. Hearsay names only routable addresses,
+//!   and one source adds at most `MAX_LEARNED_PER_SOURCE` per `LEARN_WINDOW`;
 //! - cut off: when every peer (two or more) falls silent within one window,
 //!   one "Lost contact with all N peers" line replaces N offline lines, and
 //!   one "Contact restored" line replaces the back-online lines that follow.
@@ -36,7 +41,8 @@ use crate::wire::Member;
 
 use crate::limits::{
     CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_PORT,
-    MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
+    LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, MAX_PEERS_PER_IP,
+    OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
 };
 
 /// A peer's identity: its IP and the port it listens on.
@@ -190,15 +196,26 @@ struct CutOff {
 pub enum Refusal {
     /// The table already holds [`MAX_PEERS`] peers.
     TableFull,
+    /// The table already holds [`MAX_PEERS_PER_IP`] peers on this IP.
+    IpShareFull(IpAddr),
     /// The message belongs to an older incarnation than one already seen.
     StaleBoot,
+    /// A member named in hearsay that no node can be: an unspecified,
+    /// multicast or broadcast address, or port 0.
+    BadMember(SocketAddr),
+    /// The source already added [`MAX_LEARNED_PER_SOURCE`] members within
+    /// [`LEARN_WINDOW`].
+    LearnBudget(IpAddr),
 }
 
 impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::TableFull => "table_full",
+            Refusal::IpShareFull(_) => "ip_share_full",
             Refusal::StaleBoot => "stale_boot",
+            Refusal::BadMember(_) => "bad_member",
+            Refusal::LearnBudget(_) => "learn_budget",
         }
     }
 }
@@ -207,9 +224,37 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::TableFull => write!(f, "peer table full ({MAX_PEERS} peers)"),
+            Refusal::IpShareFull(ip) => write!(
+                f,
+                "{MAX_PEERS_PER_IP} peers on {ip} already (the most one address may hold)"
+            ),
             Refusal::StaleBoot => write!(f, "message from an older incarnation of the peer"),
+            Refusal::BadMember(addr) => write!(
+                f,
+                "member {addr} is not a node's address (unspecified, multicast, broadcast or port 0)"
+            ),
+            Refusal::LearnBudget(ip) => write!(
+                f,
+                "{ip} named {MAX_LEARNED_PER_SOURCE} new members within {} s already; \
+                 the rest wait for its next statuses",
+                LEARN_WINDOW.as_secs()
+            ),
         }
     }
+}
+
+/// Whether hearsay may name `addr`: only an address a node can listen on
+/// and be dialed at (never unspecified, "this network", multicast or
+/// broadcast, never port 0).
+pub fn learnable(addr: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let routable = match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified() || v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    };
+    routable && addr.port() != 0
 }
 
 /// A failure of one of our connections to a peer.
@@ -278,6 +323,9 @@ pub struct Peer {
     pub known_at: Instant,
     /// We send to it (configured, learned, or pushed back to).
     pub linked: bool,
+    /// A sealed message of its was admitted and accepted: it holds the key,
+    /// so it is never sent plaintext (see the sender).
+    pub authenticated: bool,
 }
 
 impl Peer {
@@ -313,6 +361,7 @@ impl Peer {
             },
             known_at: now,
             linked: configured,
+            authenticated: false,
         }
     }
 
@@ -357,6 +406,9 @@ pub struct PeerTable {
     /// Silence verdicts held back while every peer seems to be going quiet.
     held: Vec<(Event, Instant)>,
     cut_off: Option<CutOff>,
+    /// Members learned per source IP in its current window (start, count);
+    /// only peers in the table teach, so bounded by `MAX_PEERS`.
+    learned_by: HashMap<IpAddr, (Instant, usize)>,
 }
 
 impl PeerTable {
@@ -376,6 +428,7 @@ impl PeerTable {
             generation: 0,
             held: Vec::new(),
             cut_off: None,
+            learned_by: HashMap::new(),
         }
     }
 
@@ -392,9 +445,14 @@ impl PeerTable {
 
     /// Adds a member named in `from`'s status, unless it is known already,
     /// tombstoned at that incarnation, or stale hearsay (not heard by `from`
-    /// within T). Returns whether it was added (the caller starts a link).
+    /// within T). Refused: an address no node can have, a source past its
+    /// budget, a full table or a full share of the member's IP. Returns
+    /// whether it was added (the caller starts a link).
     pub fn learn(&mut self, member: &Member, from: PeerId, now: Instant) -> Result<bool, Refusal> {
         self.generation += 1;
+        if !learnable(member.addr) {
+            return Err(Refusal::BadMember(member.addr));
+        }
         let id = PeerId::new(member.addr.ip(), member.addr.port());
         if self.peers.contains_key(&id) {
             return Ok(false);
@@ -411,15 +469,85 @@ impl PeerTable {
         {
             return Ok(false);
         }
-        if self.peers.len() >= MAX_PEERS {
-            return Err(Refusal::TableFull);
-        }
+        let teacher = from.0.ip();
+        let used = self.learn_budget(teacher, now)?;
+        self.room_for_stranger(id)?;
+        self.learned_by.insert(teacher, (used.0, used.1 + 1));
         let mut peer = Peer::new(id, false, self.own_interval, now);
         peer.origin = Origin::Learned { from };
         peer.name = member.name.clone();
         peer.linked = true;
         self.peers.insert(id, peer);
         Ok(true)
+    }
+
+    /// The learn window of `teacher` as it stands at `now` (start, members
+    /// added in it), or a refusal when it is spent.
+    fn learn_budget(&mut self, teacher: IpAddr, now: Instant) -> Result<(Instant, usize), Refusal> {
+        let current = self
+            .learned_by
+            .get(&teacher)
+            .copied()
+            .filter(|(start, _)| now.duration_since(*start) < LEARN_WINDOW);
+        if current.is_none() && self.learned_by.len() >= MAX_PEERS {
+            self.learned_by
+                .retain(|_, (start, _)| now.duration_since(*start) < LEARN_WINDOW);
+            if self.learned_by.len() >= MAX_PEERS {
+                return Err(Refusal::LearnBudget(teacher));
+            }
+        }
+        let (start, used) = current.unwrap_or((now, 0));
+        if used >= MAX_LEARNED_PER_SOURCE {
+            return Err(Refusal::LearnBudget(teacher));
+        }
+        Ok((start, used))
+    }
+
+    /// Whether a new unconfigured entry `id` fits: the table is not full and
+    /// its IP holds less than its share.
+    fn room_for_stranger(&self, id: PeerId) -> Result<(), Refusal> {
+        if self.peers.len() >= MAX_PEERS {
+            return Err(Refusal::TableFull);
+        }
+        let ip = id.0.ip();
+        let same_ip = self
+            .peers
+            .values()
+            .filter(|peer| !peer.configured && peer.id.0.ip() == ip)
+            .count();
+        if same_ip >= MAX_PEERS_PER_IP {
+            return Err(Refusal::IpShareFull(ip));
+        }
+        Ok(())
+    }
+
+    /// Drops the unconfigured entry offline the longest (or, if every one is
+    /// online, the one heard from least recently) so a configured peer fits.
+    /// Returns false if every entry is configured.
+    fn make_room(&mut self, now: Instant) -> bool {
+        let victim = self
+            .peers
+            .values()
+            .filter(|peer| !peer.configured)
+            .min_by_key(|peer| {
+                let online = peer.state == PeerState::Online;
+                let since = if online {
+                    peer.last_sign_of_life(now).unwrap_or(peer.since)
+                } else {
+                    peer.since
+                };
+                (online, since)
+            })
+            .map(|peer| (peer.id, peer.state));
+        let Some((victim, state)) = victim else {
+            return false;
+        };
+        log::warn!(
+            "peer table full ({MAX_PEERS}): dropped {victim} ({}, unconfigured) to make room for a configured peer",
+            state.as_str()
+        );
+        self.drop_member(victim, false, now);
+        true
     }
 
     /// What this node tells its v1 peers about the members it hears from
@@ -524,7 +652,7 @@ impl PeerTable {
             peer.linked = true;
             return Ok(());
         }
-        if self.peers.len() >= MAX_PEERS {
+        if self.peers.len() >= MAX_PEERS && !self.make_room(now) {
             return Err(Refusal::TableFull);
         }
         self.peers
@@ -577,7 +705,7 @@ impl PeerTable {
             if boot <= gone {
                 return Err(Refusal::StaleBoot);
             }
-            if !self.peers.contains_key(&id) && self.peers.len() < MAX_PEERS {
+            if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
                 let mut peer = Peer::new(id, false, self.own_interval, now);
                 peer.state = PeerState::Left;
                 peer.announced = PeerState::Left;
@@ -587,8 +715,8 @@ impl PeerTable {
             }
             self.tombstones.remove(&id);
         }
-        if !self.peers.contains_key(&id) && self.peers.len() >= MAX_PEERS {
-            return Err(Refusal::TableFull);
+        if !self.peers.contains_key(&id) {
+            self.room_for_stranger(id)?;
         }
         let interval = self.own_interval;
         Ok(self
@@ -1069,6 +1197,18 @@ impl PeerTable {
     /// Whether `id` is known to speak v1 (has sent a v1 message).
     pub fn speaks_v1(&self, id: &PeerId) -> bool {
         self.peers.get(id).is_some_and(|peer| peer.boot.is_some())
+    }
+
+    /// A sealed message from `id` was admitted and the table accepted it.
+    pub fn on_authenticated(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.authenticated = true;
+        }
+    }
+
+    /// Whether `id` has authenticated to us (see [`Peer::authenticated`]).
+    pub fn authenticated(&self, id: &PeerId) -> bool {
+        self.peers.get(id).is_some_and(|peer| peer.authenticated)
     }
 
     /// Whether `id` has sent the Python original's bare statuses.
@@ -2090,16 +2230,23 @@ mod tests {
         assert_eq!(peers.next_deadline(t0 + SEC), Some(t0 + SEC + CLOSE_GRACE));
     }
 
+    /// A peer on 127.1.x.y (one per IP), for filling the table.
+    fn nth(n: usize) -> PeerId {
+        PeerId::new(
+            IpAddr::V4(Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8)),
+            5000,
+        )
+    }
+
     #[test]
     fn the_table_is_capped() {
         let t0 = Instant::now();
         let mut peers = table(t0);
         let mut events = Vec::new();
         for n in 0..MAX_PEERS {
-            let ip = IpAddr::V4(Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8));
             assert!(
                 peers
-                    .on_status(PeerId::new(ip, 5000), report(1, 0), t0, &mut events)
+                    .on_status(nth(n), report(1, 0), t0, &mut events)
                     .is_ok()
             );
         }
@@ -2108,7 +2255,170 @@ mod tests {
             peers.on_status(extra, report(1, 0), t0, &mut events),
             Err(Refusal::TableFull)
         );
-        assert_eq!(peers.add_configured(extra, t0), Err(Refusal::TableFull));
         assert_eq!(peers.len(), MAX_PEERS);
+        // Full of configured peers only: nothing can make room.
+        let mut configured = table(t0);
+        for n in 0..MAX_PEERS {
+            assert_eq!(configured.add_configured(nth(n), t0), Ok(()));
+        }
+        assert_eq!(
+            configured.add_configured(extra, t0),
+            Err(Refusal::TableFull)
+        );
+    }
+
+    #[test]
+    fn a_full_table_makes_room_for_a_configured_peer() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        for n in 0..MAX_PEERS {
+            assert!(
+                peers
+                    .on_status(nth(n), report(1, 0), t0, &mut events)
+                    .is_ok()
+            );
+        }
+        // All but nth(7) keep talking; nth(7) goes offline (T = 3 s).
+        for n in (0..MAX_PEERS).filter(|n| *n != 7) {
+            assert!(
+                peers
+                    .on_status(nth(n), report(1, 1), t0 + 2 * SEC, &mut events)
+                    .is_ok()
+            );
+        }
+        peers.tick(t0 + 4 * SEC, &mut events);
+        assert_eq!(
+            peers.get(&nth(7)).map(|p| p.state),
+            Some(PeerState::Offline)
+        );
+        let _ = peers.take_removed();
+        // A configured peer is never refused: the one offline the longest goes.
+        let configured = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 1)), 5000);
+        assert_eq!(peers.add_configured(configured, t0 + 4 * SEC), Ok(()));
+        assert_eq!(peers.len(), MAX_PEERS);
+        assert!(peers.get(&nth(7)).is_none());
+        assert_eq!(peers.take_removed(), vec![nth(7)]);
+        // Every stranger online: the one heard from least recently goes.
+        assert!(
+            peers
+                .on_status(nth(8), report(1, 2), t0 + 3 * SEC, &mut events)
+                .is_ok()
+        );
+        let _ = (0..MAX_PEERS)
+            .filter(|n| *n != 7 && *n != 9)
+            .map(|n| peers.on_status(nth(n), report(1, 3), t0 + 5 * SEC, &mut events))
+            .count();
+        let second = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 2)), 5000);
+        assert_eq!(peers.add_configured(second, t0 + 5 * SEC), Ok(()));
+        assert!(peers.get(&nth(9)).is_none(), "nth(9) was heard last at 2 s");
+        assert!(peers.get(&configured).is_some_and(|p| p.configured));
+        // A stranger still cannot push in.
+        let stranger = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 3)), 5000);
+        assert_eq!(
+            peers.on_status(stranger, report(1, 0), t0 + 5 * SEC, &mut events),
+            Err(Refusal::TableFull)
+        );
+    }
+
+    #[test]
+    fn one_address_holds_a_bounded_share_of_the_table() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+        let port = |p: usize| PeerId::new(ip, 6000 + p as u16);
+        for p in 0..MAX_PEERS_PER_IP {
+            assert!(
+                peers
+                    .on_status(port(p), report(1, 0), t0, &mut events)
+                    .is_ok()
+            );
+        }
+        let over = port(MAX_PEERS_PER_IP);
+        let refused = peers.on_status(over, report(1, 0), t0, &mut events);
+        assert_eq!(refused, Err(Refusal::IpShareFull(ip)));
+        assert_eq!(refused.map_err(|r| r.reason()), Err("ip_share_full"));
+        // Known entries keep talking; hearsay cannot add more on that IP.
+        assert!(
+            peers
+                .on_status(port(0), report(1, 1), t0, &mut events)
+                .is_ok()
+        );
+        let hearsay = Member {
+            addr: over.0,
+            name: None,
+            boot: 1,
+            heard_ms: 0,
+        };
+        assert_eq!(
+            peers.learn(&hearsay, id(2), t0),
+            Err(Refusal::IpShareFull(ip))
+        );
+        // A configured peer on that IP is never refused; other IPs are free.
+        assert_eq!(peers.add_configured(over, t0), Ok(()));
+        assert!(
+            peers
+                .on_status(id(3), report(1, 0), t0, &mut events)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn hearsay_never_names_an_address_no_node_can_have() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        for bad in [
+            "0.0.0.0:5000",
+            "0.1.2.3:5000",
+            "224.0.0.1:5000",
+            "239.255.255.250:5000",
+            "255.255.255.255:5000",
+            "[::]:5000",
+            "[ff02::1]:5000",
+            "[::ffff:0.0.0.0]:5000",
+            "127.0.0.5:0",
+        ] {
+            let addr: SocketAddr = bad.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let member = Member {
+                addr,
+                name: None,
+                boot: 1,
+                heard_ms: 0,
+            };
+            let refused = peers.learn(&member, id(2), t0);
+            assert_eq!(refused, Err(Refusal::BadMember(addr)), "{bad}");
+        }
+        assert!(peers.is_empty());
+        assert_eq!(peers.learn(&member(5, 1, 0), id(2), t0), Ok(true));
+    }
+
+    #[test]
+    fn one_source_learns_a_bounded_number_of_members_per_window() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let named = |n: usize| Member {
+            addr: SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(127, 3, (n / 256) as u8, (n % 256) as u8)),
+                5000,
+            ),
+            name: None,
+            boot: 1,
+            heard_ms: 0,
+        };
+        let teacher = id(2);
+        for n in 0..MAX_LEARNED_PER_SOURCE {
+            assert_eq!(peers.learn(&named(n), teacher, t0), Ok(true), "{n}");
+        }
+        let over = peers.learn(&named(100), teacher, t0 + SEC);
+        assert_eq!(over, Err(Refusal::LearnBudget(teacher.0.ip())));
+        assert_eq!(over.map_err(|r| r.reason()), Err("learn_budget"));
+        // Known members cost nothing; another source has its own budget.
+        assert_eq!(peers.learn(&named(0), teacher, t0 + SEC), Ok(false));
+        assert_eq!(peers.learn(&named(100), id(3), t0 + SEC), Ok(true));
+        // The next window, the source may add again.
+        let later = t0 + LEARN_WINDOW;
+        assert_eq!(peers.learn(&named(101), teacher, later), Ok(true));
+        assert_eq!(peers.len(), MAX_LEARNED_PER_SOURCE + 2);
     }
 }

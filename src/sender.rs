@@ -21,7 +21,11 @@
 //! the backoff, so it cannot keep the loop busy at the other peers' expense.
 //!
 //! With a cluster key, each frame is sealed when it starts on the wire, for
-//! the address that link dialed (`to`), so it is useless at any other node.
+//! the address that link dialed (`to`) and from the connection's local
+//! address (`from`), so it is useless at any other node and from any other
+//! sender. A peer that greeted us or authenticated to us (a sealed frame the
+//! listener admitted) is never sent plaintext, whatever closed on us before:
+//! only a peer that has done neither may be taken for the Python original.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -82,6 +86,8 @@ struct Link {
     addr: PeerAddr,
     /// The address the current connection dialed: the `to` of sealed frames.
     dialed: Option<SocketAddr>,
+    /// Our IP on the current connection: with our port, the `from` of sealed frames.
+    local: Option<IpAddr>,
     /// The resolved identity (after the first successful resolution).
     id: Option<PeerId>,
     /// The node's own address: never sent to.
@@ -103,6 +109,10 @@ struct Link {
     attempt_began: Instant,
     /// Peer closes our connection after each status: the Python original.
     legacy: bool,
+    /// With a key: the peer greeted us (a v1 listener) or authenticated to us
+    /// (it holds the key), so it is never sent plaintext and never taken for
+    /// the Python original again, whatever closes on us later.
+    sealed_only: bool,
     /// Peer greeted us with the v1 hello (or sent us v1 messages): it gets a
     /// kept-open connection, several statuses on it, probes and a leave.
     v1: bool,
@@ -129,6 +139,7 @@ impl Link {
         Link {
             addr,
             dialed: None,
+            local: None,
             id: None,
             is_self: false,
             conn: Conn::Idle,
@@ -138,6 +149,7 @@ impl Link {
             received: 0,
             attempt_began: now,
             legacy: false,
+            sealed_only: false,
             v1: false,
             backoff: Duration::ZERO,
             next_attempt: now,
@@ -148,6 +160,15 @@ impl Link {
             retired: false,
             learned: false,
         }
+    }
+
+    /// The peer greeted us or authenticated to us: it speaks v1. With a key
+    /// (`keyed`) that holds for good: no close without hello (even an
+    /// injected one) and no bare status from its IP downgrades it again.
+    fn prove_v1(&mut self, keyed: bool) {
+        self.sealed_only |= keyed;
+        self.v1 = true;
+        self.legacy = false;
     }
 
     fn stream(&mut self) -> Option<&mut TcpStream> {
@@ -281,7 +302,9 @@ impl Sender {
                 link.learned &= learned;
                 continue;
             }
-            if self.links.iter().filter(|l| !l.retired).count() >= MAX_PEERS {
+            // Learned links are capped; configured ones are bounded by the
+            // config and always taken (the table makes room for them).
+            if learned && self.links.iter().filter(|l| !l.retired).count() >= MAX_PEERS {
                 log::warn!("not adding {addr}: {MAX_PEERS} peers already");
                 continue;
             }
@@ -365,10 +388,14 @@ impl Sender {
             } else if link.pending.is_some() {
                 log::debug!("{}: previous status not sent yet, replaced", link.addr);
             }
-            let speaks_v1 = link.v1
-                || link
-                    .id
-                    .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+            let (speaks_v1, authenticated) = link.id.map_or((false, false), |id| {
+                let shared = lock(&self.shared);
+                (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
+            });
+            if authenticated && !link.sealed_only {
+                link.prove_v1(true);
+            }
+            let speaks_v1 = link.v1 || speaks_v1;
             link.pending = Some(match (&with_members, speaks_v1) {
                 (Some(members), true) => members.clone(),
                 _ => frame.clone(),
@@ -579,15 +606,22 @@ impl Sender {
         let Conn::Connecting { stream, .. } = std::mem::replace(&mut link.conn, Conn::Idle) else {
             return;
         };
+        link.local = stream
+            .local_addr()
+            .ok()
+            .map(|local| local.ip().to_canonical());
         link.conn = Conn::Connected { stream };
         link.frames_written = 0;
         link.attempt_began = now;
         if let Some(id) = link.id {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
+            if table.authenticated(&id) {
+                link.prove_v1(true);
+            }
             if table.speaks_v1(&id) {
                 link.v1 = true;
-            } else if table.speaks_legacy(&id) {
+            } else if table.speaks_legacy(&id) && !link.sealed_only {
                 link.legacy = true;
             }
             link.offline_count = table.offline_count(&id);
@@ -624,10 +658,11 @@ impl Sender {
                         return;
                     }
                     // Only a v1 listener writes on a connection it accepted.
-                    if !link.v1 {
+                    let keyed = self.keyring.is_some();
+                    let link = &mut self.links[index];
+                    if !link.v1 || link.legacy || (keyed && !link.sealed_only) {
                         log::debug!("{} greeted us: it speaks v1", link.addr);
-                        link.v1 = true;
-                        link.legacy = false;
+                        link.prove_v1(keyed);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -643,12 +678,16 @@ impl Sender {
 
     /// The peer closed our connection without an error.
     fn peer_closed(&mut self, index: usize, now: Instant) {
-        let speaks_v1 = self.links[index]
-            .id
-            .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+        let (speaks_v1, authenticated) = self.links[index].id.map_or((false, false), |id| {
+            let shared = lock(&self.shared);
+            (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
+        });
         let link = &mut self.links[index];
+        if authenticated {
+            link.prove_v1(true);
+        }
         let delivered = link.frames_written >= 1;
-        if !link.legacy && !link.v1 && !speaks_v1 && delivered {
+        if !link.legacy && !link.v1 && !link.sealed_only && !speaks_v1 && delivered {
             link.legacy = true;
             log::info!(
                 "{} closes the connection after each status: sending to it as the Python original does",
@@ -687,7 +726,13 @@ impl Sender {
                 let Some(frame) = link.pending.take() else {
                     return;
                 };
-                match seal_for(self.keyring.as_ref(), self.allow_plaintext, link, frame) {
+                match seal_for(
+                    self.keyring.as_ref(),
+                    self.allow_plaintext,
+                    self.port,
+                    link,
+                    frame,
+                ) {
                     Some(frame) => link.writing = Some((frame, 0)),
                     None => continue,
                 }
@@ -905,25 +950,28 @@ impl Sender {
 }
 
 /// The bytes to put on the wire for `frame`: sealed for the address the link
-/// dialed when there is a key (plaintext only to a Python peer, and only with
-/// --allow-plaintext). `None` drops the frame (it cannot be sealed).
+/// dialed, from our address on the connection and our listening `port`, when
+/// there is a key (plaintext only to a Python peer, and only with
+/// --allow-plaintext; never to one that greeted us or authenticated to us).
+/// `None` drops the frame (it cannot be sealed).
 fn seal_for(
     keyring: Option<&SharedKeyring>,
     allow_plaintext: bool,
+    port: u16,
     link: &Link,
     frame: Vec<u8>,
 ) -> Option<Vec<u8>> {
     let Some(keyring) = keyring else {
         return Some(frame);
     };
-    if link.legacy && allow_plaintext {
+    if link.legacy && allow_plaintext && !link.sealed_only {
         return Some(frame);
     }
-    let Some(to) = link.dialed else {
-        log::debug!("{}: no dialed address to seal for", link.addr);
+    let (Some(to), Some(local)) = (link.dialed, link.local) else {
+        log::debug!("{}: no connection addresses to seal for", link.addr);
         return None;
     };
-    match seal::read(keyring).seal(&frame, to) {
+    match seal::read(keyring).seal(&frame, SocketAddr::new(local, port), to) {
         Ok(sealed) => Some(sealed),
         Err(e) => {
             log::error!("{}: cannot seal a message: {e}", link.addr);
