@@ -452,7 +452,7 @@ fn check_host(request: &httparse::Request<'_, '_>, local: SocketAddr) -> Result<
 }
 
 /// Whether `host` (a Host header) names the address the client reached,
-/// `local`: its IP, with or without its port; for a loopback address also
+/// `local`: its IP, with or without a port; for a loopback address also
 /// `localhost`, `127.0.0.1` or `[::1]`. For a wildcard bind, `local` is the
 /// connection's own address, the one the client chose. Any other name is one
 /// the client's resolver mapped to us, which is how DNS rebinding works.
@@ -465,10 +465,9 @@ fn names_endpoint(host: &str, local: SocketAddr) -> bool {
         None => host.split_at(host.find(':').unwrap_or(host.len())),
     };
     let port_ok = match port.strip_prefix(':') {
-        Some(port) => {
-            port.bytes().all(|b| b.is_ascii_digit())
-                && port.parse::<u16>().is_ok_and(|port| port == local.port())
-        }
+        // Any port: a tunnel or a port forward changes it, and it is the
+        // name, not the port, that a rebinding page cannot choose.
+        Some(port) => port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok(),
         None => port.is_empty(),
     };
     let ip = if host.starts_with('[') {
@@ -627,6 +626,9 @@ mod tests {
             "127.0.0.1:5080",
             "[::1]",
             "[::1]:5080",
+            // ssh -L 8080:127.0.0.1:5080, docker -p 8080:5080
+            "127.0.0.1:8080",
+            "localhost:80",
         ] {
             assert!(names_endpoint(host, loopback), "{host}");
         }
@@ -636,11 +638,10 @@ mod tests {
             "evil.example:5080",
             "localhost.evil.example",
             "127.72.0.1.evil.example",
-            "127.72.0.1:5081",
             "127.72.0.1:",
             "127.72.0.1:+5080",
+            "127.72.0.1:65536",
             "127.72.0.1:5080:5080",
-            "localhost:80",
             "127.72.0.2",
             "::1",
             "[::1",

@@ -99,8 +99,7 @@ fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
         "127.72.0.1.evil.example:5080",
         "localhost.evil.example",
         "127.72.0.2:5080",
-        "127.72.0.1:5081",
-        "localhost:80",
+        "127.72.0.1:",
         "[::2]:5080",
         "",
     ] {
@@ -118,6 +117,8 @@ fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
         "127.0.0.1",
         "[::1]:5080",
         "[::1]",
+        // Through a tunnel (ssh -L 8080:127.72.0.1:5080): the port differs.
+        "127.0.0.1:8080",
     ] {
         let answer = get(from, to, "/status", Some(host));
         assert_eq!(code(&answer), 200, "Host {host:?}: {answer}");
@@ -170,7 +171,7 @@ fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
         }
     }
     let metrics = get(from, to, "/metrics", host);
-    assert!(rejected(&metrics, "http_misdirected") >= 11, "{metrics}");
+    assert_eq!(rejected(&metrics, "http_misdirected"), 10, "{metrics}");
 }
 
 /// A wildcard bind: the Host must name the address the client reached (the
