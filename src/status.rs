@@ -18,7 +18,7 @@ use prometheus_client::registry::{Registry, Unit};
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 
-use crate::history::{History, Point, unix_seconds};
+use crate::history::{History, Point, Ring, unix_seconds};
 use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
 use crate::node::Shared;
 use crate::peers::{Origin, Peer, PeerId, PeerState};
@@ -135,7 +135,7 @@ impl HistorySnapshot {
     pub fn take(shared: &Shared, since: u64) -> HistorySnapshot {
         let now = unix_seconds();
         let since = since.max(History::window_start(now));
-        let points = |ring: Option<&crate::history::Ring>| -> Vec<Point> {
+        let points = |ring: Option<&Ring>| -> Vec<Point> {
             ring.into_iter()
                 .flat_map(|ring| ring.points_since(since))
                 .collect()
