@@ -151,8 +151,16 @@ pub const FRESHNESS_WINDOW: Duration = Duration::from_secs(30);
 /// Default status endpoint: loopback only; exposing it is an explicit choice.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:5080";
 
-/// Status endpoint clients served at once; more are closed at accept.
+/// Status endpoint clients served at once. At the cap a new client closes
+/// the oldest one that has not sent its whole request yet, so idle
+/// connections cannot lock anyone out; when all are being answered, it is
+/// closed at accept.
 pub const MAX_HTTP_CONNECTIONS: usize = 32;
+
+/// Status endpoint clients from one address at once (more are closed at
+/// accept): a browser opens at most 6 to one host, a scraper one; a quarter
+/// of the slots leaves the rest to everyone else.
+pub const MAX_HTTP_CONNECTIONS_PER_ADDRESS: usize = MAX_HTTP_CONNECTIONS / 4;
 
 /// Largest HTTP request (line and headers) read; larger gets 431.
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
@@ -165,6 +173,14 @@ pub const MAX_HOOK_QUEUE: usize = 256;
 
 /// Hook processes running at once.
 pub const MAX_HOOKS_RUNNING: usize = 8;
+
+/// File descriptors one running hook costs the node (its stdio pipes), for
+/// sizing the open-file limit.
+pub const FILES_PER_HOOK: usize = 3;
+
+/// File descriptors beyond the sockets and hooks: stdio, the listening
+/// sockets, the event loops and their wakers, the key and config files.
+pub const SPARE_FILES: usize = 64;
 
 /// A hook still running after this is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
