@@ -184,17 +184,18 @@ pub enum Origin {
 struct CutOff {
     /// Last sign of life from any peer before the silence.
     last_contact: Instant,
-    /// The offline verdicts the "lost contact" line stands for (held back).
+    /// The offline verdicts the "lost contact" line stands for: held back at
+    /// its start, or swallowed since (a peer back, then silent again).
     covered: Vec<Event>,
     /// Peers heard again since, whose back-online lines the coming
-    /// "Contact restored" line stands for.
+    /// "Contact restored" line stands for (no longer in `covered`).
     back: Vec<PeerId>,
     /// When the first of them came back (`None` while `back` is empty).
     restoring_since: Option<Instant>,
 }
 
 impl CutOff {
-    /// Peers whose offline verdict `event` is.
+    /// The peer that `event` is an offline verdict about, if it is one.
     fn peer_of(event: &Event) -> Option<PeerId> {
         match event {
             Event::Offline { peer, .. } => Some(*peer),
@@ -715,6 +716,8 @@ impl PeerTable {
                 if !cut.back.contains(&peer) {
                     cut.back.push(peer);
                 }
+                cut.covered
+                    .retain(|event| CutOff::peer_of(event) != Some(peer));
                 cut.restoring_since.get_or_insert(now);
             } else {
                 index += 1;
@@ -956,16 +959,10 @@ impl PeerTable {
             };
             // While cut off, a peer back since (its back-online line not yet
             // printed) falling silent again is still lost, as the last line
-            // said; it waits for "Contact restored" with the others.
+            // said; its verdict waits for "Contact restored" with the others.
             if let Some(at) = cut.back.iter().position(|peer| *peer == id) {
                 cut.back.swap_remove(at);
-                if let Some(covered) = cut
-                    .covered
-                    .iter_mut()
-                    .find(|covered| CutOff::peer_of(covered) == Some(id))
-                {
-                    *covered = event;
-                }
+                cut.covered.push(event);
                 if cut.back.is_empty() {
                     cut.restoring_since = None;
                 }
@@ -1034,9 +1031,10 @@ impl PeerTable {
         // Back and still online (a hard signal may have taken one away,
         // with its own line).
         cut.back.retain(|id| state(id) == Some(PeerState::Online));
+        // (A covered peer may be back without a line to absorb, muted for
+        // flapping; one that left printed its own line.)
         let still_lost = |event: &Event| {
-            CutOff::peer_of(event)
-                .is_some_and(|id| !cut.back.contains(&id) && state(&id) == Some(PeerState::Offline))
+            CutOff::peer_of(event).is_some_and(|id| state(&id) == Some(PeerState::Offline))
         };
         if cut.back.is_empty() {
             cut.restoring_since = None;
