@@ -4,7 +4,8 @@
 //! not starve the others or the timers; connections squatting the cap from
 //! one address must not lock out a real peer; a stranger's declared interval
 //! must not stretch the cut-off windows and mute verdicts.
-//! Blocks: 127.48 flood, 127.49 squatters, 127.50 long interval.
+//! Blocks: 127.48 flood, 127.49 squatters and idle garbage, 127.50 long
+//! interval.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -191,6 +192,27 @@ fn squatters_from_one_address_cannot_fill_the_connection_cap() {
     assert!(!b.lines().iter().any(|l| l.contains("offline")));
     a.expect_stderr("[address_limit;", WAIT);
     drop(squatters);
+}
+
+#[test]
+fn a_connection_kept_busy_with_garbage_still_reaches_its_idle_deadline() {
+    let a = Node::on("127.49.0.5", &[], &[]);
+    crate::util::wait_listening(&a);
+    let mut stream = connect_from("127.49.0.6", "127.49.0.5:5000");
+    stream
+        .write_all(status(5000, 0, 1000).as_bytes())
+        .expect("write");
+    // Then one invalid frame every 500 ms (fewer than too_many_invalid):
+    // bytes, but never an accepted message. T = 3 s, idle deadline 6 s.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < deadline && !a.stderr().contains("[idle_timeout;") {
+        if stream.write_all(b"{}\n").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    a.expect_stderr("[idle_timeout;", Duration::from_secs(1));
+    assert!(!a.stderr().contains("[too_many_invalid;"), "{}", a.stderr());
 }
 
 #[test]
