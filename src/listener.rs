@@ -25,7 +25,8 @@
 //! source IP holds at most [`MAX_CONNECTIONS_PER_ADDRESS`] connections: a
 //! newcomer past it replaces that address's least useful one. At the cap, the
 //! oldest stranger is evicted; failing that, the longest-idle connection of
-//! the address holding the most, if it holds more than the newcomer's.
+//! the address holding the most, if it holds at least two more than the
+//! newcomer's (so an eviction never just moves the imbalance).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -421,8 +422,8 @@ impl Listener {
     /// `from_newcomer` connections: the oldest stranger goes first, so
     /// strangers never starve identified peers; failing that, the
     /// longest-idle connection of the address holding the most, if that is
-    /// more than the newcomer's (squatters from few addresses cannot keep the
-    /// cap). Returns false if nothing may be evicted.
+    /// at least two more than the newcomer's (squatters from few addresses
+    /// cannot keep the cap). Returns false if nothing may be evicted.
     fn make_room(&mut self, from_newcomer: usize, now: Instant) -> bool {
         let (index, reason) = match self.victim(|info| info.kind == Kind::Unknown) {
             Some(index) => (
