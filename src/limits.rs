@@ -37,9 +37,39 @@ pub const MAX_PEERS_PER_IP: usize = 8;
 /// reconnect overlapping the old connection's close.
 pub const MAX_CONNECTIONS: usize = 2 * MAX_PEERS;
 
-/// A connection that has not sent one valid message within this is closed
+/// A connection without an accepted message within this is closed
 /// (a peer's sender writes its first status right after connecting).
 pub const UNIDENTIFIED_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Inbound connections one source IP may hold: room for a peer's reconnect
+/// overlapping its old connection and for a few nodes sharing a host (each
+/// listening on its own port). A newcomer past it closes the same address's
+/// least useful connection (`address_limit`): an address crowds out only itself.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
+
+/// Frames handled from one connection per turn of the listener loop; then the
+/// other ready connections and the timers run, and it is serviced again.
+pub const FRAME_BUDGET: usize = 64;
+
+/// Connections accepted per listening socket per turn: a connect storm
+/// holds the loop no longer than a flood does.
+pub const ACCEPT_BUDGET: usize = 64;
+
+/// Bytes read from one connection per turn (with [`FRAME_BUDGET`]): a flood
+/// costs the others at most this much work between two of their turns.
+pub const READ_BUDGET: usize = 4 * READ_CHUNK;
+
+/// Invalid frames (empty lines included) an identified connection may send
+/// within [`INVALID_FRAME_WINDOW`]; one more closes it (`too_many_invalid`).
+/// Our senders never send one: this only bounds what garbage may cost.
+pub const MAX_INVALID_FRAMES: u32 = 16;
+/// The window over which [`MAX_INVALID_FRAMES`] is counted.
+pub const INVALID_FRAME_WINDOW: Duration = Duration::from_secs(60);
+
+/// An identified connection is closed after this long without an accepted
+/// frame, whatever interval and threshold its peer claims: three statuses at
+/// [`PEER_INTERVAL_CAP`] (or two of our own interval, if longer).
+pub const MAX_IDLE_DEADLINE: Duration = Duration::from_secs(180);
 
 /// Default and well-known port, also the port the Python original listens on.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -111,6 +141,12 @@ pub const REJECT_LOG_ENTRIES: usize = 4096;
 /// Largest interval a peer may announce (`interval_ms`), one hour: a bigger one
 /// would let a single message keep a dead peer "online" for days.
 pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Longest interval a peer's declaration counts for in any timing (threshold,
+/// idle deadline, cut-off windows), unless this node's own --interval is
+/// longer: 12 × the default interval covers clusters of mixed intervals, and
+/// a stranger's `interval_ms` = 1 h cannot stretch our verdicts to hours.
+pub const PEER_INTERVAL_CAP: Duration = Duration::from_secs(60);
 
 /// Longest --offline-after accepted (a day): longer is a typo, not a choice.
 pub const MAX_OFFLINE_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -30,7 +30,12 @@
 //!   and one source adds at most `MAX_LEARNED_PER_SOURCE` per `LEARN_WINDOW`;
 //! - cut off: when every peer (two or more) falls silent within one window,
 //!   one "Lost contact with all N peers" line replaces N offline lines, and
-//!   one "Contact restored" line replaces the back-online lines that follow.
+//!   one "Contact restored" line replaces the back-online lines that follow;
+//!   a peer still offline when contact is restored gets its own offline line
+//!   then, so no verdict is ever dropped without a line;
+//! - timing: a peer's declared interval counts for at most
+//!   [`PEER_INTERVAL_CAP`] (or our own interval if longer) in every timing
+//!   derived from it (see [`PeerTable::timing_interval`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -42,7 +47,7 @@ use crate::wire::Member;
 use crate::limits::{
     CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_PORT,
     LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, MAX_PEERS_PER_IP,
-    OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
+    OFFLINE_FACTOR, PEER_INTERVAL_CAP, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
 };
 
 /// A peer's identity: its IP and the port it listens on.
@@ -185,10 +190,28 @@ pub enum Origin {
 struct CutOff {
     /// Last sign of life from any peer before the silence.
     last_contact: Instant,
-    /// When the first peer came back, if one did.
+    /// The offline verdicts the "lost contact" line stands for: held back at
+    /// its start, or swallowed since (a peer back, then silent again).
+    covered: Vec<Event>,
+    /// Peers heard again since, whose back-online lines the coming
+    /// "Contact restored" line stands for (no longer in `covered`).
+    back: Vec<PeerId>,
+    /// When the first of them came back (`None` while `back` is empty).
     restoring_since: Option<Instant>,
-    /// Peers back since then.
-    restored: usize,
+}
+
+impl CutOff {
+    /// The peer that `event` is an offline verdict about, if it is one.
+    fn peer_of(event: &Event) -> Option<PeerId> {
+        match event {
+            Event::Offline { peer, .. } => Some(*peer),
+            _ => None,
+        }
+    }
+
+    fn covers(&self, id: PeerId) -> bool {
+        self.covered.iter().any(|e| CutOff::peer_of(e) == Some(id))
+    }
 }
 
 /// Why a status or leave was not applied.
@@ -638,6 +661,15 @@ impl PeerTable {
         self.peers.values()
     }
 
+    /// The interval that a peer's declared one counts for in every timing
+    /// (threshold, idle deadline, cut-off windows): at most
+    /// [`PEER_INTERVAL_CAP`], or our own interval if that is longer. A
+    /// stranger's `interval_ms` of an hour thus stretches nothing; a peer
+    /// slower than the cap needs --offline-after (or the same --interval here).
+    pub fn timing_interval(&self, declared: Duration) -> Duration {
+        declared.min(PEER_INTERVAL_CAP.max(self.own_interval))
+    }
+
     /// The silence after which this peer is offline.
     pub fn threshold(&self, peer: &Peer) -> Duration {
         self.offline_after.max(peer.interval * OFFLINE_FACTOR)
@@ -754,6 +786,7 @@ impl PeerTable {
         let rule = self.flap;
         let before = events.len();
         let known = self.peers.get(&id).map(|peer| peer.state);
+        let interval = self.timing_interval(report.interval);
         let peer = self.entry(id, report.boot, now)?;
         if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
             if boot < known || (boot == known && peer.state == PeerState::Left) {
@@ -777,7 +810,7 @@ impl PeerTable {
         let first = peer.last_status.is_none();
         peer.last_status = Some(now);
         peer.closed_at = None;
-        peer.interval = report.interval;
+        peer.interval = interval;
         if report.name.is_some() {
             peer.name = report.name;
         }
@@ -804,19 +837,19 @@ impl PeerTable {
         let Some(cut) = &mut self.cut_off else {
             return;
         };
-        let before = events.len();
         let mut index = from;
         while index < events.len() {
-            if matches!(events[index], Event::Online { .. }) {
+            if let Event::Online { peer, .. } = events[index] {
                 events.remove(index);
+                if !cut.back.contains(&peer) {
+                    cut.back.push(peer);
+                }
+                cut.covered
+                    .retain(|event| CutOff::peer_of(event) != Some(peer));
+                cut.restoring_since.get_or_insert(now);
             } else {
                 index += 1;
             }
-        }
-        let back = before - events.len();
-        if back > 0 {
-            cut.restored += back;
-            cut.restoring_since.get_or_insert(now);
         }
     }
 
@@ -1058,11 +1091,25 @@ impl PeerTable {
     /// when every peer went quiet together, one "lost contact" line.
     fn settle_silence(&mut self, silenced: Vec<Event>, now: Instant, events: &mut Vec<Event>) {
         for event in silenced {
-            match event {
-                // While cut off, further silence is part of the same story.
-                Event::Offline { .. } if self.cut_off.is_some() => {}
-                Event::Offline { .. } => self.held.push((event, now)),
-                other => events.push(other),
+            let (Some(id), Some(cut)) = (CutOff::peer_of(&event), &mut self.cut_off) else {
+                match event {
+                    Event::Offline { .. } => self.held.push((event, now)),
+                    other => events.push(other),
+                }
+                continue;
+            };
+            // While cut off, a peer back since (its back-online line not yet
+            // printed) falling silent again is still lost, as the last line
+            // said; its verdict waits for "Contact restored" with the others.
+            if let Some(at) = cut.back.iter().position(|peer| *peer == id) {
+                cut.back.swap_remove(at);
+                cut.covered.push(event);
+                if cut.back.is_empty() {
+                    cut.restoring_since = None;
+                }
+            } else if !cut.covers(id) {
+                // First heard during the cut-off: not part of it, its own line.
+                events.push(event);
             }
         }
         if self.held.is_empty() {
@@ -1076,11 +1123,11 @@ impl PeerTable {
                 .filter_map(|peer| peer.last_sign_of_life(now))
                 .max()
                 .unwrap_or(now);
-            self.held.clear();
             self.cut_off = Some(CutOff {
                 last_contact,
+                covered: self.held.drain(..).map(|(event, _)| event).collect(),
+                back: Vec::new(),
                 restoring_since: None,
-                restored: 0,
             });
             events.push(Event::CutOff { peers: contacts });
             return;
@@ -1106,25 +1153,54 @@ impl PeerTable {
     }
 
     /// Ends a cut-off one interval after the first peer came back (or at once
-    /// when all are back) with one "Contact restored" line.
+    /// when every peer it covered is back) with one "Contact restored" line,
+    /// followed by the offline line of each covered peer still offline: the
+    /// cut-off line stood for their verdicts only while it lasted.
     fn settle_restore(&mut self, now: Instant, events: &mut Vec<Event>) {
-        let Some(cut) = &self.cut_off else {
+        let Some(first_back) = self.cut_off.as_ref().and_then(|cut| cut.restoring_since) else {
             return;
         };
-        let Some(first_back) = cut.restoring_since else {
-            return;
-        };
-        let all_back = self.contacts().all(|peer| peer.state == PeerState::Online);
         let longest_interval = self
             .contacts()
             .map(|peer| peer.interval)
             .max()
             .unwrap_or_default();
+        let Some(cut) = &mut self.cut_off else {
+            return;
+        };
+        let state = |id: &PeerId| self.peers.get(id).map(|peer| peer.state);
+        // Back and still online (a hard signal may have taken one away,
+        // with its own line).
+        cut.back.retain(|id| state(id) == Some(PeerState::Online));
+        // (A covered peer may be back without a line to absorb, muted for
+        // flapping; one that left printed its own line.)
+        let still_lost = |event: &Event| {
+            CutOff::peer_of(event).is_some_and(|id| state(&id) == Some(PeerState::Offline))
+        };
+        if cut.back.is_empty() {
+            cut.restoring_since = None;
+            return;
+        }
+        let all_back = !cut.covered.iter().any(still_lost);
         if all_back || now.duration_since(first_back) >= longest_interval {
             let after = now.duration_since(cut.last_contact);
-            let peers = cut.restored;
+            let peers = cut.back.len();
+            let lost: Vec<Event> = cut.covered.drain(..).filter(still_lost).collect();
             self.cut_off = None;
             events.push(Event::Restored { peers, after });
+            for mut event in lost {
+                if let Event::Offline {
+                    peer, last_seen, ..
+                } = &mut event
+                {
+                    *last_seen = self
+                        .peers
+                        .get(peer)
+                        .and_then(|p| p.last_status.or(p.last_contact))
+                        .map(|seen| now.duration_since(seen));
+                }
+                events.push(event);
+            }
         }
     }
 
@@ -1772,6 +1848,113 @@ mod tests {
         let mut events = Vec::new();
         peers.tick(t0 + 9 * SEC, &mut events);
         assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn a_declared_interval_counts_for_at_most_the_cap() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        let mut hour = report(1, 0);
+        hour.interval = 3600 * SEC;
+        peers.on_status(id(2), hour, t0, &mut events).ok();
+        assert_eq!(peers.threshold_of(&id(2)), Some(3 * PEER_INTERVAL_CAP));
+        events.clear();
+        peers.tick(t0 + 3 * PEER_INTERVAL_CAP + SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        // Our own longer interval lifts the cap: a cluster run at 5 min works.
+        let slow = PeerTable::new(t0, 3 * SEC, 300 * SEC);
+        assert_eq!(slow.timing_interval(3600 * SEC), 300 * SEC);
+        assert_eq!(slow.timing_interval(2 * SEC), 2 * SEC);
+    }
+
+    /// Peers 2 and 3 (1 s) talk; a stranger (9) announced a 1 h interval and
+    /// crashed (printed offline); then 2 and 3 fall silent together: cut off.
+    fn cut_off_after_a_strangers_long_interval(t0: Instant) -> PeerTable {
+        let mut peers = table(t0);
+        let mut ignored = Vec::new();
+        let mut hour = report(1, 0);
+        hour.interval = 3600 * SEC;
+        peers.on_status(id(9), hour, t0, &mut ignored).ok();
+        peers.on_inbound_open(id(9));
+        peers.on_inbound_closed(id(9), false, t0 + SEC);
+        chatter(&mut peers, &[id(2), id(3)], t0, t0 + 5 * SEC);
+        assert_eq!(peers.get(&id(9)).map(|p| p.state), Some(PeerState::Offline));
+        let mut events = Vec::new();
+        for step in 1..=70 {
+            peers.tick(
+                t0 + 5 * SEC + Duration::from_millis(100 * step),
+                &mut events,
+            );
+        }
+        assert_eq!(events, [Event::CutOff { peers: 3 }]);
+        peers
+    }
+
+    #[test]
+    fn a_strangers_long_interval_does_not_hold_contact_restored() {
+        let t0 = Instant::now();
+        let mut peers = cut_off_after_a_strangers_long_interval(t0);
+        let mut events = Vec::new();
+        let back = t0 + 20 * SEC;
+        peers
+            .on_status(id(2), report(1, 100), back, &mut events)
+            .ok();
+        peers
+            .on_status(id(3), report(1, 100), back, &mut events)
+            .ok();
+        peers.tick(back + Duration::from_millis(10), &mut events);
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        assert_eq!(printed, ["restored"]);
+        assert!(!peers.is_cut_off());
+    }
+
+    #[test]
+    fn a_peer_silent_again_during_a_cut_off_is_never_dropped_without_a_line() {
+        let t0 = Instant::now();
+        let mut peers = cut_off_after_a_strangers_long_interval(t0);
+        let mut events = Vec::new();
+        // 2 comes back, then freezes before contact is declared restored.
+        let back = t0 + 20 * SEC;
+        peers
+            .on_status(id(2), report(1, 100), back, &mut events)
+            .ok();
+        for step in 1..=50 {
+            peers.tick(back + Duration::from_millis(100 * step), &mut events);
+        }
+        assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Offline));
+        assert!(peers.is_cut_off(), "still no contact with anyone");
+        // 2 comes back for good; 3 never does.
+        let again = t0 + 30 * SEC;
+        let mut at = again;
+        let mut seq = 200;
+        while at <= again + 2 * PEER_INTERVAL_CAP {
+            peers.on_status(id(2), report(1, seq), at, &mut events).ok();
+            peers.tick(at, &mut events);
+            seq += 1;
+            at += SEC;
+        }
+        let printed: Vec<&Event> = events
+            .iter()
+            .filter(|e| !matches!(e, Event::Status { .. }))
+            .collect();
+        assert!(
+            matches!(
+                printed.as_slice(),
+                [Event::Restored { peers: 1, .. }, Event::Offline { peer, .. }] if *peer == id(3)
+            ),
+            "{printed:?}"
+        );
+        // Every peer's state is what its last line said: 2 back (restored),
+        // 3 offline, the stranger offline. A later freeze has its line too
+        // (2 was the last one in contact: cut off again).
+        assert_eq!(peers.get(&id(3)).map(|p| p.state), Some(PeerState::Offline));
+        events.clear();
+        peers.tick(at + 5 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["cut_off"]);
     }
 
     #[test]
