@@ -20,6 +20,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::history::{History, Point, Ring, unix_seconds};
 use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
+use crate::names;
 use crate::node::Shared;
 use crate::peers::{Origin, Peer, PeerId, PeerState};
 use crate::sample::Sample;
@@ -260,6 +261,12 @@ pub fn history_json(snapshot: &HistorySnapshot) -> Value {
     })
 }
 
+/// A label value as the exposition format wants it: prometheus-client 0.24
+/// writes label values raw, so text from peers is escaped here.
+fn label(text: &str) -> String {
+    names::for_prometheus_label(text).into_owned()
+}
+
 /// The Prometheus text of `GET /metrics`.
 pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     let mut registry = Registry::with_prefix("p2pmon");
@@ -345,8 +352,11 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     // One label set per peer: cardinality is bounded by MAX_PEERS.
     for peer in sorted_peers(snapshot) {
         let labels = vec![
-            ("peer".to_string(), peer.id.to_string()),
-            ("name".to_string(), peer.name.clone().unwrap_or_default()),
+            ("peer".to_string(), label(&peer.id.to_string())),
+            (
+                "name".to_string(),
+                label(peer.name.as_deref().unwrap_or_default()),
+            ),
         ];
         up.get_or_create(&labels)
             .set(i64::from(peer.state == PeerState::Online));
