@@ -420,7 +420,7 @@ impl Listener {
                     info.accepted_at + UNIDENTIFIED_DEADLINE
                 } else {
                     let threshold = self.offline_after.max(info.interval * OFFLINE_FACTOR);
-                    info.last_activity + threshold * IDLE_FACTOR
+                    crate::limits::later(info.last_activity, threshold * IDLE_FACTOR)
                 }
             })
             .min();
