@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
 use crate::cli::DemoArgs;
-use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration};
-use crate::limits::{MAX_CONNECTIONS, OFFLINE_FACTOR};
+use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration_within};
+use crate::limits::{MAX_CONNECTIONS, MAX_PEER_INTERVAL, OFFLINE_FACTOR};
 use crate::output::{Output, Stdout};
 use crate::peers::FlapRule;
 use crate::{Error, init_logging, run_nodes};
@@ -17,7 +17,8 @@ const NODES: usize = 3;
 /// Runs the demo until Ctrl+C.
 pub fn run(args: &DemoArgs) -> Result<(), Error> {
     init_logging(args.verbose, 0);
-    let interval = parse_duration(&args.interval)
+    // Capped as a node's (config.rs): its peers refuse a longer interval_ms.
+    let interval = parse_duration_within(&args.interval, MAX_PEER_INTERVAL)
         .map_err(|e| Error::Usage(format!("invalid value for --interval: {e}")))?;
     let ports = free_ports()?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
