@@ -33,28 +33,15 @@
 //! - [`limits`]: every size, count and timeout, with its reason.
 
 pub mod cli;
+pub mod client;
+pub mod cmd;
 pub mod config;
-pub mod demo;
-pub mod history;
-pub mod hooks;
 pub mod http;
 pub mod limits;
-pub mod listener;
-pub mod loadgen;
-pub mod manual;
-pub mod members;
 pub mod node;
-pub mod output;
 pub mod peers;
-pub mod reload;
-pub mod sample;
-pub mod seal;
-pub mod sender;
-pub mod shutdown;
-pub mod stats;
-pub mod status;
-pub mod top;
-pub mod wire;
+pub mod proto;
+pub mod report;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -67,8 +54,8 @@ use signal_hook::iterator::Signals;
 use crate::cli::{Cli, Command, RunArgs};
 use crate::config::{Config, FileConfig};
 use crate::node::Node;
-use crate::output::{Output, Stdout};
-use crate::shutdown::Shutdown;
+use crate::node::shutdown::Shutdown;
+use crate::report::output::{Output, Stdout};
 
 /// Why the program stopped early; decides the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,13 +98,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), Error> {
     match cli.command {
         None => run_node(&cli.run),
         Some(Command::Run(args)) => run_node(&args),
-        Some(Command::Demo(args)) => demo::run(&args),
-        Some(Command::Keygen(args)) => seal::keygen(args.out.as_deref(), args.force),
-        Some(Command::Members(args)) => members::run(&args),
-        Some(Command::Top(args)) => top::run(&args),
-        Some(Command::Loadgen(args)) => loadgen::run(&args),
-        Some(Command::Man(args)) => manual::man(args.out.as_deref()),
-        Some(Command::Completions(args)) => manual::completions(args.shell),
+        Some(Command::Demo(args)) => cmd::demo::run(&args),
+        Some(Command::Keygen(args)) => proto::seal::keygen(args.out.as_deref(), args.force),
+        Some(Command::Members(args)) => client::members::run(&args),
+        Some(Command::Top(args)) => client::top::run(&args),
+        Some(Command::Loadgen(args)) => cmd::loadgen::run(&args),
+        Some(Command::Man(args)) => cli::manual::man(args.out.as_deref()),
+        Some(Command::Completions(args)) => cli::manual::completions(args.shell),
     }
 }
 
@@ -127,12 +114,12 @@ fn run_node(args: &RunArgs) -> Result<(), Error> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let default_name = sample::host_name().unwrap_or_else(|| "p2pmon".to_string());
+    let default_name = node::sample::host_name().unwrap_or_else(|| "p2pmon".to_string());
     let config = Config::merge(args, file, &default_name)?;
     init_logging(args.verbose, args.quiet);
     log::debug!("{config:?}");
     let output = Output::new(config.format, config.timestamps, config.changes_only);
-    let source = reload::Source {
+    let source = node::reload::Source {
         args: args.clone(),
         default_name,
     };
@@ -186,7 +173,7 @@ pub fn run_nodes(nodes: Vec<(Config, Output, Stdout)>) -> Result<(), Error> {
 /// (the command line the nodes started with) and applies its peer list.
 pub fn run_nodes_reloading(
     nodes: Vec<(Config, Output, Stdout)>,
-    source: Option<&reload::Source>,
+    source: Option<&node::reload::Source>,
 ) -> Result<(), Error> {
     let mut signals = signals()?;
     let shutdown = Shutdown::new();
@@ -212,7 +199,7 @@ pub fn run_nodes_reloading(
         for signal in signals.forever() {
             if signal == SIGHUP {
                 for node in &mut started {
-                    reload::reload(node, source);
+                    node::reload::reload(node, source);
                 }
                 continue;
             }

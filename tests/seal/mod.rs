@@ -70,7 +70,7 @@ fn expect_statuses_from(node: &Node, from: usize, peers: &[&str]) {
 /// records `count` frames, newlines included.
 fn record(listener: &TcpListener, node: &Node, count: usize) -> Vec<Vec<u8>> {
     let mut stream = accept_within(listener, WAIT, node);
-    stream.write_all(p2pmon::wire::HELLO).expect("greet");
+    stream.write_all(p2pmon::proto::wire::HELLO).expect("greet");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut reader = BufReader::new(stream);
     (0..count)

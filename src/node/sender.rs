@@ -33,13 +33,13 @@ use crate::limits::{
     BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
     TCP_USER_TIMEOUT,
 };
-use crate::listener::set_keepalive;
+use crate::node::listener::set_keepalive;
+use crate::node::sample::Sampler;
+use crate::node::shutdown::Shutdown;
 use crate::node::{Shared, SharedState, describe_io_error, lock};
 use crate::peers::{LinkFailure, PeerId, PeerState};
-use crate::sample::Sampler;
-use crate::seal::{self, SharedKeyring};
-use crate::shutdown::Shutdown;
-use crate::wire::{self, Header, Message};
+use crate::proto::seal::{self, SharedKeyring};
+use crate::proto::wire::{self, Header, Message};
 
 const WAKE: Token = Token(usize::MAX);
 

@@ -14,10 +14,10 @@ use prometheus_client::registry::{Registry, Unit};
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 
-use crate::history::{History, Point, Ring, unix_seconds};
 use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
 use crate::node::Shared;
 use crate::peers::{Origin, Peer, PeerState};
+use crate::report::history::{History, Point, Ring, unix_seconds};
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;

@@ -2,6 +2,8 @@
 //! what the values mean, their defaults and how they merge with the config
 //! file is `config`'s job, so the file and the flags share one set of rules.
 
+pub mod manual;
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -41,7 +43,7 @@ pub enum Command {
     Top(TopArgs),
     /// Simulated peers for benchmarks (loopback only).
     #[command(hide = true)]
-    Loadgen(crate::loadgen::LoadgenArgs),
+    Loadgen(crate::cmd::loadgen::LoadgenArgs),
 }
 
 /// Options of `p2pmon man`.
@@ -81,7 +83,7 @@ pub struct TopArgs {
 
     /// Column to sort by (s, the arrows or 1-6 change it on screen).
     #[arg(long, value_enum, default_value = "peer")]
-    pub sort: crate::top::SortKey,
+    pub sort: crate::client::top::SortKey,
 
     /// Print the table N times, once a second, as plain text (even on a
     /// terminal), then exit.

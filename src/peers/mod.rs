@@ -31,7 +31,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::wire::Member;
+use crate::proto::wire::Member;
 
 use crate::limits::{
     CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_PORT,

@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use crate::limits::{FRESHNESS_WINDOW, MAX_KEYS, MAX_PEERS, MAX_SEALED_PLAINTEXT};
 use crate::peers::PeerId;
-use crate::wire::{self, DecodeError, Message};
+use crate::proto::wire::{self, DecodeError, Message};
 
 /// Bytes in a key.
 pub const KEY_LEN: usize = 32;
@@ -619,7 +619,7 @@ pub fn unix_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Header;
+    use crate::proto::wire::Header;
 
     const T0: u64 = 1_700_000_000_000;
 

@@ -20,8 +20,8 @@ use socket2::{Domain, Socket, Type};
 
 use crate::Error;
 use crate::config::parse_duration;
-use crate::seal::Keyring;
-use crate::wire::{self, FrameBuffer, HELLO, Header, Message};
+use crate::proto::seal::Keyring;
+use crate::proto::wire::{self, FrameBuffer, HELLO, Header, Message};
 
 /// Options of `p2pmon loadgen`.
 #[derive(Debug, Args, Clone)]

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::cli::TopArgs;
-use crate::members;
+use crate::client::members;
 
 /// How often the node is asked for its peer table.
 const REFRESH: Duration = Duration::from_secs(1);

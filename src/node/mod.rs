@@ -4,6 +4,12 @@
 //! state change and the line that reports it happen together, so stdout never
 //! shows events out of order, and each lock is held for microseconds.
 
+pub mod listener;
+pub mod reload;
+pub mod sample;
+pub mod sender;
+pub mod shutdown;
+
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -17,19 +23,19 @@ use socket2::{Domain, Socket, Type};
 
 use crate::Error;
 use crate::config::{Config, Host, HttpSetting, PeerAddr};
-use crate::history::{self, History};
-use crate::hooks::Hooks;
 use crate::http::HttpServer;
 use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
-use crate::listener::Listener;
-use crate::output::{Output, Stdout};
+use crate::node::listener::Listener;
+use crate::node::reload::{ConfigChange, KeyReload};
+use crate::node::sample::Sample;
+use crate::node::sender::{LinkChange, Sender};
+use crate::node::shutdown::Shutdown;
 use crate::peers::{Event, PeerState, PeerTable};
-use crate::reload::{ConfigChange, KeyReload};
-use crate::sample::Sample;
-use crate::seal::{Keyring, SharedKeyring};
-use crate::sender::{LinkChange, Sender};
-use crate::shutdown::Shutdown;
-use crate::stats::Stats;
+use crate::proto::seal::{Keyring, SharedKeyring};
+use crate::report::history::{self, History};
+use crate::report::hooks::Hooks;
+use crate::report::output::{Output, Stdout};
+use crate::report::stats::Stats;
 
 /// State shared by the listener and sender threads.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use crate::cli::DemoArgs;
 use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration};
 use crate::limits::{MAX_CONNECTIONS, OFFLINE_FACTOR};
-use crate::output::{Output, Stdout};
 use crate::peers::FlapRule;
+use crate::report::output::{Output, Stdout};
 use crate::{Error, init_logging, run_nodes};
 
 const NODES: usize = 3;

@@ -27,12 +27,12 @@ use crate::limits::{
     IDLE_FACTOR, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_TICK, OFFLINE_FACTOR,
     READ_CHUNK, TCP_USER_TIMEOUT, TICK, UNIDENTIFIED_DEADLINE,
 };
+use crate::node::sender::{LinkChange, is_own_address};
+use crate::node::shutdown::Shutdown;
 use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
-use crate::seal::{self, Gate};
-use crate::sender::{LinkChange, is_own_address};
-use crate::shutdown::Shutdown;
-use crate::wire::{self, FrameBuffer, Message};
+use crate::proto::seal::{self, Gate};
+use crate::proto::wire::{self, FrameBuffer, Message};
 
 const WAKE: Token = Token(0);
 /// Tokens below this are listening sockets; connection tokens start here.

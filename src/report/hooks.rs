@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::limits::{HOOK_TIMEOUT, MAX_HOOKS_RUNNING};
 use crate::node::{SharedState, lock};
-use crate::output::event_fields;
 use crate::peers::Event;
+use crate::report::output::event_fields;
 
 #[derive(Debug)]
 struct Running {

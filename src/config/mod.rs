@@ -739,7 +739,7 @@ mod tests {
         let config = merge(args, file).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.key_file, Some(PathBuf::from("/run/other-key")));
         // The example config's commented keys, uncommented, are valid.
-        let example = include_str!("../config.example.toml")
+        let example = include_str!("../../config.example.toml")
             .replace("# key_file =", "key_file =")
             .replace("# allow_plaintext =", "allow_plaintext =");
         let config = merge(RunArgs::default(), &example).unwrap_or_else(|e| panic!("{e}"));
@@ -883,7 +883,7 @@ mod tests {
 
     #[test]
     fn example_config_loads() {
-        let text = include_str!("../config.example.toml");
+        let text = include_str!("../../config.example.toml");
         let file = FileConfig::parse(text, "config.example.toml").unwrap_or_else(|e| panic!("{e}"));
         assert!(Config::merge(&RunArgs::default(), file, "x").is_ok());
     }

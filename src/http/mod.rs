@@ -8,6 +8,8 @@
 //! request of at most [`MAX_HTTP_REQUEST`] bytes, [`HTTP_DEADLINE`] to send
 //! it; one request per connection (`Connection: close`).
 
+pub mod status;
+
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +18,11 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::hooks::Hooks;
+use crate::http::status::{history_json, metrics_text, prometheus_text, status_json};
 use crate::limits::{HTTP_DEADLINE, MAX_HTTP_CONNECTIONS, MAX_HTTP_REQUEST};
+use crate::node::shutdown::Shutdown;
 use crate::node::{SharedState, lock};
-use crate::shutdown::Shutdown;
-use crate::status::{history_json, metrics_text, prometheus_text, status_json};
+use crate::report::hooks::Hooks;
 
 const WAKE: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -28,7 +30,7 @@ const FIRST_CLIENT: usize = 2;
 
 /// The dashboard: HTML, CSS and JS in one file, no network but this node's
 /// own /status and /history.
-const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
 
 /// The dashboard may run its own inline script and styles and talk to this
 /// node only: a peer's name (from the wire) can never load or send anything.

@@ -1,0 +1,6 @@
+//! One-off commands beside the node: [`demo`] (three nodes in one process),
+//! [`loadgen`] (simulated peers for the benchmarks). Only the crate root
+//! imports this module.
+
+pub mod demo;
+pub mod loadgen;

@@ -1,0 +1,8 @@
+//! The protocol: what goes on the wire between nodes and what gets past the
+//! door. [`wire`] frames, encodes and strictly decodes v1 and the Python
+//! original's messages; [`seal`] holds the cluster keys, the cipher, the
+//! freshness rules and the admission gate every frame goes through.
+//! Imports nothing of the crate but the top-level helpers.
+
+pub mod seal;
+pub mod wire;
