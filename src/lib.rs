@@ -36,15 +36,19 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+mod error;
 pub mod http;
 pub mod limits;
 pub mod node;
 pub mod peers;
 pub mod proto;
 pub mod report;
+pub mod sys;
+
+pub use error::Error;
 
 use std::ffi::OsString;
-use std::fmt;
+
 use std::io::Write;
 
 use clap::Parser;
@@ -56,40 +60,6 @@ use crate::config::{Config, FileConfig};
 use crate::node::Node;
 use crate::node::shutdown::Shutdown;
 use crate::report::output::{Output, Stdout};
-
-/// Why the program stopped early; decides the exit code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
-    /// Bad command line or config: exit 2.
-    Usage(String),
-    /// Failure at run time (port in use...): exit 1.
-    Runtime(String),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Usage(_) => 2,
-            Error::Runtime(_) => 1,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(message) | Error::Runtime(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<config::ConfigError> for Error {
-    fn from(error: config::ConfigError) -> Error {
-        Error::Usage(error.0)
-    }
-}
 
 /// Runs the program with these arguments (the first is the program name).
 /// `--help` and `--version` print and exit here, as clap does.

@@ -103,7 +103,7 @@ pub fn man(out: Option<&Path>) -> Result<(), Error> {
         Error::Runtime(format!(
             "cannot write man pages to {}: {}",
             dir.display(),
-            crate::node::describe_io_error(&e)
+            crate::sys::describe_io_error(&e)
         ))
     };
     std::fs::create_dir_all(dir).map_err(fail)?;

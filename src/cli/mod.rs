@@ -4,10 +4,11 @@
 
 pub mod manual;
 
+use crate::report::output::Format;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
 
 /// p2pmon: every node pushes its CPU and memory to its peers and tells you,
 /// live, who is up, who went down, who came back and who left.
@@ -43,7 +44,7 @@ pub enum Command {
     Top(TopArgs),
     /// Simulated peers for benchmarks (loopback only).
     #[command(hide = true)]
-    Loadgen(crate::cmd::loadgen::LoadgenArgs),
+    Loadgen(LoadgenArgs),
 }
 
 /// Options of `p2pmon man`.
@@ -83,7 +84,7 @@ pub struct TopArgs {
 
     /// Column to sort by (s, the arrows or 1-6 change it on screen).
     #[arg(long, value_enum, default_value = "peer")]
-    pub sort: crate::client::top::SortKey,
+    pub sort: SortKey,
 
     /// Print the table N times, once a second, as plain text (even on a
     /// terminal), then exit.
@@ -223,13 +224,124 @@ pub struct KeygenArgs {
     pub force: bool,
 }
 
-/// Event line format on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// The Python original's sentences.
+/// The column the table is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum SortKey {
+    /// Peer address, as the node lists them.
     #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
+    Peer,
+    /// Display name.
+    Name,
+    /// Trouble first: offline, then flapping, then online, then left.
+    State,
+    /// Busiest first.
+    Cpu,
+    /// Fullest first.
+    Memory,
+    /// Longest silence first.
+    Seen,
+}
+
+impl SortKey {
+    /// In the order of the number keys 1 to 6.
+    pub const ALL: [SortKey; 6] = [
+        SortKey::Peer,
+        SortKey::Name,
+        SortKey::State,
+        SortKey::Cpu,
+        SortKey::Memory,
+        SortKey::Seen,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Peer => "peer",
+            SortKey::Name => "name",
+            SortKey::State => "state",
+            SortKey::Cpu => "cpu",
+            SortKey::Memory => "memory",
+            SortKey::Seen => "seen",
+        }
+    }
+
+    fn position(self) -> usize {
+        SortKey::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
+    /// The next key (`s`, right arrow), wrapping around.
+    pub fn next(self) -> SortKey {
+        SortKey::ALL[(self.position() + 1) % SortKey::ALL.len()]
+    }
+
+    /// The previous key (`S`, left arrow), wrapping around.
+    pub fn previous(self) -> SortKey {
+        SortKey::ALL[(self.position() + SortKey::ALL.len() - 1) % SortKey::ALL.len()]
+    }
+
+    /// The key of a number key, '1' (peer) to '6' (seen).
+    pub fn from_digit(digit: char) -> Option<SortKey> {
+        let index = digit.to_digit(10)?.checked_sub(1)?;
+        SortKey::ALL.get(usize::try_from(index).ok()?).copied()
+    }
+}
+
+/// Options of `p2pmon loadgen`.
+#[derive(Debug, Args, Clone)]
+pub struct LoadgenArgs {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum Mode {
+    /// Simulate N peers pushing statuses to one node.
+    Send(SendArgs),
+    /// Simulate N listening peers and time what a node sends them.
+    Sink(SinkArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SendArgs {
+    /// The node to push to.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub target: SocketAddr,
+    /// Number of simulated peers (one connection each).
+    #[arg(long, default_value_t = 1000)]
+    pub peers: u32,
+    /// First source address; peer i uses this address + i (must be loopback).
+    #[arg(long, default_value = "127.70.0.1")]
+    pub source: Ipv4Addr,
+    /// Send period of each peer.
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// How long to run.
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+    /// Send as fast as the node reads (maximum ingest), ignoring --interval.
+    #[arg(long)]
+    pub flood: bool,
+    /// Seal every frame with the first key of this file (as a keyed node does).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SinkArgs {
+    /// First address to listen on; peer i listens on this address + i.
+    #[arg(long, default_value = "127.71.0.1")]
+    pub listen: Ipv4Addr,
+    /// Number of simulated listening peers.
+    #[arg(long, default_value_t = 1000)]
+    pub peers: u32,
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// How long to run.
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+    /// The sender's interval, to judge "on time" (a gap above 1.5 x is late).
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// Ignore the first part of the run (connection set-up) when judging gaps.
+    #[arg(long, default_value = "5s")]
+    pub warmup: String,
 }

@@ -47,7 +47,7 @@ pub fn fetch_status(addr: &str) -> Result<String, Error> {
         .next()
         .ok_or_else(|| Error::Usage(format!("invalid address {addr:?}")))?;
     let mut stream = TcpStream::connect_timeout(&socket, TIMEOUT)
-        .map_err(|e| no_answer(crate::node::describe_io_error(&e)))?;
+        .map_err(|e| no_answer(crate::sys::describe_io_error(&e)))?;
     stream
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
@@ -57,12 +57,12 @@ pub fn fetch_status(addr: &str) -> Result<String, Error> {
                     .as_bytes(),
             )
         })
-        .map_err(|e| no_answer(crate::node::describe_io_error(&e)))?;
+        .map_err(|e| no_answer(crate::sys::describe_io_error(&e)))?;
     let mut answer = String::new();
     stream
         .take(MAX_ANSWER)
         .read_to_string(&mut answer)
-        .map_err(|e| no_answer(crate::node::describe_io_error(&e)))?;
+        .map_err(|e| no_answer(crate::sys::describe_io_error(&e)))?;
     let (head, body) = answer
         .split_once("\r\n\r\n")
         .ok_or_else(|| no_answer("not an HTTP answer".into()))?;

@@ -14,11 +14,10 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::cli::TopArgs;
+use crate::cli::{SortKey, TopArgs};
 use crate::client::members;
 
 /// How often the node is asked for its peer table.
@@ -31,67 +30,6 @@ const HISTORY_SAMPLES: usize = 300;
 const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 /// Partial bar cells, in eighths.
 const EIGHTHS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
-
-/// The column the table is sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum SortKey {
-    /// Peer address, as the node lists them.
-    #[default]
-    Peer,
-    /// Display name.
-    Name,
-    /// Trouble first: offline, then flapping, then online, then left.
-    State,
-    /// Busiest first.
-    Cpu,
-    /// Fullest first.
-    Memory,
-    /// Longest silence first.
-    Seen,
-}
-
-impl SortKey {
-    /// In the order of the number keys 1 to 6.
-    pub const ALL: [SortKey; 6] = [
-        SortKey::Peer,
-        SortKey::Name,
-        SortKey::State,
-        SortKey::Cpu,
-        SortKey::Memory,
-        SortKey::Seen,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SortKey::Peer => "peer",
-            SortKey::Name => "name",
-            SortKey::State => "state",
-            SortKey::Cpu => "cpu",
-            SortKey::Memory => "memory",
-            SortKey::Seen => "seen",
-        }
-    }
-
-    fn position(self) -> usize {
-        SortKey::ALL.iter().position(|k| *k == self).unwrap_or(0)
-    }
-
-    /// The next key (`s`, right arrow), wrapping around.
-    pub fn next(self) -> SortKey {
-        SortKey::ALL[(self.position() + 1) % SortKey::ALL.len()]
-    }
-
-    /// The previous key (`S`, left arrow), wrapping around.
-    pub fn previous(self) -> SortKey {
-        SortKey::ALL[(self.position() + SortKey::ALL.len() - 1) % SortKey::ALL.len()]
-    }
-
-    /// The key of a number key, '1' (peer) to '6' (seen).
-    pub fn from_digit(digit: char) -> Option<SortKey> {
-        let index = digit.to_digit(10)?.checked_sub(1)?;
-        SortKey::ALL.get(usize::try_from(index).ok()?).copied()
-    }
-}
 
 /// One peer as /status reports it; anything missing or of the wrong type
 /// reads as unknown rather than failing the whole table.

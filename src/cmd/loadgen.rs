@@ -13,76 +13,15 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::{Args, Subcommand};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
+use crate::cli::{LoadgenArgs, Mode, SendArgs, SinkArgs};
 use crate::config::parse_duration;
 use crate::proto::seal::Keyring;
 use crate::proto::wire::{self, FrameBuffer, HELLO, Header, Message};
-
-/// Options of `p2pmon loadgen`.
-#[derive(Debug, Args, Clone)]
-pub struct LoadgenArgs {
-    #[command(subcommand)]
-    pub mode: Mode,
-}
-
-#[derive(Debug, Subcommand, Clone)]
-pub enum Mode {
-    /// Simulate N peers pushing statuses to one node.
-    Send(SendArgs),
-    /// Simulate N listening peers and time what a node sends them.
-    Sink(SinkArgs),
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct SendArgs {
-    /// The node to push to.
-    #[arg(long, default_value = "127.0.0.1:5000")]
-    pub target: SocketAddr,
-    /// Number of simulated peers (one connection each).
-    #[arg(long, default_value_t = 1000)]
-    pub peers: u32,
-    /// First source address; peer i uses this address + i (must be loopback).
-    #[arg(long, default_value = "127.70.0.1")]
-    pub source: Ipv4Addr,
-    /// Send period of each peer.
-    #[arg(long, default_value = "1s")]
-    pub interval: String,
-    /// How long to run.
-    #[arg(long, default_value = "60s")]
-    pub duration: String,
-    /// Send as fast as the node reads (maximum ingest), ignoring --interval.
-    #[arg(long)]
-    pub flood: bool,
-    /// Seal every frame with the first key of this file (as a keyed node does).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct SinkArgs {
-    /// First address to listen on; peer i listens on this address + i.
-    #[arg(long, default_value = "127.71.0.1")]
-    pub listen: Ipv4Addr,
-    /// Number of simulated listening peers.
-    #[arg(long, default_value_t = 1000)]
-    pub peers: u32,
-    #[arg(long, default_value_t = 5000)]
-    pub port: u16,
-    /// How long to run.
-    #[arg(long, default_value = "60s")]
-    pub duration: String,
-    /// The sender's interval, to judge "on time" (a gap above 1.5 x is late).
-    #[arg(long, default_value = "1s")]
-    pub interval: String,
-    /// Ignore the first part of the run (connection set-up) when judging gaps.
-    #[arg(long, default_value = "5s")]
-    pub warmup: String,
-}
 
 pub fn run(args: &LoadgenArgs) -> Result<(), Error> {
     match &args.mode {

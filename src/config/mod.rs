@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{Format, RunArgs};
+use crate::cli::RunArgs;
 use crate::limits::{
     DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
     DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_NAME_LEN, MAX_OFFLINE_AFTER,
     MAX_PEER_INTERVAL, OFFLINE_FACTOR,
 };
 use crate::peers::FlapRule;
+use crate::report::output::Format;
 
 /// A bad flag, key or value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,12 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for crate::Error {
+    fn from(error: ConfigError) -> crate::Error {
+        crate::Error::Usage(error.0)
+    }
+}
 
 fn error(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())

@@ -70,12 +70,12 @@ pub fn bind(addr: SocketAddr, explicit: bool) -> Result<Option<TcpListener>, Str
         }
         Err(e) if explicit => Err(format!(
             "cannot serve HTTP on {addr}: {}",
-            crate::node::describe_io_error(&e)
+            crate::sys::describe_io_error(&e)
         )),
         Err(e) => {
             log::warn!(
                 "status endpoint not started: {addr}: {} (choose another with --http ADDR, or --http off)",
-                crate::node::describe_io_error(&e)
+                crate::sys::describe_io_error(&e)
             );
             Ok(None)
         }

@@ -29,10 +29,11 @@ use crate::limits::{
 };
 use crate::node::sender::{LinkChange, is_own_address};
 use crate::node::shutdown::Shutdown;
-use crate::node::{Shared, SharedState, SharedStdout, describe_io_error, lock};
+use crate::node::{Shared, SharedState, SharedStdout, lock};
 use crate::peers::{PeerId, StatusReport, legacy_report};
 use crate::proto::seal::{self, Gate};
 use crate::proto::wire::{self, FrameBuffer, Message};
+use crate::sys::describe_io_error;
 
 const WAKE: Token = Token(0);
 /// Tokens below this are listening sockets; connection tokens start here.

@@ -36,6 +36,7 @@ use crate::report::history::{self, History};
 use crate::report::hooks::Hooks;
 use crate::report::output::{Output, Stdout};
 use crate::report::stats::Stats;
+use crate::sys::describe_io_error;
 
 /// State shared by the listener and sender threads.
 #[derive(Debug)]
@@ -482,30 +483,4 @@ fn bind_one(addr: SocketAddr, v6_only: bool) -> Result<TcpListener, Error> {
     socket.listen(1024).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
     Ok(TcpListener::from_std(socket.into()))
-}
-
-/// An OS error in a user's words ("address already in use"), without the errno.
-pub fn describe_io_error(error: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    match error.kind() {
-        ErrorKind::AddrInUse => "address already in use".into(),
-        ErrorKind::AddrNotAvailable => "address not available on this host".into(),
-        ErrorKind::PermissionDenied => "permission denied".into(),
-        ErrorKind::ConnectionRefused => "connection refused".into(),
-        ErrorKind::ConnectionReset => "connection reset".into(),
-        ErrorKind::BrokenPipe => "connection reset (broken pipe)".into(),
-        ErrorKind::TimedOut => "connection timed out".into(),
-        ErrorKind::HostUnreachable => "host unreachable".into(),
-        ErrorKind::NetworkUnreachable => "network unreachable".into(),
-        _ => {
-            let text = error.to_string();
-            // Drop std's " (os error N)" suffix and lower-case the first letter.
-            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
-            let mut chars = text.chars();
-            match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
-                None => text,
-            }
-        }
-    }
 }

@@ -36,10 +36,11 @@ use crate::limits::{
 use crate::node::listener::set_keepalive;
 use crate::node::sample::Sampler;
 use crate::node::shutdown::Shutdown;
-use crate::node::{Shared, SharedState, describe_io_error, lock};
+use crate::node::{Shared, SharedState, lock};
 use crate::peers::{LinkFailure, PeerId, PeerState};
 use crate::proto::seal::{self, SharedKeyring};
 use crate::proto::wire::{self, Header, Message};
+use crate::sys::describe_io_error;
 
 const WAKE: Token = Token(usize::MAX);
 

@@ -4,5 +4,8 @@
 //! freshness rules and the admission gate every frame goes through.
 //! Imports nothing of the crate but the top-level helpers.
 
+mod peer_id;
 pub mod seal;
 pub mod wire;
+
+pub use peer_id::PeerId;

@@ -32,7 +32,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::Deserialize;
 
 use crate::limits::{FRESHNESS_WINDOW, MAX_KEYS, MAX_PEERS, MAX_SEALED_PLAINTEXT};
-use crate::peers::PeerId;
+use crate::proto::PeerId;
 use crate::proto::wire::{self, DecodeError, Message};
 
 /// Bytes in a key.

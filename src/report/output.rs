@@ -10,13 +10,25 @@
 //! (`p2pmon | less`, paused) can never freeze the sender: past
 //! [`MAX_OUTPUT_BUFFER`] lines are dropped and counted instead.
 
+use clap::ValueEnum;
+use serde::Deserialize;
 use std::io::{self, Write};
 
 use serde_json::{Map, Value, json};
 
-use crate::cli::Format;
 use crate::limits::MAX_OUTPUT_BUFFER;
 use crate::peers::Event;
+
+/// Event line format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The Python original's sentences.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Formats event lines into a bounded buffer.
 #[derive(Debug)]
