@@ -45,6 +45,9 @@ pub mod proto;
 pub mod report;
 pub mod sys;
 
+#[cfg(test)]
+mod layers;
+
 pub use error::Error;
 
 use std::ffi::OsString;
