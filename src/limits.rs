@@ -14,6 +14,12 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// original, which reads a single `recv(1024)`, always sees it whole.
 pub const MAX_FIRST_FRAME: usize = 1000;
 
+/// Bytes a sender reads from a listener on one connection: the hello (23
+/// bytes) with room to spare, since a listener writes nothing else. More is a
+/// listener that talks back: the connection is closed (`peer_talks_back`),
+/// never read without end at the other peers' expense.
+pub const MAX_LISTENER_REPLY: usize = 64;
+
 /// Longest `node` display name accepted from the wire; longer names are rejected
 /// rather than stored, so the peer table's memory does not depend on input.
 pub const MAX_NAME_LEN: usize = 255;
@@ -22,13 +28,48 @@ pub const MAX_NAME_LEN: usize = 255;
 /// from new senders are rejected and counted: memory stays bounded.
 pub const MAX_PEERS: usize = 1024;
 
+/// Most table entries (configured ones aside) that share one IP address:
+/// several nodes may run on one host (one port each), but one address, or a
+/// key holder sealing from it, cannot take the table from everyone else.
+pub const MAX_PEERS_PER_IP: usize = 8;
+
 /// Most inbound connections open at once: two per peer leaves room for a
 /// reconnect overlapping the old connection's close.
 pub const MAX_CONNECTIONS: usize = 2 * MAX_PEERS;
 
-/// A connection that has not sent one valid message within this is closed
+/// A connection without an accepted message within this is closed
 /// (a peer's sender writes its first status right after connecting).
 pub const UNIDENTIFIED_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Inbound connections one source IP may hold: room for a peer's reconnect
+/// overlapping its old connection and for a few nodes sharing a host (each
+/// listening on its own port). A newcomer past it closes the same address's
+/// least useful connection (`address_limit`): an address crowds out only itself.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
+
+/// Frames handled from one connection per turn of the listener loop; then the
+/// other ready connections and the timers run, and it is serviced again.
+pub const FRAME_BUDGET: usize = 64;
+
+/// Connections accepted per listening socket per turn: a connect storm
+/// holds the loop no longer than a flood does.
+pub const ACCEPT_BUDGET: usize = 64;
+
+/// Bytes read from one connection per turn (with [`FRAME_BUDGET`]): a flood
+/// costs the others at most this much work between two of their turns.
+pub const READ_BUDGET: usize = 4 * READ_CHUNK;
+
+/// Invalid frames (empty lines included) an identified connection may send
+/// within [`INVALID_FRAME_WINDOW`]; one more closes it (`too_many_invalid`).
+/// Our senders never send one: this only bounds what garbage may cost.
+pub const MAX_INVALID_FRAMES: u32 = 16;
+/// The window over which [`MAX_INVALID_FRAMES`] is counted.
+pub const INVALID_FRAME_WINDOW: Duration = Duration::from_secs(60);
+
+/// An identified connection is closed after this long without an accepted
+/// frame, whatever interval and threshold its peer claims: three statuses at
+/// [`PEER_INTERVAL_CAP`] (or two of our own interval, if longer).
+pub const MAX_IDLE_DEADLINE: Duration = Duration::from_secs(180);
 
 /// Default and well-known port, also the port the Python original listens on.
 pub const DEFAULT_PORT: u16 = 5000;
@@ -101,6 +142,12 @@ pub const REJECT_LOG_ENTRIES: usize = 4096;
 /// would let a single message keep a dead peer "online" for days.
 pub const MAX_PEER_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// Longest interval a peer's declaration counts for in any timing (threshold,
+/// idle deadline, cut-off windows), unless this node's own --interval is
+/// longer: 12 × the default interval covers clusters of mixed intervals, and
+/// a stranger's `interval_ms` = 1 h cannot stretch our verdicts to hours.
+pub const PEER_INTERVAL_CAP: Duration = Duration::from_secs(60);
+
 /// Longest --offline-after accepted (a day): longer is a typo, not a choice.
 pub const MAX_OFFLINE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -140,8 +187,16 @@ pub const FRESHNESS_WINDOW: Duration = Duration::from_secs(30);
 /// Default status endpoint: loopback only; exposing it is an explicit choice.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:5080";
 
-/// Status endpoint clients served at once; more are closed at accept.
+/// Status endpoint clients served at once. At the cap a new client closes
+/// the oldest one that has not sent its whole request yet, so idle
+/// connections cannot lock anyone out; when all are being answered, it is
+/// closed at accept.
 pub const MAX_HTTP_CONNECTIONS: usize = 32;
+
+/// Status endpoint clients from one address at once (more are closed at
+/// accept): a browser opens at most 6 to one host, a scraper one; a quarter
+/// of the slots leaves the rest to everyone else.
+pub const MAX_HTTP_CONNECTIONS_PER_ADDRESS: usize = MAX_HTTP_CONNECTIONS / 4;
 
 /// Largest HTTP request (line and headers) read; larger gets 431.
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
@@ -155,6 +210,14 @@ pub const MAX_HOOK_QUEUE: usize = 256;
 /// Hook processes running at once.
 pub const MAX_HOOKS_RUNNING: usize = 8;
 
+/// File descriptors one running hook costs the node (its stdio pipes), for
+/// sizing the open-file limit.
+pub const FILES_PER_HOOK: usize = 3;
+
+/// File descriptors beyond the sockets and hooks: stdio, the listening
+/// sockets, the event loops and their wakers, the key and config files.
+pub const SPARE_FILES: usize = 64;
+
 /// A hook still running after this is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -162,6 +225,13 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// one status (the table is walked round-robin, so every member is announced
 /// within a few intervals): bounds both parsing and the bytes a status costs.
 pub const MAX_MEMBERS_PER_MESSAGE: usize = 32;
+
+/// Members one source address may add to the table per [`LEARN_WINDOW`]: one
+/// full digest per default interval, so a cluster still converges in a few
+/// rounds while a key holder's hearsay cannot fill the table in one breath.
+pub const MAX_LEARNED_PER_SOURCE: usize = MAX_MEMBERS_PER_MESSAGE;
+/// ...and the window of that budget (the default interval).
+pub const LEARN_WINDOW: Duration = DEFAULT_INTERVAL;
 
 /// Default time after which a learned member that stays offline is forgotten.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(3600);

@@ -53,7 +53,9 @@ pub fn fetch_status(addr: &str) -> Result<String, Error> {
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .and_then(|()| {
             stream.write_all(
-                format!("GET /status HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                // The address reached, not the name typed: the node answers
+                // only requests whose Host names its address (no DNS rebinding).
+                format!("GET /status HTTP/1.1\r\nHost: {socket}\r\nConnection: close\r\n\r\n")
                     .as_bytes(),
             )
         })

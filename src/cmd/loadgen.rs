@@ -54,6 +54,8 @@ fn unix_ms() -> u64 {
 
 struct Peer {
     stream: std::net::TcpStream,
+    /// Its source address and port 5000: the `from` of its sealed frames.
+    from: SocketAddr,
     name: String,
     seq: u64,
     /// Bytes of a frame not yet written (the node read slowly).
@@ -80,6 +82,7 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
         match connect(source, args.target) {
             Ok(stream) => peers.push(Peer {
                 stream,
+                from: SocketAddr::new(IpAddr::V4(source), 5000),
                 name: format!("sim-{i}"),
                 seq: 0,
                 backlog: Vec::new(),
@@ -142,7 +145,7 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
                 peer.seq += 1;
                 let line = wire::encode(&message);
                 match &keyring {
-                    Some(keyring) => match keyring.seal(&line, args.target) {
+                    Some(keyring) => match keyring.seal(&line, peer.from, args.target) {
                         Ok(sealed) => batch.extend_from_slice(&sealed),
                         Err(e) => return Err(Error::Runtime(format!("cannot seal: {e}"))),
                     },

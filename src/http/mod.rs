@@ -4,22 +4,34 @@
 //! loop with `httparse`, so no request can slow the sender or the listener.
 //! The same thread runs the event hooks (see `hooks`), off the hot path.
 //!
-//! Bounded like everything else: at most [`MAX_HTTP_CONNECTIONS`] clients, a
+//! Bounded like everything else: at most [`MAX_HTTP_CONNECTIONS`] clients
+//! (at most [`MAX_HTTP_CONNECTIONS_PER_ADDRESS`] from one address; when all
+//! are taken, the oldest one still sending its request makes room), a
 //! request of at most [`MAX_HTTP_REQUEST`] bytes, [`HTTP_DEADLINE`] to send
 //! it; one request per connection (`Connection: close`).
+//!
+//! Only for this node: a request whose `Host` does not name the address the
+//! client reached gets 421, so a web page whose name an attacker re-points at
+//! us (DNS rebinding) cannot read it; no answer is cached or content-sniffed.
+//! The answers are rendered from a snapshot, outside the shared lock, so a
+//! client asking for `/metrics` in a loop never holds up the listener.
 
 pub mod status;
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::http::status::{history_json, metrics_text, prometheus_text, status_json};
-use crate::limits::{HTTP_DEADLINE, MAX_HTTP_CONNECTIONS, MAX_HTTP_REQUEST};
+use crate::http::status::{
+    HistorySnapshot, Snapshot, history_json, metrics_text, prometheus_text, status_json,
+};
+use crate::limits::{
+    HTTP_DEADLINE, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_ADDRESS, MAX_HTTP_REQUEST,
+};
 use crate::node::shutdown::Shutdown;
 use crate::node::{SharedState, lock};
 use crate::report::hooks::Hooks;
@@ -38,9 +50,19 @@ const DASHBOARD_POLICY: &str = "Content-Security-Policy: default-src 'none'; \
     script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
     img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n";
 
+/// Sent with every answer: nothing the node says is worth caching (it is
+/// live state), and no answer is ever to be read as another type than it says.
+const NO_STORE_NOSNIFF: &str = "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+
 #[derive(Debug)]
 struct Client {
     stream: TcpStream,
+    /// Who connected, and the address they reached (for a wildcard bind,
+    /// the one address of this host the client chose).
+    remote: IpAddr,
+    local: SocketAddr,
+    /// Accept order: the oldest idle client is the first to make room.
+    accepted: u64,
     request: Vec<u8>,
     response: Vec<u8>,
     written: usize,
@@ -56,6 +78,8 @@ pub struct HttpServer {
     shared: SharedState,
     shutdown: Shutdown,
     hooks: Hooks,
+    /// Clients accepted so far (the next one's `accepted`).
+    accepted: u64,
 }
 
 /// Binds the endpoint. `explicit` says the user chose the address: then a
@@ -105,6 +129,7 @@ impl HttpServer {
             shared,
             shutdown: shutdown.clone(),
             hooks,
+            accepted: 0,
         })
     }
 
@@ -120,8 +145,12 @@ impl HttpServer {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("status endpoint stopped: {e}");
-                return;
+                // Like the listener's and the sender's: the node stops and
+                // says why (exit 1), rather than run without its endpoint
+                // and its hooks.
+                lock(&self.shared).fatal = Some(format!("status endpoint poll failed: {e}"));
+                self.shutdown.trigger();
+                break;
             }
             for event in events.iter() {
                 match event.token() {
@@ -150,11 +179,11 @@ impl HttpServer {
     }
 
     fn accept(&mut self) {
-        let Some(listener) = &self.listener else {
-            return;
-        };
         loop {
-            let (mut stream, _) = match listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (mut stream, remote) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -163,10 +192,33 @@ impl HttpServer {
                     return;
                 }
             };
-            if self.clients.iter().flatten().count() >= MAX_HTTP_CONNECTIONS {
+            let remote = remote.ip().to_canonical();
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
+            let from_there = self
+                .clients
+                .iter()
+                .flatten()
+                .filter(|client| client.remote == remote)
+                .count();
+            if from_there >= MAX_HTTP_CONNECTIONS_PER_ADDRESS {
+                lock(&self.shared).stats.reject(
+                    "http_too_many_from_address",
+                    remote,
+                    &format_args!(
+                        "{MAX_HTTP_CONNECTIONS_PER_ADDRESS} status endpoint clients open from this address"
+                    ),
+                    Instant::now(),
+                );
+                continue;
+            }
+            if self.clients.iter().flatten().count() >= MAX_HTTP_CONNECTIONS
+                && !self.evict_oldest_idle()
+            {
                 lock(&self.shared).stats.reject(
                     "http_too_many_connections",
-                    std::net::IpAddr::from([0, 0, 0, 0]),
+                    remote,
                     &"status endpoint busy",
                     Instant::now(),
                 );
@@ -188,14 +240,43 @@ impl HttpServer {
             {
                 continue;
             }
+            self.accepted += 1;
             self.clients[index] = Some(Client {
                 stream,
+                remote,
+                local,
+                accepted: self.accepted,
                 request: Vec::new(),
                 response: Vec::new(),
                 written: 0,
                 deadline: Instant::now() + HTTP_DEADLINE,
             });
         }
+    }
+
+    /// Closes the client that has waited longest without sending a whole
+    /// request, so that idle connections can never lock a new client out.
+    /// False if every client is being answered (those finish on their own).
+    fn evict_oldest_idle(&mut self) -> bool {
+        let oldest = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(index, client)| Some((index, client.as_ref()?)))
+            .filter(|(_, client)| client.response.is_empty())
+            .min_by_key(|(_, client)| client.accepted)
+            .map(|(index, client)| (index, client.remote));
+        let Some((index, remote)) = oldest else {
+            return false;
+        };
+        self.close(index);
+        lock(&self.shared).stats.reject(
+            "http_evicted",
+            remote,
+            &"status endpoint full: the oldest idle client was closed for a new one",
+            Instant::now(),
+        );
+        true
     }
 
     /// Reads the request, answers it, writes the answer.
@@ -214,6 +295,14 @@ impl HttpServer {
                     Ok(n) => {
                         client.request.extend_from_slice(&buffer[..n]);
                         if client.request.len() > MAX_HTTP_REQUEST {
+                            lock(&self.shared).stats.reject(
+                                "http_too_large",
+                                client.remote,
+                                &format_args!(
+                                    "status endpoint request over {MAX_HTTP_REQUEST} bytes"
+                                ),
+                                Instant::now(),
+                            );
                             client.response = response(431, "text/plain", b"request too large\n");
                             break;
                         }
@@ -231,17 +320,38 @@ impl HttpServer {
                 let mut request = httparse::Request::new(&mut headers);
                 match request.parse(&client.request) {
                     Ok(httparse::Status::Complete(_)) => {
-                        let method = request.method.unwrap_or("");
-                        let path = request.path.unwrap_or("");
-                        let openmetrics = request.headers.iter().any(|header| {
-                            header.name.eq_ignore_ascii_case("accept")
-                                && String::from_utf8_lossy(header.value)
-                                    .contains("application/openmetrics-text")
-                        });
-                        client.response = route(&self.shared, method, path, openmetrics);
+                        client.response = match check_host(&request, client.local) {
+                            Ok(()) => {
+                                let method = request.method.unwrap_or("");
+                                let path = request.path.unwrap_or("");
+                                let openmetrics = request.headers.iter().any(|header| {
+                                    header.name.eq_ignore_ascii_case("accept")
+                                        && String::from_utf8_lossy(header.value)
+                                            .contains("application/openmetrics-text")
+                                });
+                                route(&self.shared, method, path, openmetrics)
+                            }
+                            Err(refusal) => {
+                                lock(&self.shared).stats.reject(
+                                    refusal.reason(),
+                                    client.remote,
+                                    &refusal,
+                                    Instant::now(),
+                                );
+                                refusal.response()
+                            }
+                        };
                     }
                     Ok(httparse::Status::Partial) => return,
-                    Err(_) => client.response = response(400, "text/plain", b"bad request\n"),
+                    Err(_) => {
+                        lock(&self.shared).stats.reject(
+                            "http_bad_request",
+                            client.remote,
+                            &"status endpoint: not an HTTP request",
+                            Instant::now(),
+                        );
+                        client.response = response(400, "text/plain", b"bad request\n");
+                    }
                 }
             }
         }
@@ -284,9 +394,108 @@ impl HttpServer {
     }
 }
 
+/// Why a request's `Host` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostRefusal {
+    /// HTTP/1.1 without a Host, or more than one (RFC 9112: 400).
+    Bad,
+    /// A Host that does not name this endpoint (421).
+    Foreign,
+}
+
+impl HostRefusal {
+    fn reason(self) -> &'static str {
+        match self {
+            HostRefusal::Bad => "http_bad_request",
+            HostRefusal::Foreign => "http_misdirected",
+        }
+    }
+
+    fn response(self) -> Vec<u8> {
+        match self {
+            HostRefusal::Bad => response(400, "text/plain", b"bad request: one Host header\n"),
+            HostRefusal::Foreign => response(
+                421,
+                "text/plain",
+                b"misdirected request: the Host header does not name this node's address\n",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for HostRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostRefusal::Bad => "status endpoint request without exactly one Host header",
+            HostRefusal::Foreign => {
+                "status endpoint request for another Host (a web page re-pointing its name at us?)"
+            }
+        })
+    }
+}
+
+/// Accepts a request whose one `Host` names this endpoint (see
+/// [`names_endpoint`]). HTTP/1.1 must send one (400 otherwise); HTTP/1.0 may
+/// send none: every browser sends a Host, so a request without one is a
+/// script or an old tool, never a page re-pointed at us.
+fn check_host(request: &httparse::Request<'_, '_>, local: SocketAddr) -> Result<(), HostRefusal> {
+    let mut hosts = request
+        .headers
+        .iter()
+        .filter(|header| header.name.eq_ignore_ascii_case("host"));
+    match (hosts.next(), hosts.next()) {
+        (None, _) if request.version == Some(0) => Ok(()),
+        (None, _) | (Some(_), Some(_)) => Err(HostRefusal::Bad),
+        (Some(host), None) => match std::str::from_utf8(host.value) {
+            Ok(host) if names_endpoint(host.trim(), local) => Ok(()),
+            _ => Err(HostRefusal::Foreign),
+        },
+    }
+}
+
+/// Whether `host` (a Host header) names the address the client reached,
+/// `local`: its IP, with or without a port; for a loopback address also
+/// `localhost`, `127.0.0.1` or `[::1]`. For a wildcard bind, `local` is the
+/// connection's own address, the one the client chose. Any other name is one
+/// the client's resolver mapped to us, which is how DNS rebinding works.
+fn names_endpoint(host: &str, local: SocketAddr) -> bool {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, port)) => (inside, port),
+            None => return false,
+        },
+        None => host.split_at(host.find(':').unwrap_or(host.len())),
+    };
+    let port_ok = match port.strip_prefix(':') {
+        // Any port: a tunnel or a port forward changes it, and it is the
+        // name, not the port, that a rebinding page cannot choose.
+        Some(port) => port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok(),
+        None => port.is_empty(),
+    };
+    let ip = if host.starts_with('[') {
+        name.parse::<Ipv6Addr>().map(IpAddr::from).ok()
+    } else {
+        name.parse::<Ipv4Addr>().map(IpAddr::from).ok()
+    };
+    let ours = local.ip().to_canonical();
+    let named = match ip {
+        Some(ip) => {
+            let ip = ip.to_canonical();
+            ip == ours
+                || (ours.is_loopback()
+                    && (ip == IpAddr::from(Ipv4Addr::LOCALHOST)
+                        || ip == IpAddr::from(Ipv6Addr::LOCALHOST)))
+        }
+        None => ours.is_loopback() && name.eq_ignore_ascii_case("localhost"),
+    };
+    port_ok && named
+}
+
 /// The answer to one request.
 /// `openmetrics`: the client asked for OpenMetrics (Prometheus servers do);
 /// everyone else gets the classic text format.
+/// The shared lock is held only to copy what the answer needs; rendering
+/// (tens of milliseconds at 1,024 peers) happens after it is released.
 fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> Vec<u8> {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let known = matches!(path, "/" | "/history" | "/metrics" | "/status" | "/healthz");
@@ -309,18 +518,23 @@ fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> V
         );
     }
     let now = Instant::now();
-    let shared = lock(shared);
     match path {
-        "/metrics" if openmetrics => response(
-            200,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics_text(&shared, now).as_bytes(),
-        ),
-        "/metrics" => response(
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            prometheus_text(&metrics_text(&shared, now)).as_bytes(),
-        ),
+        "/metrics" => {
+            let snapshot = Snapshot::take(&lock(shared));
+            if openmetrics {
+                response(
+                    200,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics_text(&snapshot, now).as_bytes(),
+                )
+            } else {
+                response(
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    prometheus_text(&metrics_text(&snapshot, now)).as_bytes(),
+                )
+            }
+        }
         "/history" => {
             // A bad or missing `since` means the whole window.
             let since = query
@@ -328,14 +542,16 @@ fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> V
                 .find_map(|pair| pair.strip_prefix("since="))
                 .and_then(|value| value.parse().ok())
                 .unwrap_or(0);
-            let body = serde_json::to_vec(&history_json(&shared, since)).unwrap_or_default();
+            let snapshot = HistorySnapshot::take(&lock(shared), since);
+            let body = serde_json::to_vec(&history_json(&snapshot)).unwrap_or_default();
             response(200, "application/json", &body)
         }
         "/status" => {
-            let body = serde_json::to_vec_pretty(&status_json(&shared, now)).unwrap_or_default();
+            let snapshot = Snapshot::take(&lock(shared));
+            let body = serde_json::to_vec_pretty(&status_json(&snapshot, now)).unwrap_or_default();
             response(200, "application/json", &body)
         }
-        _ if shared.listener_running => response(200, "text/plain", b"ok\n"),
+        _ if lock(shared).listener_running => response(200, "text/plain", b"ok\n"),
         _ => response(503, "text/plain", b"listener not running\n"),
     }
 }
@@ -351,12 +567,13 @@ fn response_with(code: u16, content_type: &str, extra: &str, body: &[u8]) -> Vec
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
     };
     let allow = if code == 405 { "Allow: GET\r\n" } else { "" };
     let mut out = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}{extra}Connection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{allow}{NO_STORE_NOSNIFF}{extra}Connection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -393,6 +610,112 @@ mod tests {
     fn route_page() -> String {
         String::from_utf8(response_with(200, "text/html", DASHBOARD_POLICY, b""))
             .unwrap_or_default()
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn a_host_must_name_the_address_reached() {
+        let loopback = addr("127.72.0.1:5080");
+        for host in [
+            "127.72.0.1:5080",
+            "127.72.0.1",
+            "localhost",
+            "LOCALHOST:5080",
+            "127.0.0.1",
+            "127.0.0.1:5080",
+            "[::1]",
+            "[::1]:5080",
+            // ssh -L 8080:127.0.0.1:5080, docker -p 8080:5080
+            "127.0.0.1:8080",
+            "localhost:80",
+        ] {
+            assert!(names_endpoint(host, loopback), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example",
+            "evil.example:5080",
+            "localhost.evil.example",
+            "127.72.0.1.evil.example",
+            "127.72.0.1:",
+            "127.72.0.1:+5080",
+            "127.72.0.1:65536",
+            "127.72.0.1:5080:5080",
+            "127.72.0.2",
+            "::1",
+            "[::1",
+            "[::1]5080",
+            "[127.0.0.1]",
+            "127.1",
+        ] {
+            assert!(!names_endpoint(host, loopback), "{host}");
+        }
+        // A public address: only itself, never the loopback names.
+        let public = addr("192.0.2.7:80");
+        assert!(names_endpoint("192.0.2.7", public));
+        assert!(names_endpoint("192.0.2.7:80", public));
+        for host in ["localhost", "127.0.0.1:80", "[::1]:80", "192.0.2.8"] {
+            assert!(!names_endpoint(host, public), "{host}");
+        }
+        // IPv6, and an IPv4 client on a dual-stack [::] bind.
+        let v6 = addr("[2001:db8::1]:5080");
+        assert!(names_endpoint("[2001:db8::1]:5080", v6));
+        assert!(names_endpoint("[2001:DB8:0::1]", v6));
+        assert!(!names_endpoint("2001:db8::1", v6));
+        let mapped = addr("[::ffff:192.0.2.7]:5080");
+        assert!(names_endpoint("192.0.2.7:5080", mapped));
+    }
+
+    fn host_check(request: &[u8]) -> Result<(), HostRefusal> {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut parsed = httparse::Request::new(&mut headers);
+        assert!(matches!(
+            parsed.parse(request),
+            Ok(httparse::Status::Complete(_))
+        ));
+        check_host(&parsed, addr("127.0.0.1:5080"))
+    }
+
+    #[test]
+    fn http_1_1_needs_one_host_http_1_0_may_omit_it() {
+        assert_eq!(
+            host_check(b"GET / HTTP/1.1\r\nHost: localhost:5080\r\n\r\n"),
+            Ok(())
+        );
+        assert_eq!(host_check(b"GET / HTTP/1.1\r\n\r\n"), Err(HostRefusal::Bad));
+        assert_eq!(
+            host_check(b"GET / HTTP/1.1\r\nHost: localhost\r\nhost: localhost\r\n\r\n"),
+            Err(HostRefusal::Bad)
+        );
+        assert_eq!(host_check(b"GET / HTTP/1.0\r\n\r\n"), Ok(()));
+        assert_eq!(
+            host_check(b"GET / HTTP/1.0\r\nHost: evil.example\r\n\r\n"),
+            Err(HostRefusal::Foreign)
+        );
+        assert_eq!(
+            host_check(b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n"),
+            Err(HostRefusal::Foreign)
+        );
+        let refused = String::from_utf8(HostRefusal::Foreign.response()).unwrap_or_default();
+        assert!(refused.starts_with("HTTP/1.1 421 Misdirected Request\r\n"));
+    }
+
+    #[test]
+    fn every_response_is_no_store_and_nosniff() {
+        for code in [200, 400, 404, 405, 421, 431, 503] {
+            let answer = String::from_utf8(response(code, "text/plain", b"")).unwrap_or_default();
+            assert!(
+                answer.contains("\r\nCache-Control: no-store\r\n"),
+                "{answer}"
+            );
+            assert!(
+                answer.contains("\r\nX-Content-Type-Options: nosniff\r\n"),
+                "{answer}"
+            );
+        }
     }
 
     #[test]

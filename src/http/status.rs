@@ -1,9 +1,13 @@
 //! What the node knows, as the status API's JSON and as Prometheus metrics.
-//! Both are built from one consistent snapshot taken under the shared lock,
-//! use DESIGN.md's field names (`peer`, `name`, `state`, `cpu`, `memory`,
-//! `last_seen_s`, ...), and cost nothing until someone asks.
+//! Both are rendered from one consistent snapshot: [`Snapshot::take`] (and
+//! [`HistorySnapshot::take`]) copy the plain data under the shared lock, in
+//! microseconds; the rendering, which takes milliseconds at 1,024 peers,
+//! runs after the lock is released, so no request holds up the listener or
+//! the sender. Both use DESIGN.md's field names (`peer`, `name`, `state`,
+//! `cpu`, `memory`, `last_seen_s`, ...), and cost nothing until someone asks.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -16,11 +20,139 @@ use std::sync::atomic::AtomicU64;
 
 use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
 use crate::node::Shared;
-use crate::peers::{Origin, Peer, PeerState};
+use crate::node::sample::Sample;
+use crate::peers::{Origin, Peer, PeerId, PeerState};
 use crate::report::history::{History, Point, Ring, unix_seconds};
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// What `/status` and `/metrics` say, copied out of the shared state.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub name: String,
+    pub listening: Vec<String>,
+    pub started: Instant,
+    pub cut_off: bool,
+    pub own: Option<Sample>,
+    pub stats: StatsSnapshot,
+    pub output_dropped: u64,
+    /// In table order; the renderers sort them.
+    pub peers: Vec<PeerSnapshot>,
+}
+
+/// The node's counters.
+#[derive(Debug, Clone)]
+pub struct StatsSnapshot {
+    pub received: u64,
+    pub sent: u64,
+    pub open_connections: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+/// One peer's fields that `/status` and `/metrics` show (named as in [`Peer`]).
+#[derive(Debug, Clone)]
+pub struct PeerSnapshot {
+    pub id: PeerId,
+    pub name: Option<String>,
+    pub configured: bool,
+    pub state: PeerState,
+    pub since: Instant,
+    pub last_status: Option<Instant>,
+    pub last_contact: Option<Instant>,
+    pub interval: Duration,
+    pub legacy: bool,
+    pub cpu: Option<f64>,
+    pub memory: Option<f64>,
+    pub last_error: Option<String>,
+    pub flapping: bool,
+    pub changes_total: u64,
+    pub flaps: u64,
+    pub origin: Origin,
+    pub known_at: Instant,
+}
+
+impl Snapshot {
+    /// Copies what the answers need; call it with the lock held, render after.
+    pub fn take(shared: &Shared) -> Snapshot {
+        Snapshot {
+            name: shared.name.clone(),
+            listening: shared.listening.clone(),
+            started: shared.table.started(),
+            cut_off: shared.table.is_cut_off(),
+            own: shared.own,
+            stats: StatsSnapshot {
+                received: shared.stats.received,
+                sent: shared.stats.sent,
+                open_connections: shared.stats.open_connections,
+                rejected: shared.stats.rejected.clone(),
+            },
+            output_dropped: shared.output.dropped,
+            peers: shared.table.iter().map(PeerSnapshot::of).collect(),
+        }
+    }
+}
+
+impl PeerSnapshot {
+    fn of(peer: &Peer) -> PeerSnapshot {
+        PeerSnapshot {
+            id: peer.id,
+            name: peer.name.clone(),
+            configured: peer.configured,
+            state: peer.state,
+            since: peer.since,
+            last_status: peer.last_status,
+            last_contact: peer.last_contact,
+            interval: peer.interval,
+            legacy: peer.legacy,
+            cpu: peer.cpu,
+            memory: peer.memory,
+            last_error: peer.last_error.clone(),
+            flapping: peer.flapping,
+            changes_total: peer.changes_total,
+            flaps: peer.flaps,
+            origin: peer.origin,
+            known_at: peer.known_at,
+        }
+    }
+}
+
+/// What `/history?since=` says, copied out of the shared state: only the
+/// points asked for.
+#[derive(Debug, Clone)]
+pub struct HistorySnapshot {
+    pub now: u64,
+    pub since: u64,
+    pub name: String,
+    pub own: Vec<Point>,
+    /// In table order; the renderer sorts them.
+    pub peers: Vec<(PeerId, Vec<Point>)>,
+}
+
+impl HistorySnapshot {
+    /// Copies the points of the last [`HISTORY_WINDOW`] not older than
+    /// `since` (unix seconds); call it with the lock held, render after.
+    pub fn take(shared: &Shared, since: u64) -> HistorySnapshot {
+        let now = unix_seconds();
+        let since = since.max(History::window_start(now));
+        let points = |ring: Option<&Ring>| -> Vec<Point> {
+            ring.into_iter()
+                .flat_map(|ring| ring.points_since(since))
+                .collect()
+        };
+        HistorySnapshot {
+            now,
+            since,
+            name: shared.name.clone(),
+            own: points(shared.history.own()),
+            peers: shared
+                .table
+                .iter()
+                .map(|peer| (peer.id, points(shared.history.peer(&peer.id))))
+                .collect(),
+        }
+    }
+}
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
@@ -33,13 +165,13 @@ fn unix_now() -> f64 {
 }
 
 /// Peers in a stable order (by address).
-fn sorted_peers(shared: &Shared) -> Vec<&Peer> {
-    let mut peers: Vec<&Peer> = shared.table.iter().collect();
+fn sorted_peers(snapshot: &Snapshot) -> Vec<&PeerSnapshot> {
+    let mut peers: Vec<&PeerSnapshot> = snapshot.peers.iter().collect();
     peers.sort_by_key(|peer| peer.id);
     peers
 }
 
-fn last_seen(peer: &Peer) -> Option<Instant> {
+fn last_seen(peer: &PeerSnapshot) -> Option<Instant> {
     match (peer.last_status, peer.last_contact) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -47,9 +179,9 @@ fn last_seen(peer: &Peer) -> Option<Instant> {
 }
 
 /// The JSON of `GET /status`.
-pub fn status_json(shared: &Shared, now: Instant) -> Value {
+pub fn status_json(snapshot: &Snapshot, now: Instant) -> Value {
     let age = |at: Instant| round1(now.duration_since(at).as_secs_f64());
-    let peers: Vec<Value> = sorted_peers(shared)
+    let peers: Vec<Value> = sorted_peers(snapshot)
         .into_iter()
         .map(|peer| {
             json!({
@@ -78,17 +210,17 @@ pub fn status_json(shared: &Shared, now: Instant) -> Value {
         .collect();
     json!({
         "node": {
-            "name": shared.name,
-            "listen": shared.listening,
+            "name": snapshot.name,
+            "listen": snapshot.listening,
             "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": age(shared.table.started()),
-            "cpu": shared.own.map(|s| round1(s.cpu)),
-            "memory": shared.own.map(|s| round1(s.memory)),
-            "cut_off": shared.table.is_cut_off(),
-            "messages_received": shared.stats.received,
-            "messages_sent": shared.stats.sent,
-            "connections_open": shared.stats.open_connections,
-            "rejected": shared.stats.rejected,
+            "uptime_s": age(snapshot.started),
+            "cpu": snapshot.own.map(|s| round1(s.cpu)),
+            "memory": snapshot.own.map(|s| round1(s.memory)),
+            "cut_off": snapshot.cut_off,
+            "messages_received": snapshot.stats.received,
+            "messages_sent": snapshot.stats.sent,
+            "connections_open": snapshot.stats.open_connections,
+            "rejected": snapshot.stats.rejected,
         },
         "peers": peers,
     })
@@ -97,40 +229,39 @@ pub fn status_json(shared: &Shared, now: Instant) -> Value {
 /// The JSON of `GET /history`: this node's and every peer's points of the
 /// last [`HISTORY_WINDOW`], each `[unix_s, cpu, memory, state]` (cpu and
 /// memory null while there were no statuses), oldest first. `since` (unix
-/// seconds) leaves out older points, so a page polling it only fetches what
-/// changed: the point of the current step, which may still change, and newer.
-pub fn history_json(shared: &Shared, since: u64) -> Value {
-    let now = unix_seconds();
-    let since = since.max(History::window_start(now));
-    let points = |ring: Option<&Ring>| -> Vec<Value> {
-        ring.into_iter()
-            .flat_map(|ring| ring.points_since(since))
-            .map(|point: Point| {
-                json!([point.at, point.cpu(), point.memory(), point.state.as_str()])
-            })
+/// seconds, in the snapshot) leaves out older points, so a page polling it
+/// only fetches what changed: the point of the current step, which may still
+/// change, and newer.
+pub fn history_json(snapshot: &HistorySnapshot) -> Value {
+    let points = |points: &[Point]| -> Vec<Value> {
+        points
+            .iter()
+            .map(|point| json!([point.at, point.cpu(), point.memory(), point.state.as_str()]))
             .collect()
     };
-    let peers: Vec<Value> = sorted_peers(shared)
+    let mut sorted: Vec<&(PeerId, Vec<Point>)> = snapshot.peers.iter().collect();
+    sorted.sort_by_key(|(id, _)| *id);
+    let peers: Vec<Value> = sorted
         .into_iter()
-        .map(|peer| {
+        .map(|(id, ring)| {
             json!({
-                "peer": peer.id.to_string(),
-                "points": points(shared.history.peer(&peer.id)),
+                "peer": id.to_string(),
+                "points": points(ring),
             })
         })
         .collect();
     json!({
-        "now": now,
-        "since": since,
+        "now": snapshot.now,
+        "since": snapshot.since,
         "window_s": HISTORY_WINDOW.as_secs(),
         "step_s": HISTORY_STEP.as_secs(),
-        "node": { "name": shared.name, "points": points(shared.history.own()) },
+        "node": { "name": snapshot.name, "points": points(&snapshot.own) },
         "peers": peers,
     })
 }
 
 /// The Prometheus text of `GET /metrics`.
-pub fn metrics_text(shared: &Shared, now: Instant) -> String {
+pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     let mut registry = Registry::with_prefix("p2pmon");
     let unix = unix_now();
 
@@ -140,7 +271,7 @@ pub fn metrics_text(shared: &Shared, now: Instant) -> String {
     )]);
     registry.register("build", "Version of this p2pmon build", info);
     let start = FloatGauge::default();
-    start.set(unix - now.duration_since(shared.table.started()).as_secs_f64());
+    start.set(unix - now.duration_since(snapshot.started).as_secs_f64());
     registry.register_with_unit(
         "process_start_time",
         "Start time of the process since the unix epoch",
@@ -150,7 +281,7 @@ pub fn metrics_text(shared: &Shared, now: Instant) -> String {
 
     let own_cpu = FloatGauge::default();
     let own_memory = FloatGauge::default();
-    if let Some(sample) = shared.own {
+    if let Some(sample) = snapshot.own {
         own_cpu.set(sample.cpu / 100.0);
         own_memory.set(sample.memory / 100.0);
     }
@@ -162,24 +293,24 @@ pub fn metrics_text(shared: &Shared, now: Instant) -> String {
     );
 
     let received = Counter::<u64>::default();
-    received.inc_by(shared.stats.received);
+    received.inc_by(snapshot.stats.received);
     registry.register(
         "messages_received",
         "Valid messages received from peers",
         received,
     );
     let sent = Counter::<u64>::default();
-    sent.inc_by(shared.stats.sent);
+    sent.inc_by(snapshot.stats.sent);
     registry.register(
         "messages_sent",
         "Statuses handed to the kernel for peers",
         sent,
     );
     let open = Gauge::<i64>::default();
-    open.set(shared.stats.open_connections as i64);
+    open.set(snapshot.stats.open_connections as i64);
     registry.register("connections_open", "Inbound connections open now", open);
     let cut_off = Gauge::<i64>::default();
-    cut_off.set(i64::from(shared.table.is_cut_off()));
+    cut_off.set(i64::from(snapshot.cut_off));
     registry.register(
         "cut_off",
         "1 while this node has lost contact with all its peers",
@@ -187,7 +318,7 @@ pub fn metrics_text(shared: &Shared, now: Instant) -> String {
     );
 
     let rejected = Family::<Labels, Counter<u64>>::default();
-    for (reason, count) in &shared.stats.rejected {
+    for (reason, count) in &snapshot.stats.rejected {
         rejected
             .get_or_create(&vec![("reason".to_string(), (*reason).to_string())])
             .inc_by(*count);
@@ -198,7 +329,7 @@ pub fn metrics_text(shared: &Shared, now: Instant) -> String {
         rejected,
     );
     let dropped = Counter::<u64>::default();
-    dropped.inc_by(shared.output.dropped);
+    dropped.inc_by(snapshot.output_dropped);
     registry.register(
         "output_lines_dropped",
         "Event lines dropped because stdout did not keep up",
@@ -212,7 +343,7 @@ pub fn metrics_text(shared: &Shared, now: Instant) -> String {
     let changes = Family::<Labels, Counter<u64>>::default();
     let flapping = Family::<Labels, Gauge<i64>>::default();
     // One label set per peer: cardinality is bounded by MAX_PEERS.
-    for peer in sorted_peers(shared) {
+    for peer in sorted_peers(snapshot) {
         let labels = vec![
             ("peer".to_string(), peer.id.to_string()),
             ("name".to_string(), peer.name.clone().unwrap_or_default()),

@@ -24,7 +24,10 @@ use socket2::{Domain, Socket, Type};
 use crate::Error;
 use crate::config::{Config, Host, HttpSetting, PeerAddr};
 use crate::http::HttpServer;
-use crate::limits::{JOIN_DEADLINE, MAX_CONNECTIONS, MAX_HOOK_QUEUE, MAX_PEERS};
+use crate::limits::{
+    FILES_PER_HOOK, JOIN_DEADLINE, MAX_HOOK_QUEUE, MAX_HOOKS_RUNNING, MAX_HTTP_CONNECTIONS,
+    MAX_PEERS, SPARE_FILES,
+};
 use crate::node::listener::Listener;
 use crate::node::reload::{ConfigChange, KeyReload};
 use crate::node::sample::Sample;
@@ -273,7 +276,7 @@ impl Node {
         );
         write_out(&mut output, &stdout);
 
-        raise_open_file_limit();
+        raise_open_file_limit(config);
         let started = Instant::now();
         let shared = Arc::new(Mutex::new(Shared {
             table: PeerTable::new(started, config.offline_after, config.interval)
@@ -432,15 +435,21 @@ pub fn write_out(output: &mut Output, stdout: &SharedStdout) {
     }
 }
 
-/// Raises the soft open-file limit (often 1024) so that the documented
-/// connection cap, not the OS, is what limits the listener.
-fn raise_open_file_limit() {
-    let needed = (MAX_CONNECTIONS + MAX_PEERS + 64) as u64;
+/// Raises the soft open-file limit (often 1024) so that the connection caps
+/// in use, not the OS, are what limit the node: `--max-connections` inbound,
+/// one outbound link per peer, the status endpoint's clients and the hooks.
+fn raise_open_file_limit(config: &Config) {
+    let needed = (config.max_connections
+        + MAX_PEERS
+        + MAX_HTTP_CONNECTIONS
+        + MAX_HOOKS_RUNNING * FILES_PER_HOOK
+        + SPARE_FILES) as u64;
     match rlimit::increase_nofile_limit(needed) {
         Ok(limit) if limit >= needed => log::debug!("open-file limit: {limit}"),
         Ok(limit) => log::warn!(
-            "open-file limit is {limit}, below the {needed} that {MAX_PEERS} peers need; \
-             raise it (ulimit -n, or LimitNOFILE= in the systemd unit)"
+            "open-file limit is {limit}, below the {needed} that --max-connections {} and \
+             {MAX_PEERS} peers need; raise it (ulimit -n, or LimitNOFILE= in the systemd unit)",
+            config.max_connections
         ),
         Err(e) => log::warn!("cannot read the open-file limit: {e}"),
     }

@@ -15,8 +15,17 @@
 //! then a close. So a Python listener never sees an idle connection or two
 //! frames in one `recv(1024)`.
 //!
+//! A listener writes us the hello and nothing else, so the sender reads at
+//! most [`MAX_LISTENER_REPLY`] bytes per connection: one that keeps writing
+//! (a fake peer streaming at us) is closed, counted and dialed again after
+//! the backoff, so it cannot keep the loop busy at the other peers' expense.
+//!
 //! With a cluster key, each frame is sealed when it starts on the wire, for
-//! the address that link dialed (`to`), so it is useless at any other node.
+//! the address that link dialed (`to`) and from the connection's local
+//! address (`from`), so it is useless at any other node and from any other
+//! sender. A peer that greeted us or authenticated to us (a sealed frame the
+//! listener admitted) is never sent plaintext, whatever closed on us before:
+//! only a peer that has done neither may be taken for the Python original.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -30,8 +39,8 @@ use socket2::{Domain, Socket, Type};
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::MAX_PEERS;
 use crate::limits::{
-    BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, REJECT_LOG_WINDOW,
-    TCP_USER_TIMEOUT,
+    BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, MAX_LISTENER_REPLY,
+    REJECT_LOG_WINDOW, TCP_USER_TIMEOUT,
 };
 use crate::node::listener::set_keepalive;
 use crate::node::sample::Sampler;
@@ -78,6 +87,8 @@ struct Link {
     addr: PeerAddr,
     /// The address the current connection dialed: the `to` of sealed frames.
     dialed: Option<SocketAddr>,
+    /// Our IP on the current connection: with our port, the `from` of sealed frames.
+    local: Option<IpAddr>,
     /// The resolved identity (after the first successful resolution).
     id: Option<PeerId>,
     /// The node's own address: never sent to.
@@ -89,8 +100,20 @@ struct Link {
     writing: Option<(Vec<u8>, usize)>,
     /// Frames completely written on the current connection.
     frames_written: u32,
+    /// Bytes the listener wrote on the current connection (the hello, at most
+    /// [`MAX_LISTENER_REPLY`]).
+    received: usize,
+    /// When the current attempt began: the connect, then the moment the
+    /// connection was established and each status handed to the kernel on
+    /// it. A failure tells nothing about the peer before this moment (the
+    /// table ignores it as a hard signal if the peer spoke to us since).
+    attempt_began: Instant,
     /// Peer closes our connection after each status: the Python original.
     legacy: bool,
+    /// With a key: the peer greeted us (a v1 listener) or authenticated to us
+    /// (it holds the key), so it is never sent plaintext and never taken for
+    /// the Python original again, whatever closes on us later.
+    sealed_only: bool,
     /// Peer greeted us with the v1 hello (or sent us v1 messages): it gets a
     /// kept-open connection, several statuses on it, probes and a leave.
     v1: bool,
@@ -117,13 +140,17 @@ impl Link {
         Link {
             addr,
             dialed: None,
+            local: None,
             id: None,
             is_self: false,
             conn: Conn::Idle,
             pending: None,
             writing: None,
             frames_written: 0,
+            received: 0,
+            attempt_began: now,
             legacy: false,
+            sealed_only: false,
             v1: false,
             backoff: Duration::ZERO,
             next_attempt: now,
@@ -134,6 +161,15 @@ impl Link {
             retired: false,
             learned: false,
         }
+    }
+
+    /// The peer greeted us or authenticated to us: it speaks v1. With a key
+    /// (`keyed`) that holds for good: no close without hello (even an
+    /// injected one) and no bare status from its IP downgrades it again.
+    fn prove_v1(&mut self, keyed: bool) {
+        self.sealed_only |= keyed;
+        self.v1 = true;
+        self.legacy = false;
     }
 
     fn stream(&mut self) -> Option<&mut TcpStream> {
@@ -267,7 +303,9 @@ impl Sender {
                 link.learned &= learned;
                 continue;
             }
-            if self.links.iter().filter(|l| !l.retired).count() >= MAX_PEERS {
+            // Learned links are capped; configured ones are bounded by the
+            // config and always taken (the table makes room for them).
+            if learned && self.links.iter().filter(|l| !l.retired).count() >= MAX_PEERS {
                 log::warn!("not adding {addr}: {MAX_PEERS} peers already");
                 continue;
             }
@@ -351,10 +389,14 @@ impl Sender {
             } else if link.pending.is_some() {
                 log::debug!("{}: previous status not sent yet, replaced", link.addr);
             }
-            let speaks_v1 = link.v1
-                || link
-                    .id
-                    .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+            let (speaks_v1, authenticated) = link.id.map_or((false, false), |id| {
+                let shared = lock(&self.shared);
+                (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
+            });
+            if authenticated && !link.sealed_only {
+                link.prove_v1(true);
+            }
+            let speaks_v1 = link.v1 || speaks_v1;
             link.pending = Some(match (&with_members, speaks_v1) {
                 (Some(members), true) => members.clone(),
                 _ => frame.clone(),
@@ -436,6 +478,7 @@ impl Sender {
 
     /// Resolves the peer (again, for host names) and starts a non-blocking connect.
     fn connect(&mut self, index: usize, now: Instant) {
+        self.links[index].attempt_began = now;
         let target = match self.resolve(index) {
             Ok(Some(target)) => target,
             Ok(None) => return,
@@ -564,14 +607,22 @@ impl Sender {
         let Conn::Connecting { stream, .. } = std::mem::replace(&mut link.conn, Conn::Idle) else {
             return;
         };
+        link.local = stream
+            .local_addr()
+            .ok()
+            .map(|local| local.ip().to_canonical());
         link.conn = Conn::Connected { stream };
         link.frames_written = 0;
+        link.attempt_began = now;
         if let Some(id) = link.id {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
+            if table.authenticated(&id) {
+                link.prove_v1(true);
+            }
             if table.speaks_v1(&id) {
                 link.v1 = true;
-            } else if table.speaks_legacy(&id) {
+            } else if table.speaks_legacy(&id) && !link.sealed_only {
                 link.legacy = true;
             }
             link.offline_count = table.offline_count(&id);
@@ -582,25 +633,37 @@ impl Sender {
         }
     }
 
-    /// Peers never send on our connections; reading only detects the close.
+    /// A listener writes nothing but the hello on our connections: reading
+    /// detects the greeting and the close. Never more than
+    /// [`MAX_LISTENER_REPLY`] + 1 bytes per connection are read: past the
+    /// limit the connection is closed, so a listener streaming at us costs one
+    /// bounded read per connection, not a busy loop.
     fn read(&mut self, index: usize, now: Instant) {
-        let mut buffer = [0u8; 512];
+        let mut buffer = [0u8; MAX_LISTENER_REPLY + 1];
         loop {
-            let Some(stream) = self.links[index].stream() else {
+            let link = &mut self.links[index];
+            let room = reply_room(link.received);
+            let Some(stream) = link.stream() else {
                 return;
             };
-            match stream.read(&mut buffer) {
+            match stream.read(&mut buffer[..room]) {
                 Ok(0) => {
                     self.peer_closed(index, now);
                     return;
                 }
-                Ok(_) => {
-                    // Only a v1 listener writes on a connection it accepted.
+                Ok(n) => {
                     let link = &mut self.links[index];
-                    if !link.v1 {
+                    link.received += n;
+                    if link.received > MAX_LISTENER_REPLY {
+                        self.close_talker(index, now);
+                        return;
+                    }
+                    // Only a v1 listener writes on a connection it accepted.
+                    let keyed = self.keyring.is_some();
+                    let link = &mut self.links[index];
+                    if !link.v1 || link.legacy || (keyed && !link.sealed_only) {
                         log::debug!("{} greeted us: it speaks v1", link.addr);
-                        link.v1 = true;
-                        link.legacy = false;
+                        link.prove_v1(keyed);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -616,12 +679,16 @@ impl Sender {
 
     /// The peer closed our connection without an error.
     fn peer_closed(&mut self, index: usize, now: Instant) {
-        let speaks_v1 = self.links[index]
-            .id
-            .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
+        let (speaks_v1, authenticated) = self.links[index].id.map_or((false, false), |id| {
+            let shared = lock(&self.shared);
+            (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
+        });
         let link = &mut self.links[index];
+        if authenticated {
+            link.prove_v1(true);
+        }
         let delivered = link.frames_written >= 1;
-        if !link.legacy && !link.v1 && !speaks_v1 && delivered {
+        if !link.legacy && !link.v1 && !link.sealed_only && !speaks_v1 && delivered {
             link.legacy = true;
             log::info!(
                 "{} closes the connection after each status: sending to it as the Python original does",
@@ -635,7 +702,7 @@ impl Sender {
         if !delivered {
             // Accepted, then closed before taking anything (a full or dying
             // listener): back off as after a failure, never spin.
-            link.backoff = (link.backoff * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN));
+            link.backoff = next_backoff(link.backoff, interval);
             link.next_attempt = now + link.backoff;
         } else if v1 && !legacy {
             // A v1 peer closing on us is restarting or dying: look again soon,
@@ -660,7 +727,13 @@ impl Sender {
                 let Some(frame) = link.pending.take() else {
                     return;
                 };
-                match seal_for(self.keyring.as_ref(), self.allow_plaintext, link, frame) {
+                match seal_for(
+                    self.keyring.as_ref(),
+                    self.allow_plaintext,
+                    self.port,
+                    link,
+                    frame,
+                ) {
                     Some(frame) => link.writing = Some((frame, 0)),
                     None => continue,
                 }
@@ -680,6 +753,7 @@ impl Sender {
                     link.writing = None;
                     link.frames_written += 1;
                     link.backoff = Duration::ZERO;
+                    link.attempt_began = now;
                     if let Some(id) = link.id {
                         let mut shared = lock(&self.shared);
                         shared.stats.sent += 1;
@@ -722,6 +796,37 @@ impl Sender {
         link.conn = Conn::Idle;
         link.writing = None;
         link.frames_written = 0;
+        link.received = 0;
+    }
+
+    /// The listener wrote more than a hello on our connection: close it,
+    /// count it (one rate-limited log line), and dial again after the backoff
+    /// (a delivered status resets it, so at most one connection per round).
+    /// Not a verdict on the peer: whatever it is, it is up.
+    fn close_talker(&mut self, index: usize, now: Instant) {
+        let id = self.links[index].id;
+        let source = self.links[index].dialed.map(|addr| addr.ip());
+        let addr = self.links[index].addr.clone();
+        self.reset(index);
+        let interval = self.interval;
+        let link = &mut self.links[index];
+        link.backoff = next_backoff(link.backoff, interval);
+        link.next_attempt = now + link.backoff;
+        link.probe = false;
+        let mut shared = lock(&self.shared);
+        if let Some(source) = source {
+            shared.stats.reject(
+                "peer_talks_back",
+                source,
+                &format_args!(
+                    "{addr} wrote more than the {MAX_LISTENER_REPLY} bytes a hello may take on our connection; closed"
+                ),
+                now,
+            );
+        }
+        if let Some(id) = id {
+            shared.table.on_disconnected(id, now);
+        }
     }
 
     /// A connect or a connection failed: tell the table, back off.
@@ -731,7 +836,7 @@ impl Sender {
         let interval = self.interval;
         let link = &mut self.links[index];
         let first_failure = link.backoff.is_zero();
-        link.backoff = (link.backoff * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN));
+        link.backoff = next_backoff(link.backoff, interval);
         link.next_attempt = now + link.backoff;
         link.probe = false;
         if was_up || first_failure {
@@ -743,7 +848,7 @@ impl Sender {
         if let Some(id) = link.id {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
-            table.on_link_failed(id, failure, detail, now, events);
+            table.on_link_failed(id, failure, link.attempt_began, detail, now, events);
             let still_online = table.get(&id).is_some_and(|p| p.state == PeerState::Online);
             shared.publish();
             drop(shared);
@@ -846,31 +951,48 @@ impl Sender {
 }
 
 /// The bytes to put on the wire for `frame`: sealed for the address the link
-/// dialed when there is a key (plaintext only to a Python peer, and only with
-/// --allow-plaintext). `None` drops the frame (it cannot be sealed).
+/// dialed, from our address on the connection and our listening `port`, when
+/// there is a key (plaintext only to a Python peer, and only with
+/// --allow-plaintext; never to one that greeted us or authenticated to us).
+/// `None` drops the frame (it cannot be sealed).
 fn seal_for(
     keyring: Option<&SharedKeyring>,
     allow_plaintext: bool,
+    port: u16,
     link: &Link,
     frame: Vec<u8>,
 ) -> Option<Vec<u8>> {
     let Some(keyring) = keyring else {
         return Some(frame);
     };
-    if link.legacy && allow_plaintext {
+    if link.legacy && allow_plaintext && !link.sealed_only {
         return Some(frame);
     }
-    let Some(to) = link.dialed else {
-        log::debug!("{}: no dialed address to seal for", link.addr);
+    let (Some(to), Some(local)) = (link.dialed, link.local) else {
+        log::debug!("{}: no connection addresses to seal for", link.addr);
         return None;
     };
-    match seal::read(keyring).seal(&frame, to) {
+    match seal::read(keyring).seal(&frame, SocketAddr::new(local, port), to) {
         Ok(sealed) => Some(sealed),
         Err(e) => {
             log::error!("{}: cannot seal a message: {e}", link.addr);
             None
         }
     }
+}
+
+/// The backoff after one more failed (or refused-to-work) connection:
+/// doubling from [`BACKOFF_MIN`], capped at the send interval.
+fn next_backoff(current: Duration, interval: Duration) -> Duration {
+    (current * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN))
+}
+
+/// How many bytes the next read on a connection may take, given what its
+/// listener already wrote: one past [`MAX_LISTENER_REPLY`] at most in all, so
+/// crossing the limit is seen without reading further. Always at least 1
+/// while the limit is not crossed (a zero-length read would look like a close).
+fn reply_room(received: usize) -> usize {
+    (MAX_LISTENER_REPLY + 1).saturating_sub(received).max(1)
 }
 
 /// Sorts an I/O error into the table's hard and soft failures, with a
@@ -929,6 +1051,36 @@ mod tests {
         assert!(is_own_address(addr("127.0.0.1:5000"), None, 5000));
         assert!(!is_own_address(addr("127.0.0.1:5001"), None, 5000));
         assert!(!is_own_address(addr("192.0.2.1:5000"), None, 5000));
+    }
+
+    #[test]
+    fn a_listener_gets_the_hello_and_one_byte_more_then_is_closed() {
+        // One read may take the whole allowance plus the byte that crosses it.
+        assert_eq!(reply_room(0), MAX_LISTENER_REPLY + 1);
+        // After a hello, the rest; the limit is crossed by the last byte.
+        let hello = wire::HELLO.len();
+        assert!(hello <= MAX_LISTENER_REPLY);
+        assert_eq!(reply_room(hello), MAX_LISTENER_REPLY + 1 - hello);
+        assert_eq!(reply_room(MAX_LISTENER_REPLY), 1);
+        // Never an empty buffer (a zero-length read would look like a close).
+        assert_eq!(reply_room(MAX_LISTENER_REPLY + 1), 1);
+        assert_eq!(reply_room(usize::MAX), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_minimum_up_to_the_interval() {
+        let interval = Duration::from_secs(2);
+        let mut backoff = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            backoff = next_backoff(backoff, interval);
+            seen.push(backoff.as_millis());
+        }
+        assert_eq!(seen, [250, 500, 1000, 2000, 2000, 2000]);
+        // An interval shorter than the minimum: the minimum still holds.
+        let fast = Duration::from_millis(20);
+        assert_eq!(next_backoff(Duration::ZERO, fast), BACKOFF_MIN);
+        assert_eq!(next_backoff(BACKOFF_MIN, fast), BACKOFF_MIN);
     }
 
     #[test]

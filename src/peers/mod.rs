@@ -9,7 +9,8 @@
 //!   also an accepted connection of ours that has not failed;
 //! - offline at once on a hard signal (v1 connection closed without a leave and
 //!   not reopened within [`CLOSE_GRACE`], our connect refused or reset, a
-//!   kept-open connection failed by keepalive/user timeout), otherwise after T
+//!   kept-open connection failed by keepalive/user timeout; a failure of ours
+//!   only if its attempt began no earlier than the last sign of life), otherwise after T
 //!   without a sign of life, where T = max(offline-after, 3 × the peer's interval);
 //! - a peer we have never heard from is not declared offline before T has passed
 //!   since our start (no burst of offline lines when a cluster starts at once);
@@ -22,13 +23,23 @@
 //!   with it. A learned peer that leaves is dropped (and tombstoned, so
 //!   hearsay of the same incarnation cannot bring it back); one offline for
 //!   longer than forget-after is forgotten. Configured peers are never dropped;
+//! - admission: the table holds at most `MAX_PEERS` entries and at most
+//!   `MAX_PEERS_PER_IP` of them (configured ones aside) on one IP; a
+//!   configured peer is never refused: at a full table the unconfigured entry
+//!   offline the longest makes room. Hearsay names only routable addresses,
+//!   and one source adds at most `MAX_LEARNED_PER_SOURCE` per `LEARN_WINDOW`;
 //! - cut off: when every peer (two or more) falls silent within one window,
 //!   one "Lost contact with all N peers" line replaces N offline lines, and
-//!   one "Contact restored" line replaces the back-online lines that follow.
+//!   one "Contact restored" line replaces the back-online lines that follow;
+//!   a peer still offline when contact is restored gets its own offline line
+//!   then, so no verdict is ever dropped without a line;
+//! - timing: a peer's declared interval counts for at most
+//!   [`PEER_INTERVAL_CAP`] (or our own interval if longer) in every timing
+//!   derived from it (see [`PeerTable::timing_interval`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 pub use crate::proto::PeerId;
@@ -36,7 +47,8 @@ use crate::proto::wire::Member;
 
 use crate::limits::{
     CLOSE_GRACE, DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_PORT,
-    MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, OFFLINE_FACTOR, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
+    LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, MAX_PEERS_PER_IP,
+    OFFLINE_FACTOR, PEER_INTERVAL_CAP, PYTHON_INTERVAL, TCP_USER_TIMEOUT,
 };
 
 /// Where a peer stands.
@@ -157,10 +169,28 @@ pub enum Origin {
 struct CutOff {
     /// Last sign of life from any peer before the silence.
     last_contact: Instant,
-    /// When the first peer came back, if one did.
+    /// The offline verdicts the "lost contact" line stands for: held back at
+    /// its start, or swallowed since (a peer back, then silent again).
+    covered: Vec<Event>,
+    /// Peers heard again since, whose back-online lines the coming
+    /// "Contact restored" line stands for (no longer in `covered`).
+    back: Vec<PeerId>,
+    /// When the first of them came back (`None` while `back` is empty).
     restoring_since: Option<Instant>,
-    /// Peers back since then.
-    restored: usize,
+}
+
+impl CutOff {
+    /// The peer that `event` is an offline verdict about, if it is one.
+    fn peer_of(event: &Event) -> Option<PeerId> {
+        match event {
+            Event::Offline { peer, .. } => Some(*peer),
+            _ => None,
+        }
+    }
+
+    fn covers(&self, id: PeerId) -> bool {
+        self.covered.iter().any(|e| CutOff::peer_of(e) == Some(id))
+    }
 }
 
 /// Why a status or leave was not applied.
@@ -168,15 +198,26 @@ struct CutOff {
 pub enum Refusal {
     /// The table already holds [`MAX_PEERS`] peers.
     TableFull,
+    /// The table already holds [`MAX_PEERS_PER_IP`] peers on this IP.
+    IpShareFull(IpAddr),
     /// The message belongs to an older incarnation than one already seen.
     StaleBoot,
+    /// A member named in hearsay that no node can be: an unspecified,
+    /// multicast or broadcast address, or port 0.
+    BadMember(SocketAddr),
+    /// The source already added [`MAX_LEARNED_PER_SOURCE`] members within
+    /// [`LEARN_WINDOW`].
+    LearnBudget(IpAddr),
 }
 
 impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::TableFull => "table_full",
+            Refusal::IpShareFull(_) => "ip_share_full",
             Refusal::StaleBoot => "stale_boot",
+            Refusal::BadMember(_) => "bad_member",
+            Refusal::LearnBudget(_) => "learn_budget",
         }
     }
 }
@@ -185,9 +226,37 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::TableFull => write!(f, "peer table full ({MAX_PEERS} peers)"),
+            Refusal::IpShareFull(ip) => write!(
+                f,
+                "{MAX_PEERS_PER_IP} peers on {ip} already (the most one address may hold)"
+            ),
             Refusal::StaleBoot => write!(f, "message from an older incarnation of the peer"),
+            Refusal::BadMember(addr) => write!(
+                f,
+                "member {addr} is not a node's address (unspecified, multicast, broadcast or port 0)"
+            ),
+            Refusal::LearnBudget(ip) => write!(
+                f,
+                "{ip} named {MAX_LEARNED_PER_SOURCE} new members within {} s already; \
+                 the rest wait for its next statuses",
+                LEARN_WINDOW.as_secs()
+            ),
         }
     }
+}
+
+/// Whether hearsay may name `addr`: only an address a node can listen on
+/// and be dialed at (never unspecified, "this network", multicast or
+/// broadcast, never port 0).
+pub fn learnable(addr: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    let routable = match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified() || v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    };
+    routable && addr.port() != 0
 }
 
 /// A failure of one of our connections to a peer.
@@ -256,6 +325,9 @@ pub struct Peer {
     pub known_at: Instant,
     /// We send to it (configured, learned, or pushed back to).
     pub linked: bool,
+    /// A sealed message of its was admitted and accepted: it holds the key,
+    /// so it is never sent plaintext (see the sender).
+    pub authenticated: bool,
 }
 
 impl Peer {
@@ -291,6 +363,7 @@ impl Peer {
             },
             known_at: now,
             linked: configured,
+            authenticated: false,
         }
     }
 
@@ -335,6 +408,9 @@ pub struct PeerTable {
     /// Silence verdicts held back while every peer seems to be going quiet.
     held: Vec<(Event, Instant)>,
     cut_off: Option<CutOff>,
+    /// Members learned per source IP in its current window (start, count);
+    /// only peers in the table teach, so bounded by `MAX_PEERS`.
+    learned_by: HashMap<IpAddr, (Instant, usize)>,
 }
 
 impl PeerTable {
@@ -354,6 +430,7 @@ impl PeerTable {
             generation: 0,
             held: Vec::new(),
             cut_off: None,
+            learned_by: HashMap::new(),
         }
     }
 
@@ -370,9 +447,14 @@ impl PeerTable {
 
     /// Adds a member named in `from`'s status, unless it is known already,
     /// tombstoned at that incarnation, or stale hearsay (not heard by `from`
-    /// within T). Returns whether it was added (the caller starts a link).
+    /// within T). Refused: an address no node can have, a source past its
+    /// budget, a full table or a full share of the member's IP. Returns
+    /// whether it was added (the caller starts a link).
     pub fn learn(&mut self, member: &Member, from: PeerId, now: Instant) -> Result<bool, Refusal> {
         self.generation += 1;
+        if !learnable(member.addr) {
+            return Err(Refusal::BadMember(member.addr));
+        }
         let id = PeerId::new(member.addr.ip(), member.addr.port());
         if self.peers.contains_key(&id) {
             return Ok(false);
@@ -389,15 +471,85 @@ impl PeerTable {
         {
             return Ok(false);
         }
-        if self.peers.len() >= MAX_PEERS {
-            return Err(Refusal::TableFull);
-        }
+        let teacher = from.0.ip();
+        let used = self.learn_budget(teacher, now)?;
+        self.room_for_stranger(id)?;
+        self.learned_by.insert(teacher, (used.0, used.1 + 1));
         let mut peer = Peer::new(id, false, self.own_interval, now);
         peer.origin = Origin::Learned { from };
         peer.name = member.name.clone();
         peer.linked = true;
         self.peers.insert(id, peer);
         Ok(true)
+    }
+
+    /// The learn window of `teacher` as it stands at `now` (start, members
+    /// added in it), or a refusal when it is spent.
+    fn learn_budget(&mut self, teacher: IpAddr, now: Instant) -> Result<(Instant, usize), Refusal> {
+        let current = self
+            .learned_by
+            .get(&teacher)
+            .copied()
+            .filter(|(start, _)| now.duration_since(*start) < LEARN_WINDOW);
+        if current.is_none() && self.learned_by.len() >= MAX_PEERS {
+            self.learned_by
+                .retain(|_, (start, _)| now.duration_since(*start) < LEARN_WINDOW);
+            if self.learned_by.len() >= MAX_PEERS {
+                return Err(Refusal::LearnBudget(teacher));
+            }
+        }
+        let (start, used) = current.unwrap_or((now, 0));
+        if used >= MAX_LEARNED_PER_SOURCE {
+            return Err(Refusal::LearnBudget(teacher));
+        }
+        Ok((start, used))
+    }
+
+    /// Whether a new unconfigured entry `id` fits: the table is not full and
+    /// its IP holds less than its share.
+    fn room_for_stranger(&self, id: PeerId) -> Result<(), Refusal> {
+        if self.peers.len() >= MAX_PEERS {
+            return Err(Refusal::TableFull);
+        }
+        let ip = id.0.ip();
+        let same_ip = self
+            .peers
+            .values()
+            .filter(|peer| !peer.configured && peer.id.0.ip() == ip)
+            .count();
+        if same_ip >= MAX_PEERS_PER_IP {
+            return Err(Refusal::IpShareFull(ip));
+        }
+        Ok(())
+    }
+
+    /// Drops the unconfigured entry offline the longest (or, if every one is
+    /// online, the one heard from least recently) so a configured peer fits.
+    /// Returns false if every entry is configured.
+    fn make_room(&mut self, now: Instant) -> bool {
+        let victim = self
+            .peers
+            .values()
+            .filter(|peer| !peer.configured)
+            .min_by_key(|peer| {
+                let online = peer.state == PeerState::Online;
+                let since = if online {
+                    peer.last_sign_of_life(now).unwrap_or(peer.since)
+                } else {
+                    peer.since
+                };
+                (online, since)
+            })
+            .map(|peer| (peer.id, peer.state));
+        let Some((victim, state)) = victim else {
+            return false;
+        };
+        log::warn!(
+            "peer table full ({MAX_PEERS}): dropped {victim} ({}, unconfigured) to make room for a configured peer",
+            state.as_str()
+        );
+        self.drop_member(victim, false, now);
+        true
     }
 
     /// What this node tells its v1 peers about the members it hears from
@@ -488,6 +640,15 @@ impl PeerTable {
         self.peers.values()
     }
 
+    /// The interval that a peer's declared one counts for in every timing
+    /// (threshold, idle deadline, cut-off windows): at most
+    /// [`PEER_INTERVAL_CAP`], or our own interval if that is longer. A
+    /// stranger's `interval_ms` of an hour thus stretches nothing; a peer
+    /// slower than the cap needs --offline-after (or the same --interval here).
+    pub fn timing_interval(&self, declared: Duration) -> Duration {
+        declared.min(PEER_INTERVAL_CAP.max(self.own_interval))
+    }
+
     /// The silence after which this peer is offline.
     pub fn threshold(&self, peer: &Peer) -> Duration {
         self.offline_after.max(peer.interval * OFFLINE_FACTOR)
@@ -502,7 +663,7 @@ impl PeerTable {
             peer.linked = true;
             return Ok(());
         }
-        if self.peers.len() >= MAX_PEERS {
+        if self.peers.len() >= MAX_PEERS && !self.make_room(now) {
             return Err(Refusal::TableFull);
         }
         self.peers
@@ -555,7 +716,7 @@ impl PeerTable {
             if boot <= gone {
                 return Err(Refusal::StaleBoot);
             }
-            if !self.peers.contains_key(&id) && self.peers.len() < MAX_PEERS {
+            if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
                 let mut peer = Peer::new(id, false, self.own_interval, now);
                 peer.state = PeerState::Left;
                 peer.announced = PeerState::Left;
@@ -565,8 +726,8 @@ impl PeerTable {
             }
             self.tombstones.remove(&id);
         }
-        if !self.peers.contains_key(&id) && self.peers.len() >= MAX_PEERS {
-            return Err(Refusal::TableFull);
+        if !self.peers.contains_key(&id) {
+            self.room_for_stranger(id)?;
         }
         let interval = self.own_interval;
         Ok(self
@@ -604,6 +765,7 @@ impl PeerTable {
         let rule = self.flap;
         let before = events.len();
         let known = self.peers.get(&id).map(|peer| peer.state);
+        let interval = self.timing_interval(report.interval);
         let peer = self.entry(id, report.boot, now)?;
         if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
             if boot < known || (boot == known && peer.state == PeerState::Left) {
@@ -627,7 +789,7 @@ impl PeerTable {
         let first = peer.last_status.is_none();
         peer.last_status = Some(now);
         peer.closed_at = None;
-        peer.interval = report.interval;
+        peer.interval = interval;
         if report.name.is_some() {
             peer.name = report.name;
         }
@@ -654,19 +816,19 @@ impl PeerTable {
         let Some(cut) = &mut self.cut_off else {
             return;
         };
-        let before = events.len();
         let mut index = from;
         while index < events.len() {
-            if matches!(events[index], Event::Online { .. }) {
+            if let Event::Online { peer, .. } = events[index] {
                 events.remove(index);
+                if !cut.back.contains(&peer) {
+                    cut.back.push(peer);
+                }
+                cut.covered
+                    .retain(|event| CutOff::peer_of(event) != Some(peer));
+                cut.restoring_since.get_or_insert(now);
             } else {
                 index += 1;
             }
-        }
-        let back = before - events.len();
-        if back > 0 {
-            cut.restored += back;
-            cut.restoring_since.get_or_insert(now);
         }
     }
 
@@ -763,11 +925,17 @@ impl PeerTable {
         }
     }
 
-    /// One of our connections to `id` failed.
+    /// One of our connections to `id` failed. `attempt_began` is when the
+    /// failed attempt began (the connect, or the last moment the connection was
+    /// known good): a hard failure counts only if it began no earlier than the
+    /// peer's last sign of life. Otherwise it may be older news than that sign
+    /// (a connect refused before the peer's listener was up, processed after
+    /// its first status arrived) and is soft: silence decides.
     pub fn on_link_failed(
         &mut self,
         id: PeerId,
         failure: LinkFailure,
+        attempt_began: Instant,
         detail: &str,
         now: Instant,
         events: &mut Vec<Event>,
@@ -781,6 +949,13 @@ impl PeerTable {
         peer.outbound_up = false;
         peer.last_error = Some(detail.to_string());
         if !failure.is_hard() {
+            return;
+        }
+        if peer
+            .last_sign_of_life(now)
+            .is_some_and(|seen| attempt_began < seen)
+        {
+            // Stale: the peer spoke to us after this attempt began.
             return;
         }
         if failure == LinkFailure::TimedOut
@@ -895,11 +1070,25 @@ impl PeerTable {
     /// when every peer went quiet together, one "lost contact" line.
     fn settle_silence(&mut self, silenced: Vec<Event>, now: Instant, events: &mut Vec<Event>) {
         for event in silenced {
-            match event {
-                // While cut off, further silence is part of the same story.
-                Event::Offline { .. } if self.cut_off.is_some() => {}
-                Event::Offline { .. } => self.held.push((event, now)),
-                other => events.push(other),
+            let (Some(id), Some(cut)) = (CutOff::peer_of(&event), &mut self.cut_off) else {
+                match event {
+                    Event::Offline { .. } => self.held.push((event, now)),
+                    other => events.push(other),
+                }
+                continue;
+            };
+            // While cut off, a peer back since (its back-online line not yet
+            // printed) falling silent again is still lost, as the last line
+            // said; its verdict waits for "Contact restored" with the others.
+            if let Some(at) = cut.back.iter().position(|peer| *peer == id) {
+                cut.back.swap_remove(at);
+                cut.covered.push(event);
+                if cut.back.is_empty() {
+                    cut.restoring_since = None;
+                }
+            } else if !cut.covers(id) {
+                // First heard during the cut-off: not part of it, its own line.
+                events.push(event);
             }
         }
         if self.held.is_empty() {
@@ -913,11 +1102,11 @@ impl PeerTable {
                 .filter_map(|peer| peer.last_sign_of_life(now))
                 .max()
                 .unwrap_or(now);
-            self.held.clear();
             self.cut_off = Some(CutOff {
                 last_contact,
+                covered: self.held.drain(..).map(|(event, _)| event).collect(),
+                back: Vec::new(),
                 restoring_since: None,
-                restored: 0,
             });
             events.push(Event::CutOff { peers: contacts });
             return;
@@ -943,25 +1132,54 @@ impl PeerTable {
     }
 
     /// Ends a cut-off one interval after the first peer came back (or at once
-    /// when all are back) with one "Contact restored" line.
+    /// when every peer it covered is back) with one "Contact restored" line,
+    /// followed by the offline line of each covered peer still offline: the
+    /// cut-off line stood for their verdicts only while it lasted.
     fn settle_restore(&mut self, now: Instant, events: &mut Vec<Event>) {
-        let Some(cut) = &self.cut_off else {
+        let Some(first_back) = self.cut_off.as_ref().and_then(|cut| cut.restoring_since) else {
             return;
         };
-        let Some(first_back) = cut.restoring_since else {
-            return;
-        };
-        let all_back = self.contacts().all(|peer| peer.state == PeerState::Online);
         let longest_interval = self
             .contacts()
             .map(|peer| peer.interval)
             .max()
             .unwrap_or_default();
+        let Some(cut) = &mut self.cut_off else {
+            return;
+        };
+        let state = |id: &PeerId| self.peers.get(id).map(|peer| peer.state);
+        // Back and still online (a hard signal may have taken one away,
+        // with its own line).
+        cut.back.retain(|id| state(id) == Some(PeerState::Online));
+        // (A covered peer may be back without a line to absorb, muted for
+        // flapping; one that left printed its own line.)
+        let still_lost = |event: &Event| {
+            CutOff::peer_of(event).is_some_and(|id| state(&id) == Some(PeerState::Offline))
+        };
+        if cut.back.is_empty() {
+            cut.restoring_since = None;
+            return;
+        }
+        let all_back = !cut.covered.iter().any(still_lost);
         if all_back || now.duration_since(first_back) >= longest_interval {
             let after = now.duration_since(cut.last_contact);
-            let peers = cut.restored;
+            let peers = cut.back.len();
+            let lost: Vec<Event> = cut.covered.drain(..).filter(still_lost).collect();
             self.cut_off = None;
             events.push(Event::Restored { peers, after });
+            for mut event in lost {
+                if let Event::Offline {
+                    peer, last_seen, ..
+                } = &mut event
+                {
+                    *last_seen = self
+                        .peers
+                        .get(peer)
+                        .and_then(|p| p.last_status.or(p.last_contact))
+                        .map(|seen| now.duration_since(seen));
+                }
+                events.push(event);
+            }
         }
     }
 
@@ -1034,6 +1252,18 @@ impl PeerTable {
     /// Whether `id` is known to speak v1 (has sent a v1 message).
     pub fn speaks_v1(&self, id: &PeerId) -> bool {
         self.peers.get(id).is_some_and(|peer| peer.boot.is_some())
+    }
+
+    /// A sealed message from `id` was admitted and the table accepted it.
+    pub fn on_authenticated(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.authenticated = true;
+        }
+    }
+
+    /// Whether `id` has authenticated to us (see [`Peer::authenticated`]).
+    pub fn authenticated(&self, id: &PeerId) -> bool {
+        self.peers.get(id).is_some_and(|peer| peer.authenticated)
     }
 
     /// Whether `id` has sent the Python original's bare statuses.
@@ -1600,6 +1830,113 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_interval_counts_for_at_most_the_cap() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        let mut hour = report(1, 0);
+        hour.interval = 3600 * SEC;
+        peers.on_status(id(2), hour, t0, &mut events).ok();
+        assert_eq!(peers.threshold_of(&id(2)), Some(3 * PEER_INTERVAL_CAP));
+        events.clear();
+        peers.tick(t0 + 3 * PEER_INTERVAL_CAP + SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        // Our own longer interval lifts the cap: a cluster run at 5 min works.
+        let slow = PeerTable::new(t0, 3 * SEC, 300 * SEC);
+        assert_eq!(slow.timing_interval(3600 * SEC), 300 * SEC);
+        assert_eq!(slow.timing_interval(2 * SEC), 2 * SEC);
+    }
+
+    /// Peers 2 and 3 (1 s) talk; a stranger (9) announced a 1 h interval and
+    /// crashed (printed offline); then 2 and 3 fall silent together: cut off.
+    fn cut_off_after_a_strangers_long_interval(t0: Instant) -> PeerTable {
+        let mut peers = table(t0);
+        let mut ignored = Vec::new();
+        let mut hour = report(1, 0);
+        hour.interval = 3600 * SEC;
+        peers.on_status(id(9), hour, t0, &mut ignored).ok();
+        peers.on_inbound_open(id(9));
+        peers.on_inbound_closed(id(9), false, t0 + SEC);
+        chatter(&mut peers, &[id(2), id(3)], t0, t0 + 5 * SEC);
+        assert_eq!(peers.get(&id(9)).map(|p| p.state), Some(PeerState::Offline));
+        let mut events = Vec::new();
+        for step in 1..=70 {
+            peers.tick(
+                t0 + 5 * SEC + Duration::from_millis(100 * step),
+                &mut events,
+            );
+        }
+        assert_eq!(events, [Event::CutOff { peers: 3 }]);
+        peers
+    }
+
+    #[test]
+    fn a_strangers_long_interval_does_not_hold_contact_restored() {
+        let t0 = Instant::now();
+        let mut peers = cut_off_after_a_strangers_long_interval(t0);
+        let mut events = Vec::new();
+        let back = t0 + 20 * SEC;
+        peers
+            .on_status(id(2), report(1, 100), back, &mut events)
+            .ok();
+        peers
+            .on_status(id(3), report(1, 100), back, &mut events)
+            .ok();
+        peers.tick(back + Duration::from_millis(10), &mut events);
+        let printed: Vec<_> = kinds(&events)
+            .into_iter()
+            .filter(|k| *k != "status")
+            .collect();
+        assert_eq!(printed, ["restored"]);
+        assert!(!peers.is_cut_off());
+    }
+
+    #[test]
+    fn a_peer_silent_again_during_a_cut_off_is_never_dropped_without_a_line() {
+        let t0 = Instant::now();
+        let mut peers = cut_off_after_a_strangers_long_interval(t0);
+        let mut events = Vec::new();
+        // 2 comes back, then freezes before contact is declared restored.
+        let back = t0 + 20 * SEC;
+        peers
+            .on_status(id(2), report(1, 100), back, &mut events)
+            .ok();
+        for step in 1..=50 {
+            peers.tick(back + Duration::from_millis(100 * step), &mut events);
+        }
+        assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Offline));
+        assert!(peers.is_cut_off(), "still no contact with anyone");
+        // 2 comes back for good; 3 never does.
+        let again = t0 + 30 * SEC;
+        let mut at = again;
+        let mut seq = 200;
+        while at <= again + 2 * PEER_INTERVAL_CAP {
+            peers.on_status(id(2), report(1, seq), at, &mut events).ok();
+            peers.tick(at, &mut events);
+            seq += 1;
+            at += SEC;
+        }
+        let printed: Vec<&Event> = events
+            .iter()
+            .filter(|e| !matches!(e, Event::Status { .. }))
+            .collect();
+        assert!(
+            matches!(
+                printed.as_slice(),
+                [Event::Restored { peers: 1, .. }, Event::Offline { peer, .. }] if *peer == id(3)
+            ),
+            "{printed:?}"
+        );
+        // Every peer's state is what its last line said: 2 back (restored),
+        // 3 offline, the stranger offline. A later freeze has its line too
+        // (2 was the last one in contact: cut off again).
+        assert_eq!(peers.get(&id(3)).map(|p| p.state), Some(PeerState::Offline));
+        events.clear();
+        peers.tick(at + 5 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["cut_off"]);
+    }
+
+    #[test]
     fn display_adds_the_port_only_when_not_5000() {
         assert_eq!(id(2).to_string(), "127.0.0.2");
         let other = PeerId::new(
@@ -1737,6 +2074,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + 2 * SEC,
             "connection refused",
             t0 + 2 * SEC,
             &mut events,
@@ -1760,6 +2098,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + 2 * SEC,
             "connection refused",
             t0 + 2 * SEC,
             &mut events,
@@ -1818,6 +2157,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + SEC,
             "connection refused",
             t0 + SEC,
             &mut events,
@@ -1827,6 +2167,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + 2 * SEC,
             "connection refused",
             t0 + 2 * SEC,
             &mut events,
@@ -1835,6 +2176,67 @@ mod tests {
         // Accepted again: a send-only peer is back.
         peers.on_connected(id(2), t0 + 3 * SEC, &mut events);
         assert_eq!(kinds(&events), ["offline", "online"]);
+    }
+
+    #[test]
+    fn a_refusal_of_an_attempt_older_than_the_last_status_is_stale() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.add_configured(id(2), t0).ok();
+        // Our connect began at t0 + 1 s, the peer's first status came at
+        // t0 + 2 s, the refusal is processed at t0 + 3 s: older news.
+        peers
+            .on_status(id(2), report(1, 0), t0 + 2 * SEC, &mut events)
+            .ok();
+        events.clear();
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            t0 + SEC,
+            "connection refused",
+            t0 + 3 * SEC,
+            &mut events,
+        );
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Online));
+        // Still a soft failure: the reason is kept for the silence verdict.
+        assert_eq!(
+            peers.get(&id(2)).and_then(|p| p.last_error.clone()),
+            Some("connection refused".to_string())
+        );
+        // An attempt begun after that status and refused: offline at once.
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            t0 + 3 * SEC,
+            "connection refused",
+            t0 + 3 * SEC,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn a_failure_that_began_when_the_connection_was_accepted_is_hard() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        // A send-only peer: our accepted connection is its sign of life.
+        peers.add_configured(id(2), t0).ok();
+        peers.on_connected(id(2), t0 + SEC, &mut events);
+        events.clear();
+        // The connect began before it was accepted; the reset is judged from
+        // the moment the connection was established, not from the connect.
+        peers.on_link_failed(
+            id(2),
+            LinkFailure::Refused,
+            t0 + SEC,
+            "connection reset",
+            t0 + 2 * SEC,
+            &mut events,
+        );
+        assert_eq!(kinds(&events), ["offline"]);
     }
 
     #[test]
@@ -1850,6 +2252,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             failure,
+            t0 + 11 * SEC,
             "connection timed out",
             t0 + 11 * SEC,
             &mut events,
@@ -1859,6 +2262,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             failure,
+            t0 + 14 * SEC + SEC / 2,
             "connection timed out",
             t0 + 14 * SEC + SEC / 2,
             &mut events,
@@ -1875,6 +2279,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::Refused,
+            t0 + SEC,
             "connection refused",
             t0 + SEC,
             &mut events,
@@ -1903,6 +2308,7 @@ mod tests {
         peers.on_link_failed(
             id(2),
             LinkFailure::ConnectTimeout,
+            t0 + SEC,
             "connect timed out",
             t0 + SEC,
             &mut events,
@@ -1986,16 +2392,23 @@ mod tests {
         assert_eq!(peers.next_deadline(t0 + SEC), Some(t0 + SEC + CLOSE_GRACE));
     }
 
+    /// A peer on 127.1.x.y (one per IP), for filling the table.
+    fn nth(n: usize) -> PeerId {
+        PeerId::new(
+            IpAddr::V4(Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8)),
+            5000,
+        )
+    }
+
     #[test]
     fn the_table_is_capped() {
         let t0 = Instant::now();
         let mut peers = table(t0);
         let mut events = Vec::new();
         for n in 0..MAX_PEERS {
-            let ip = IpAddr::V4(Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8));
             assert!(
                 peers
-                    .on_status(PeerId::new(ip, 5000), report(1, 0), t0, &mut events)
+                    .on_status(nth(n), report(1, 0), t0, &mut events)
                     .is_ok()
             );
         }
@@ -2004,7 +2417,170 @@ mod tests {
             peers.on_status(extra, report(1, 0), t0, &mut events),
             Err(Refusal::TableFull)
         );
-        assert_eq!(peers.add_configured(extra, t0), Err(Refusal::TableFull));
         assert_eq!(peers.len(), MAX_PEERS);
+        // Full of configured peers only: nothing can make room.
+        let mut configured = table(t0);
+        for n in 0..MAX_PEERS {
+            assert_eq!(configured.add_configured(nth(n), t0), Ok(()));
+        }
+        assert_eq!(
+            configured.add_configured(extra, t0),
+            Err(Refusal::TableFull)
+        );
+    }
+
+    #[test]
+    fn a_full_table_makes_room_for_a_configured_peer() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        for n in 0..MAX_PEERS {
+            assert!(
+                peers
+                    .on_status(nth(n), report(1, 0), t0, &mut events)
+                    .is_ok()
+            );
+        }
+        // All but nth(7) keep talking; nth(7) goes offline (T = 3 s).
+        for n in (0..MAX_PEERS).filter(|n| *n != 7) {
+            assert!(
+                peers
+                    .on_status(nth(n), report(1, 1), t0 + 2 * SEC, &mut events)
+                    .is_ok()
+            );
+        }
+        peers.tick(t0 + 4 * SEC, &mut events);
+        assert_eq!(
+            peers.get(&nth(7)).map(|p| p.state),
+            Some(PeerState::Offline)
+        );
+        let _ = peers.take_removed();
+        // A configured peer is never refused: the one offline the longest goes.
+        let configured = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 1)), 5000);
+        assert_eq!(peers.add_configured(configured, t0 + 4 * SEC), Ok(()));
+        assert_eq!(peers.len(), MAX_PEERS);
+        assert!(peers.get(&nth(7)).is_none());
+        assert_eq!(peers.take_removed(), vec![nth(7)]);
+        // Every stranger online: the one heard from least recently goes.
+        assert!(
+            peers
+                .on_status(nth(8), report(1, 2), t0 + 3 * SEC, &mut events)
+                .is_ok()
+        );
+        let _ = (0..MAX_PEERS)
+            .filter(|n| *n != 7 && *n != 9)
+            .map(|n| peers.on_status(nth(n), report(1, 3), t0 + 5 * SEC, &mut events))
+            .count();
+        let second = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 2)), 5000);
+        assert_eq!(peers.add_configured(second, t0 + 5 * SEC), Ok(()));
+        assert!(peers.get(&nth(9)).is_none(), "nth(9) was heard last at 2 s");
+        assert!(peers.get(&configured).is_some_and(|p| p.configured));
+        // A stranger still cannot push in.
+        let stranger = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 3)), 5000);
+        assert_eq!(
+            peers.on_status(stranger, report(1, 0), t0 + 5 * SEC, &mut events),
+            Err(Refusal::TableFull)
+        );
+    }
+
+    #[test]
+    fn one_address_holds_a_bounded_share_of_the_table() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+        let port = |p: usize| PeerId::new(ip, 6000 + p as u16);
+        for p in 0..MAX_PEERS_PER_IP {
+            assert!(
+                peers
+                    .on_status(port(p), report(1, 0), t0, &mut events)
+                    .is_ok()
+            );
+        }
+        let over = port(MAX_PEERS_PER_IP);
+        let refused = peers.on_status(over, report(1, 0), t0, &mut events);
+        assert_eq!(refused, Err(Refusal::IpShareFull(ip)));
+        assert_eq!(refused.map_err(|r| r.reason()), Err("ip_share_full"));
+        // Known entries keep talking; hearsay cannot add more on that IP.
+        assert!(
+            peers
+                .on_status(port(0), report(1, 1), t0, &mut events)
+                .is_ok()
+        );
+        let hearsay = Member {
+            addr: over.0,
+            name: None,
+            boot: 1,
+            heard_ms: 0,
+        };
+        assert_eq!(
+            peers.learn(&hearsay, id(2), t0),
+            Err(Refusal::IpShareFull(ip))
+        );
+        // A configured peer on that IP is never refused; other IPs are free.
+        assert_eq!(peers.add_configured(over, t0), Ok(()));
+        assert!(
+            peers
+                .on_status(id(3), report(1, 0), t0, &mut events)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn hearsay_never_names_an_address_no_node_can_have() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        for bad in [
+            "0.0.0.0:5000",
+            "0.1.2.3:5000",
+            "224.0.0.1:5000",
+            "239.255.255.250:5000",
+            "255.255.255.255:5000",
+            "[::]:5000",
+            "[ff02::1]:5000",
+            "[::ffff:0.0.0.0]:5000",
+            "127.0.0.5:0",
+        ] {
+            let addr: SocketAddr = bad.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let member = Member {
+                addr,
+                name: None,
+                boot: 1,
+                heard_ms: 0,
+            };
+            let refused = peers.learn(&member, id(2), t0);
+            assert_eq!(refused, Err(Refusal::BadMember(addr)), "{bad}");
+        }
+        assert!(peers.is_empty());
+        assert_eq!(peers.learn(&member(5, 1, 0), id(2), t0), Ok(true));
+    }
+
+    #[test]
+    fn one_source_learns_a_bounded_number_of_members_per_window() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let named = |n: usize| Member {
+            addr: SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(127, 3, (n / 256) as u8, (n % 256) as u8)),
+                5000,
+            ),
+            name: None,
+            boot: 1,
+            heard_ms: 0,
+        };
+        let teacher = id(2);
+        for n in 0..MAX_LEARNED_PER_SOURCE {
+            assert_eq!(peers.learn(&named(n), teacher, t0), Ok(true), "{n}");
+        }
+        let over = peers.learn(&named(100), teacher, t0 + SEC);
+        assert_eq!(over, Err(Refusal::LearnBudget(teacher.0.ip())));
+        assert_eq!(over.map_err(|r| r.reason()), Err("learn_budget"));
+        // Known members cost nothing; another source has its own budget.
+        assert_eq!(peers.learn(&named(0), teacher, t0 + SEC), Ok(false));
+        assert_eq!(peers.learn(&named(100), id(3), t0 + SEC), Ok(true));
+        // The next window, the source may add again.
+        let later = t0 + LEARN_WINDOW;
+        assert_eq!(peers.learn(&named(101), teacher, later), Ok(true));
+        assert_eq!(peers.len(), MAX_LEARNED_PER_SOURCE + 2);
     }
 }

@@ -7,11 +7,16 @@
 //!   with the checks a user needs (owner-only mode, base64, 32 bytes).
 //! - [`Keyring::seal`] / [`Keyring::open`]: XChaCha20-Poly1305 with a random
 //!   24-byte nonce per message and the associated data `p2pmon-v1`; the
-//!   plaintext is the v1 message plus `to`, the address the sender dialed.
+//!   plaintext is the v1 message plus `to`, the address the sender dialed,
+//!   and `from`, the sender's address on that connection: a frame is bound
+//!   to both ends, so a recording is useless from any other address.
 //! - [`check_fresh`]: the pure replay and freshness rule, per peer.
 //! - [`Gate`]: what the listener calls for every frame; it holds the per-peer
-//!   freshness state and turns a frame into a [`Message`] or a [`Rejection`]
-//!   whose [`Rejection::reason`] is the counter label.
+//!   freshness state and turns a frame into an [`Admitted`] message or a
+//!   [`Rejection`] whose [`Rejection::reason`] is the counter label. The
+//!   freshness a frame proves is kept only once the peer table accepted the
+//!   message ([`Gate::commit`]), and dropped when the peer leaves the table
+//!   ([`Gate::retain`]): strangers the table refuses leave nothing behind.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -168,12 +173,19 @@ impl Keyring {
             .collect()
     }
 
-    /// Seals `line`, one v1 message as [`wire::encode`] writes it, for the
+    /// Seals `line`, one v1 message as [`wire::encode`] writes it, sent
+    /// from `from` (the connection's local IP and our listening port) to the
     /// peer dialed at `to`. Returns the frame, newline included.
-    pub fn seal(&self, line: &[u8], to: SocketAddr) -> Result<Vec<u8>, SealError> {
+    pub fn seal(
+        &self,
+        line: &[u8],
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> Result<Vec<u8>, SealError> {
         let mut object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(line).map_err(|_| SealError::NotAMessage)?;
         object.insert("to".into(), to.to_string().into());
+        object.insert("from".into(), from.to_string().into());
         let plaintext = serde_json::to_vec(&object).map_err(|_| SealError::NotAMessage)?;
         if plaintext.len() > MAX_SEALED_PLAINTEXT {
             return Err(SealError::TooLarge(plaintext.len()));
@@ -415,10 +427,14 @@ pub enum Rejection {
         to: Option<String>,
         local: Option<SocketAddr>,
     },
+    /// Sealed by another address than the one it came from (a recording
+    /// replayed elsewhere), or without `from` at all.
+    WrongSender {
+        from: Option<String>,
+        source: IpAddr,
+    },
     /// Authentic but not fresh.
     Stale(Stale),
-    /// Freshness state is kept for at most [`MAX_PEERS`] peers.
-    TableFull,
 }
 
 impl Rejection {
@@ -429,9 +445,9 @@ impl Rejection {
             Rejection::PlaintextRefused => "plaintext_refused",
             Rejection::BadSeal(_) => "bad_seal",
             Rejection::WrongRecipient { .. } => "wrong_recipient",
+            Rejection::WrongSender { .. } => "wrong_sender",
             Rejection::Stale(Stale::ClockSkew { .. }) => "clock_skew",
             Rejection::Stale(_) => "replay",
-            Rejection::TableFull => "table_full",
         }
     }
 }
@@ -453,6 +469,17 @@ impl fmt::Display for Rejection {
                     None => write!(f, "sealed for {to}, arrived at an unknown address"),
                 }
             }
+            Rejection::WrongSender { from, source } => match from {
+                Some(from) => write!(
+                    f,
+                    "sealed by {}, arrived from {source} (recorded and replayed?)",
+                    from.escape_debug()
+                ),
+                None => write!(
+                    f,
+                    "sealed without a sender address (`from`), arrived from {source}"
+                ),
+            },
             Rejection::Stale(Stale::OlderBoot { boot, latest }) => write!(
                 f,
                 "replay: incarnation {boot} is older than the latest seen, {latest}"
@@ -475,7 +502,6 @@ impl fmt::Display for Rejection {
                 if *skew_ms > 0 { "ahead of" } else { "behind" },
                 FRESHNESS_WINDOW.as_secs()
             ),
-            Rejection::TableFull => write!(f, "tracking {MAX_PEERS} peers already"),
         }
     }
 }
@@ -495,18 +521,40 @@ struct SealedFrame {
     sealed: String,
 }
 
-/// The recipient inside a sealed plaintext.
+/// The two ends named inside a sealed plaintext.
 #[derive(Deserialize)]
 struct Addressed {
     to: Option<String>,
+    from: Option<String>,
+}
+
+/// What a sealed message proved about its peer's freshness: kept by
+/// [`Gate::commit`] once the peer table accepted the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    peer: PeerId,
+    seen: Seen,
+}
+
+/// A frame the gate let through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub message: Message,
+    /// Sealed and opened with our key (not plaintext let in by
+    /// --allow-plaintext, not a node without a key).
+    pub authenticated: bool,
+    /// For a sealed message: the freshness to commit if the table takes it.
+    pub freshness: Option<Freshness>,
 }
 
 /// What every frame the listener reads goes through: with a key, only
-/// sealed, authentic, fresh messages meant for this node get past it.
+/// sealed, authentic, fresh messages meant for this node and sent from the
+/// address they came from get past it.
 #[derive(Debug)]
 pub struct Gate {
     keyring: Option<SharedKeyring>,
     allow_plaintext: bool,
+    /// Freshness per peer, only for peers the table holds (see `commit`).
     seen: HashMap<PeerId, Seen>,
     /// Sources whose plaintext was admitted (logged once each).
     plaintext_logged: HashSet<IpAddr>,
@@ -524,9 +572,16 @@ impl Gate {
         }
     }
 
+    /// Whether a key is set (frames must then be sealed, unless
+    /// --allow-plaintext lets plaintext through unauthenticated).
+    pub fn keyed(&self) -> bool {
+        self.keyring.is_some()
+    }
+
     /// Admits one frame (without its newline) that arrived from `source` on a
     /// connection whose local address is `local`, or says why not. `now` is
-    /// the monotonic clock, `wall_ms` the unix time in ms.
+    /// the monotonic clock, `wall_ms` the unix time in ms. Nothing is kept:
+    /// the caller commits the freshness once the table accepted the message.
     pub fn admit(
         &mut self,
         frame: &[u8],
@@ -534,9 +589,11 @@ impl Gate {
         local: Option<SocketAddr>,
         now: Instant,
         wall_ms: u64,
-    ) -> Result<Message, Rejection> {
+    ) -> Result<Admitted, Rejection> {
         let Some(keyring) = &self.keyring else {
-            return wire::decode(frame).map_err(Rejection::Decode);
+            return wire::decode(frame)
+                .map(Admitted::unauthenticated)
+                .map_err(Rejection::Decode);
         };
         if frame.len() > crate::limits::MAX_FRAME {
             return Err(Rejection::Decode(DecodeError::TooLarge));
@@ -544,7 +601,7 @@ impl Gate {
         let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
         let outer: Option<Outer> = serde_json::from_slice(frame).ok();
         let Some(outer) = outer.filter(|outer| outer.sealed.is_some()) else {
-            return self.plaintext(frame, source);
+            return self.plaintext(frame, source).map(Admitted::unauthenticated);
         };
         match outer.v {
             Some(1) => {}
@@ -557,16 +614,30 @@ impl Gate {
 
         let addressed: Addressed = serde_json::from_slice(&plaintext)
             .map_err(|e| Rejection::Decode(DecodeError::BadField(e.to_string())))?;
+        let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let to = addressed
             .to
             .as_deref()
             .and_then(|to| to.parse::<SocketAddr>().ok())
-            .map(|to| SocketAddr::new(to.ip().to_canonical(), to.port()));
-        let here = local.map(|local| SocketAddr::new(local.ip().to_canonical(), local.port()));
+            .map(canonical);
+        let here = local.map(canonical);
         if to.is_none() || to != here {
             return Err(Rejection::WrongRecipient {
                 to: addressed.to,
                 local,
+            });
+        }
+        // Every node that seals is ours and names itself: a frame without
+        // `from`, or from another IP than the connection's, is a recording.
+        let from = addressed
+            .from
+            .as_deref()
+            .and_then(|from| from.parse::<SocketAddr>().ok())
+            .map(canonical);
+        if from.is_none_or(|from| from.ip() != source.to_canonical()) {
+            return Err(Rejection::WrongSender {
+                from: addressed.from,
+                source,
             });
         }
 
@@ -579,15 +650,32 @@ impl Gate {
         };
         // The identity: the connection's source IP and the authenticated port.
         let peer = PeerId::new(source, header.port);
-        let known = self.seen.get(&peer);
-        if known.is_none() && self.seen.len() >= MAX_PEERS {
-            return Err(Rejection::TableFull);
-        }
         let mono_ms = now.saturating_duration_since(self.started).as_millis() as u64;
-        let fresh = check_fresh(known, header.boot, header.seq, header.ts, wall_ms, mono_ms)
+        let known = self.seen.get(&peer);
+        let seen = check_fresh(known, header.boot, header.seq, header.ts, wall_ms, mono_ms)
             .map_err(Rejection::Stale)?;
-        self.seen.insert(peer, fresh);
-        Ok(message)
+        Ok(Admitted {
+            message,
+            authenticated: true,
+            freshness: Some(Freshness { peer, seen }),
+        })
+    }
+
+    /// Keeps what an admitted message proved, once the peer table accepted
+    /// it (so holds that peer): its next message must be fresher.
+    pub fn commit(&mut self, freshness: Freshness) {
+        self.seen.insert(freshness.peer, freshness.seen);
+    }
+
+    /// Forgets the freshness of peers that left the table (`keep` false):
+    /// the gate never tracks more peers than the table holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
+        self.seen.retain(|peer, _| keep(peer));
+    }
+
+    /// Peers whose freshness is kept.
+    pub fn tracked(&self) -> usize {
+        self.seen.len()
     }
 
     /// A frame that is not sealed, while a key is set.
@@ -606,6 +694,16 @@ impl Gate {
             );
         }
         Ok(message)
+    }
+}
+
+impl Admitted {
+    fn unauthenticated(message: Message) -> Admitted {
+        Admitted {
+            message,
+            authenticated: false,
+            freshness: None,
+        }
     }
 }
 
@@ -654,33 +752,51 @@ mod tests {
 
     const HERE: &str = "127.0.0.2:5000";
     const SOURCE: [u8; 4] = [127, 0, 0, 3];
+    /// What a node at SOURCE names itself in its seals.
+    const FROM: &str = "127.0.0.3:5000";
 
     fn gate(keyring: Keyring) -> (Gate, Instant) {
         let started = Instant::now();
         (Gate::new(Some(shared(keyring)), false, started), started)
     }
 
-    /// Admits a frame sealed for HERE, sent at monotonic `at_ms` after start.
+    /// Admits a frame sealed for HERE, from SOURCE, at monotonic `at_ms`
+    /// after start, and commits its freshness as when the table accepts it.
     fn admit(
         gate: &mut Gate,
         started: Instant,
         frame: &[u8],
         at_ms: u64,
     ) -> Result<Message, Rejection> {
+        let admitted = admit_from(gate, started, frame, SOURCE, at_ms)?;
+        if let Some(freshness) = admitted.freshness {
+            gate.commit(freshness);
+        }
+        Ok(admitted.message)
+    }
+
+    /// Admits a frame arriving from `source`, committing nothing.
+    fn admit_from(
+        gate: &mut Gate,
+        started: Instant,
+        frame: &[u8],
+        source: [u8; 4],
+        at_ms: u64,
+    ) -> Result<Admitted, Rejection> {
         let now = started + std::time::Duration::from_millis(at_ms);
         let frame = frame.strip_suffix(b"\n").unwrap_or(frame);
         gate.admit(
             frame,
-            IpAddr::from(SOURCE),
+            IpAddr::from(source),
             Some(addr(HERE)),
             now,
             T0 + at_ms,
         )
     }
 
-    fn reason(result: Result<Message, Rejection>) -> &'static str {
+    fn reason<T: fmt::Debug>(result: Result<T, Rejection>) -> &'static str {
         match result {
-            Ok(message) => panic!("expected a rejection, got {message:?}"),
+            Ok(admitted) => panic!("expected a rejection, got {admitted:?}"),
             Err(e) => e.reason(),
         }
     }
@@ -689,7 +805,7 @@ mod tests {
     fn seal_then_open_round_trips() {
         let keyring = ring(&[1]);
         let line = status(T0, 0, T0);
-        let frame = keyring.seal(&line, addr(HERE));
+        let frame = keyring.seal(&line, addr(FROM), addr(HERE));
         let Ok(frame) = frame else {
             panic!("seal failed: {frame:?}");
         };
@@ -707,14 +823,17 @@ mod tests {
         let decoded = wire::decode(line.trim_ascii_end());
         assert_eq!(opened.ok(), decoded.ok());
         // Two seals of one message differ (random nonce).
-        let again = ring(&[1]).seal(&line, addr(HERE)).unwrap_or_default();
+        let again = ring(&[1])
+            .seal(&line, addr(FROM), addr(HERE))
+            .unwrap_or_default();
         assert_ne!(again, frame);
     }
 
     #[test]
     fn every_rejection_has_its_reason() {
         let keyring = ring(&[1]);
-        let sealed = |line: &[u8], to: &str| keyring.seal(line, addr(to)).unwrap_or_default();
+        let sealed =
+            |line: &[u8], to: &str| keyring.seal(line, addr(FROM), addr(to)).unwrap_or_default();
         let good = sealed(&status(T0, 0, T0), HERE);
         let (mut gate, started) = gate(ring(&[1]));
 
@@ -734,7 +853,7 @@ mod tests {
         );
         // Another cluster's key.
         let foreign = ring(&[2])
-            .seal(&status(T0, 0, T0), addr(HERE))
+            .seal(&status(T0, 0, T0), addr(FROM), addr(HERE))
             .unwrap_or_default();
         assert_eq!(reason(admit(&mut gate, started, &foreign, 0)), "bad_seal");
         // One flipped bit anywhere in the payload: nonce, ciphertext or tag.
@@ -866,6 +985,102 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_must_name_its_sender_and_come_from_it() {
+        let keyring = ring(&[1]);
+        let line = status(T0, 0, T0);
+        let good = keyring
+            .seal(&line, addr(FROM), addr(HERE))
+            .unwrap_or_default();
+        let (mut gate, started) = gate(ring(&[1]));
+        // A recording replayed from any other address, in time: refused.
+        let replayed = admit_from(&mut gate, started, &good, [127, 0, 0, 9], 0);
+        assert!(
+            matches!(&replayed, Err(e) if e.to_string()
+                == "sealed by 127.0.0.3:5000, arrived from 127.0.0.9 (recorded and replayed?)"),
+            "{replayed:?}"
+        );
+        assert_eq!(reason(replayed), "wrong_sender");
+        // Sealed by another node, arriving from SOURCE.
+        let other = keyring
+            .seal(&line, addr("127.0.0.9:5000"), addr(HERE))
+            .unwrap_or_default();
+        assert_eq!(reason(admit(&mut gate, started, &other, 0)), "wrong_sender");
+        // Authentic, addressed right, but without `from`: refused.
+        let cipher = XChaCha20Poly1305::new(&[1u8; KEY_LEN].into());
+        let nonce = [9u8; NONCE_LEN];
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&line).unwrap_or_default();
+        object.insert("to".into(), HERE.into());
+        let plaintext = serde_json::to_vec(&object).unwrap_or_default();
+        let ciphertext = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: ASSOCIATED_DATA,
+                },
+            )
+            .unwrap_or_default();
+        let anonymous = format!(
+            "{{\"v\":1,\"sealed\":\"{}\"}}",
+            BASE64.encode([&nonce[..], &ciphertext].concat())
+        );
+        let refused = admit(&mut gate, started, anonymous.as_bytes(), 0);
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains("without a sender address")),
+            "{refused:?}"
+        );
+        assert_eq!(reason(refused), "wrong_sender");
+        // From its own address (as an IPv4-mapped IPv6 source too): admitted.
+        let mapped = IpAddr::from(std::net::Ipv4Addr::from(SOURCE).to_ipv6_mapped());
+        let admitted = gate.admit(good.trim_ascii_end(), mapped, Some(addr(HERE)), started, T0);
+        assert!(
+            matches!(&admitted, Ok(a) if a.authenticated),
+            "{admitted:?}"
+        );
+    }
+
+    #[test]
+    fn freshness_is_kept_only_for_peers_the_table_accepted() {
+        let keyring = ring(&[1]);
+        let frame = keyring
+            .seal(&status(T0, 0, T0), addr(FROM), addr(HERE))
+            .unwrap_or_default();
+        let (mut gate, started) = gate(ring(&[1]));
+        // The table refused it (full): nothing kept, however often it comes.
+        for at_ms in [0, 10, 20] {
+            let admitted = admit_from(&mut gate, started, &frame, SOURCE, at_ms);
+            assert!(
+                matches!(&admitted, Ok(a) if a.freshness.is_some()),
+                "{admitted:?}"
+            );
+            assert_eq!(gate.tracked(), 0);
+        }
+        // Accepted: committed, and the same frame is now a replay.
+        assert!(admit(&mut gate, started, &frame, 30).is_ok());
+        assert_eq!(gate.tracked(), 1);
+        assert_eq!(reason(admit(&mut gate, started, &frame, 40)), "replay");
+        // The peer left the table: its freshness goes with it.
+        let peer = PeerId::new(IpAddr::from(SOURCE), 5000);
+        gate.retain(|id| *id != peer);
+        assert_eq!(gate.tracked(), 0);
+        // Plaintext with --allow-plaintext is unauthenticated, proves nothing.
+        let mut open = Gate::new(Some(shared(ring(&[1]))), true, started);
+        let plain = status(T0, 0, T0);
+        let admitted = open.admit(
+            plain.trim_ascii_end(),
+            IpAddr::from(SOURCE),
+            None,
+            started,
+            T0,
+        );
+        assert!(
+            matches!(&admitted, Ok(a) if !a.authenticated && a.freshness.is_none()),
+            "{admitted:?}"
+        );
+    }
+
+    #[test]
     fn replay_rules_at_their_edges() {
         let window = FRESHNESS_WINDOW.as_millis() as u64;
         let first = check_fresh(None, T0, 5, T0, T0, 0);
@@ -939,7 +1154,7 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..3)
             .map(|seq| {
                 keyring
-                    .seal(&status(T0, seq, T0 + seq * 1000), addr(HERE))
+                    .seal(&status(T0, seq, T0 + seq * 1000), addr(FROM), addr(HERE))
                     .unwrap_or_default()
             })
             .collect();
@@ -957,10 +1172,10 @@ mod tests {
     fn a_frame_held_back_too_long_is_refused() {
         let keyring = ring(&[1]);
         let first = keyring
-            .seal(&status(T0, 0, T0), addr(HERE))
+            .seal(&status(T0, 0, T0), addr(FROM), addr(HERE))
             .unwrap_or_default();
         let held = keyring
-            .seal(&status(T0, 1, T0 + 1000), addr(HERE))
+            .seal(&status(T0, 1, T0 + 1000), addr(FROM), addr(HERE))
             .unwrap_or_default();
         let (mut gate, started) = gate(keyring);
         assert!(admit(&mut gate, started, &first, 0).is_ok());
@@ -974,9 +1189,9 @@ mod tests {
         let new = ring(&[2]);
         let both = ring(&[2, 1]);
         let line = status(T0, 0, T0);
-        let by_old = old.seal(&line, addr(HERE)).unwrap_or_default();
-        let by_new = new.seal(&line, addr(HERE)).unwrap_or_default();
-        let by_both = both.seal(&line, addr(HERE)).unwrap_or_default();
+        let by_old = old.seal(&line, addr(FROM), addr(HERE)).unwrap_or_default();
+        let by_new = new.seal(&line, addr(FROM), addr(HERE)).unwrap_or_default();
+        let by_both = both.seal(&line, addr(FROM), addr(HERE)).unwrap_or_default();
         let payload = |frame: &[u8]| -> String {
             let text = String::from_utf8_lossy(frame).into_owned();
             text.trim_end()
@@ -1007,7 +1222,9 @@ mod tests {
             gate.admit(line.trim_ascii_end(), source, None, Instant::now(), 0)
                 .is_ok()
         );
-        let sealed = ring(&[1]).seal(&line, addr(HERE)).unwrap_or_default();
+        let sealed = ring(&[1])
+            .seal(&line, addr(FROM), addr(HERE))
+            .unwrap_or_default();
         let refused = gate.admit(sealed.trim_ascii_end(), source, None, Instant::now(), 0);
         assert_eq!(reason(refused), "sealed_without_key");
     }
@@ -1025,7 +1242,9 @@ mod tests {
             gate.admit(br#"{"cpu":1,"memory":2}"#, source, None, Instant::now(), T0)
                 .is_ok()
         );
-        let foreign = ring(&[2]).seal(&line, addr(HERE)).unwrap_or_default();
+        let foreign = ring(&[2])
+            .seal(&line, addr(FROM), addr(HERE))
+            .unwrap_or_default();
         let refused = gate.admit(
             foreign.trim_ascii_end(),
             source,
@@ -1129,13 +1348,25 @@ mod tests {
         let keyring = ring(&[1]);
         let line = status(T0, 123_456, T0 + 617_280_000);
         let frame = keyring
-            .seal(&line, addr("192.168.100.101:5000"))
+            .seal(
+                &line,
+                addr("192.168.100.102:5000"),
+                addr("192.168.100.101:5000"),
+            )
             .unwrap_or_default();
         println!("plaintext status frame: {} bytes", line.len());
         println!("sealed status frame:    {} bytes", frame.len());
         let started = Instant::now();
         for _ in 0..ROUNDS {
-            std::hint::black_box(keyring.seal(&line, addr("192.168.100.101:5000")).ok());
+            std::hint::black_box(
+                keyring
+                    .seal(
+                        &line,
+                        addr("192.168.100.102:5000"),
+                        addr("192.168.100.101:5000"),
+                    )
+                    .ok(),
+            );
         }
         let seal = started.elapsed() / ROUNDS;
         let payload = String::from_utf8_lossy(&frame)
@@ -1157,7 +1388,7 @@ mod tests {
         let frames: Vec<Vec<u8>> = (0..u64::from(ROUNDS))
             .map(|seq| {
                 keyring
-                    .seal(&status(T0, seq, T0), addr(HERE))
+                    .seal(&status(T0, seq, T0), addr(FROM), addr(HERE))
                     .unwrap_or_default()
             })
             .collect();

@@ -337,55 +337,81 @@ pub fn encode(message: &Message) -> Vec<u8> {
     line
 }
 
-/// Splits a byte stream into frames. Holds at most [`MAX_FRAME`] bytes of an
-/// unfinished frame; past that the stream is unusable and the caller closes it.
+/// Splits a byte stream into frames. Bytes go in with [`FrameBuffer::fill`]
+/// and frames come out one at a time with [`FrameBuffer::next_frame`], so a
+/// caller can stop after a budget of frames and come back later; filled only
+/// once every whole frame is taken, it holds at most one unfinished frame of
+/// [`MAX_FRAME`] bytes plus one read. Past that the stream is unusable and
+/// the caller closes it.
 #[derive(Debug, Default)]
 pub struct FrameBuffer {
     pending: Vec<u8>,
+    /// Where the next frame starts in `pending`.
+    start: usize,
+    /// `pending[start..scanned]` has no newline: no byte is searched twice.
+    scanned: usize,
 }
 
 impl FrameBuffer {
+    /// Appends bytes read from the stream (take the whole frames first).
+    pub fn fill(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.pending.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame (without its newline), `None` when only an
+    /// unfinished one is left, or `Err(TooLarge)` once a frame exceeds
+    /// [`MAX_FRAME`] (the buffer is then emptied).
+    pub fn next_frame(&mut self) -> Option<Result<&[u8], DecodeError>> {
+        let newline = self.pending[self.scanned..]
+            .iter()
+            .position(|b| *b == b'\n');
+        let Some(offset) = newline else {
+            self.scanned = self.pending.len();
+            if self.pending.len() - self.start > MAX_FRAME {
+                self.clear();
+                return Some(Err(DecodeError::TooLarge));
+            }
+            return None;
+        };
+        let (start, end) = (self.start, self.scanned + offset);
+        if end - start > MAX_FRAME {
+            self.clear();
+            return Some(Err(DecodeError::TooLarge));
+        }
+        self.start = end + 1;
+        self.scanned = end + 1;
+        Some(Ok(&self.pending[start..end]))
+    }
+
     /// Appends `bytes` and calls `on_frame` for each complete frame (without
-    /// its newline). Returns `Err(TooLarge)` once an unfinished frame exceeds
+    /// its newline). Returns `Err(TooLarge)` once a frame exceeds
     /// [`MAX_FRAME`]; frames before it were delivered.
     pub fn push(
         &mut self,
-        mut bytes: &[u8],
+        bytes: &[u8],
         mut on_frame: impl FnMut(&[u8]),
     ) -> Result<(), DecodeError> {
-        while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
-            let (head, rest) = bytes.split_at(newline);
-            if self.pending.is_empty() {
-                if head.len() > MAX_FRAME {
-                    return Err(DecodeError::TooLarge);
-                }
-                on_frame(head);
-            } else {
-                if self.pending.len() + head.len() > MAX_FRAME {
-                    self.pending = Vec::new();
-                    return Err(DecodeError::TooLarge);
-                }
-                self.pending.extend_from_slice(head);
-                let frame = std::mem::take(&mut self.pending);
-                on_frame(&frame);
-                // Keep the allocation for the next partial frame.
-                self.pending = frame;
-                self.pending.clear();
-            }
-            bytes = &rest[1..];
+        self.fill(bytes);
+        while let Some(frame) = self.next_frame() {
+            on_frame(frame?);
         }
-        if self.pending.len() + bytes.len() > MAX_FRAME {
-            self.pending = Vec::new();
-            return Err(DecodeError::TooLarge);
-        }
-        self.pending.extend_from_slice(bytes);
         Ok(())
+    }
+
+    fn clear(&mut self) {
+        *self = FrameBuffer::default();
     }
 
     /// The unfinished frame left when the stream ended (the Python original
     /// sends its status without a newline and closes).
     pub fn take_rest(&mut self) -> Option<Vec<u8>> {
-        let rest = std::mem::take(&mut self.pending);
+        let rest = self.pending.split_off(self.start.min(self.pending.len()));
+        self.clear();
         if rest.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
@@ -393,9 +419,9 @@ impl FrameBuffer {
         }
     }
 
-    /// Bytes held for an unfinished frame.
+    /// Bytes held and not yet handed out as frames.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - self.start
     }
 }
 
@@ -659,6 +685,24 @@ mod tests {
             buffer.push(&[one_huge.as_slice(), b"\n"].concat(), |_| {}),
             Err(DecodeError::TooLarge)
         );
+    }
+
+    #[test]
+    fn frame_buffer_hands_out_frames_one_at_a_time() {
+        let mut buffer = FrameBuffer::default();
+        buffer.fill(b"a\n\nbc\nd");
+        assert_eq!(buffer.next_frame(), Some(Ok(&b"a"[..])));
+        assert_eq!(buffer.next_frame(), Some(Ok(&b""[..])));
+        // Stopping here keeps the rest for later.
+        assert_eq!(buffer.pending_len(), 4);
+        assert_eq!(buffer.next_frame(), Some(Ok(&b"bc"[..])));
+        assert_eq!(buffer.next_frame(), None);
+        buffer.fill(b"e\n");
+        assert_eq!(buffer.next_frame(), Some(Ok(&b"de"[..])));
+        assert_eq!(buffer.next_frame(), None);
+        buffer.fill(&vec![b'x'; MAX_FRAME + 1]);
+        assert_eq!(buffer.next_frame(), Some(Err(DecodeError::TooLarge)));
+        assert_eq!(buffer.pending_len(), 0);
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! Faults made for real: partitions and black holes with iptables inside a
 //! network namespace of the test's own, crashes and restart loops with
 //! signals, hostile clients on loopback, clock jumps with libfaketime.
-//! Namespaced tests use 127.0.0.x inside their namespace; the others use the
-//! blocks 127.22 (restart loop), 127.23 (slowloris), 127.24 (storm),
-//! 127.25 (non-reading peer), 127.26 (clock jumps).
+//! Namespaced tests use 127.0.0.x inside their namespace; the others take a
+//! block from `util::Block`.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::util::{Netns, Node, accept_within, connect_from, send_once, status_from, times_of};
+use crate::util::{
+    Block, Netns, Node, accept_within, connect_from, offline, received, send_once, status_from,
+    times_of,
+};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -62,6 +64,7 @@ fn open_fds(pid: u32) -> usize {
 }
 
 #[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
 fn a_partition_is_seen_by_both_sides_only_and_heals_without_restart() {
     let netns = Netns::new("partition");
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -105,6 +108,7 @@ fn a_partition_is_seen_by_both_sides_only_and_heals_without_restart() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
 fn a_black_holed_peer_costs_the_others_nothing() {
     let netns = Netns::new("blackhole");
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -161,6 +165,7 @@ fn a_black_holed_peer_costs_the_others_nothing() {
 }
 
 #[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
 fn a_node_cut_off_from_everyone_says_so_once() {
     let netns = Netns::new("cutoff");
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
@@ -201,7 +206,9 @@ fn a_node_cut_off_from_everyone_says_so_once() {
 
 #[test]
 fn a_peer_restarting_in_a_loop_prints_pairs_then_flapping_once() {
-    let ips = ["127.22.0.1", "127.22.0.2"];
+    let net = Block::take();
+    let owned = net.ips([1, 2]);
+    let ips = owned.each_ref().map(String::as_str);
     let flap = [
         "--interval",
         "300ms",
@@ -217,7 +224,7 @@ fn a_peer_restarting_in_a_loop_prints_pairs_then_flapping_once() {
         b.signal("KILL");
         b.wait_exit(WAIT);
         if round < 2 {
-            a.expect_line("Peer 127.22.0.2 is offline.", WAIT);
+            a.expect_line(&offline(ips[1]), WAIT);
         }
         b = Node::on(ips[1], &ips, &flap);
         assert!(b.wait_line_from(0, WAIT, status_from(ips[0])).is_some());
@@ -230,14 +237,17 @@ fn a_peer_restarting_in_a_loop_prints_pairs_then_flapping_once() {
     assert_eq!(count("is offline."), 2, "{lines:?}");
     assert_eq!(count("is back online."), 1, "{lines:?}");
     a.expect_stderr(
-        "peer 127.22.0.2 is flapping: 4 state changes within 60 s",
+        &format!("peer {} is flapping: 4 state changes within 60 s", ips[1]),
         WAIT,
     );
 }
 
 #[test]
 fn slowloris_strangers_never_starve_a_real_peer() {
-    let ips = ["127.23.0.1", "127.23.0.2"];
+    let net = Block::take();
+    let owned = net.ips([1, 2]);
+    let ips = owned.each_ref().map(String::as_str);
+    let target = net.addr(1);
     let a = Node::on(ips[0], &ips, &["--max-connections", "64"]);
     let _b = Node::on(ips[1], &ips, &[]);
     assert!(a.wait_line_from(0, WAIT, status_from(ips[1])).is_some());
@@ -246,12 +256,12 @@ fn slowloris_strangers_never_starve_a_real_peer() {
     // 300 strangers that connect and say nothing, from 300 source addresses.
     let mut idle = Vec::new();
     for n in 0..300u32 {
-        let from = format!("127.23.{}.{}", 1 + n / 200, 1 + n % 200);
-        idle.push(connect_from(&from, "127.23.0.1:5000"));
+        let from = net.ip_at(1 + (n / 200) as u8, 1 + (n % 200) as u8);
+        idle.push(connect_from(&from, &target));
     }
     // And some that dribble one byte at a time.
     for n in 0..20u32 {
-        let mut slow = connect_from(&format!("127.23.9.{}", n + 1), "127.23.0.1:5000");
+        let mut slow = connect_from(&net.ip_at(9, n as u8 + 1), &target);
         let _ = slow.write_all(b"{");
         idle.push(slow);
     }
@@ -278,15 +288,17 @@ fn slowloris_strangers_never_starve_a_real_peer() {
 
 #[test]
 fn connect_close_storms_and_half_open_connections_change_nothing() {
-    let ips = ["127.24.0.1", "127.24.0.2"];
+    let net = Block::take();
+    let owned = net.ips([1, 2]);
+    let ips = owned.each_ref().map(String::as_str);
     let a = Node::on(ips[0], &ips, &[]);
     let _b = Node::on(ips[1], &ips, &[]);
     assert!(a.wait_line_from(0, WAIT, status_from(ips[1])).is_some());
     let rss_before = rss_kib(a.pid());
     let started = Instant::now();
-    let target: SocketAddr = "127.24.0.1:5000".parse().expect("addr");
+    let target: SocketAddr = net.addr(1).parse().expect("addr");
     for n in 0..3000u32 {
-        let from = format!("127.24.{}.{}", 1 + (n / 250) % 50, 1 + n % 250);
+        let from = net.ip_at(1 + ((n / 250) % 50) as u8, 1 + (n % 250) as u8);
         let stream = connect_from(&from, &target.to_string());
         if n % 10 == 0 {
             // Half a frame, then vanish.
@@ -300,26 +312,22 @@ fn connect_close_storms_and_half_open_connections_change_nothing() {
     println!("storm of 3000: largest gap {gap:?}, RSS {rss_before} -> {rss_after} KiB");
     assert!(gap <= Duration::from_millis(1500), "{gap:?}");
     assert!(rss_after <= rss_before + 8 * 1024);
+    let stormers = format!("127.{}.1.", net.n());
     assert!(
         !a.lines()
             .iter()
-            .any(|l| l.contains("127.24.1.") || l.contains("offline"))
+            .any(|l| l.contains(&stormers) || l.contains("offline"))
     );
     // Still answering.
-    send_once(
-        "127.24.0.9",
-        "127.24.0.1:5000",
-        br#"{"cpu": 5, "memory": 6}"#,
-    );
-    a.expect_line(
-        "Received status from 127.24.0.9: CPU=5.0%, Memory=6.0%, Status=online",
-        WAIT,
-    );
+    send_once(&net.ip(9), &net.addr(1), br#"{"cpu": 5, "memory": 6}"#);
+    a.expect_line(&received(&net.ip(9), "5.0", "6.0"), WAIT);
 }
 
 #[test]
 fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
-    let ips = ["127.25.0.1", "127.25.0.2", "127.25.0.3"];
+    let net = Block::take();
+    let owned = net.ips([1, 2, 3]);
+    let ips = owned.each_ref().map(String::as_str);
     // The non-reader: greets (so it is v1 and gets a kept-open connection),
     // then never reads, with a tiny receive buffer.
     let socket =
@@ -327,12 +335,7 @@ fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
     socket.set_reuse_address(true).expect("reuse");
     socket.set_recv_buffer_size(1024).expect("rcvbuf");
     socket
-        .bind(
-            &"127.25.0.3:5000"
-                .parse::<SocketAddr>()
-                .expect("addr")
-                .into(),
-        )
+        .bind(&net.addr(3).parse::<SocketAddr>().expect("addr").into())
         .expect("bind");
     socket.listen(8).expect("listen");
     let deaf: std::net::TcpListener = socket.into();
@@ -344,7 +347,7 @@ fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
         .write_all(b"{\"v\":1,\"type\":\"hello\"}\n")
         .expect("hello");
     // It still sends to a: v1 statuses on its own connection.
-    let mut talker = connect_from(ips[2], "127.25.0.1:5000");
+    let mut talker = connect_from(ips[2], &net.addr(1));
     let started = Instant::now();
     let mut seq = 0;
     while started.elapsed() < Duration::from_secs(6) {
@@ -355,7 +358,7 @@ fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
         seq += 1;
         std::thread::sleep(Duration::from_millis(200));
     }
-    a.expect_stderr("127.25.0.3:5000 does not read what we send", WAIT);
+    a.expect_stderr(&format!("{} does not read what we send", net.addr(3)), WAIT);
     let gap = largest_gap(
         &times_of(&a, status_from(ips[1])),
         started + Duration::from_secs(1),
@@ -363,10 +366,9 @@ fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
     );
     println!("largest gap from the honest peer next to a non-reader: {gap:?}");
     assert!(gap <= Duration::from_millis(500), "{gap:?}");
+    let deaf_offline = format!("{} is offline", ips[2]);
     assert!(
-        !a.lines()
-            .iter()
-            .any(|l| l.contains("127.25.0.3 is offline")),
+        !a.lines().iter().any(|l| l.contains(&deaf_offline)),
         "{:?}",
         a.lines()
     );
@@ -375,6 +377,7 @@ fn a_peer_that_never_reads_delays_nobody_and_stays_online_while_it_sends() {
 }
 
 #[test]
+#[ignore = "needs libfaketime (Debian package faketime)"]
 fn clock_jumps_cause_no_false_offline() {
     let libfaketime = [
         "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -385,7 +388,9 @@ fn clock_jumps_cause_no_false_offline() {
     .expect("libfaketime is needed (apt-get install faketime; .ci/run does it)");
     let clock = std::env::temp_dir().join(format!("p2pmon-clock-{}", std::process::id()));
     std::fs::write(&clock, "+0\n").expect("clock file");
-    let ips = ["127.26.0.1", "127.26.0.2"];
+    let net = Block::take();
+    let owned = net.ips([1, 2]);
+    let ips = owned.each_ref().map(String::as_str);
     let mut command = std::process::Command::new("env");
     command.args([
         &format!("LD_PRELOAD={libfaketime}"),
@@ -413,7 +418,8 @@ fn clock_jumps_cause_no_false_offline() {
             .is_some()
     );
     assert!(
-        a.wait_line_from(0, WAIT, |l| l.contains("Received status from 127.26.0.2"))
+        a.wait_line_from(0, WAIT, |l| l
+            .contains(&format!("Received status from {}", ips[1])))
             .is_some()
     );
     for jump in ["+3600\n", "-7200\n", "+0\n"] {

@@ -1,10 +1,10 @@
 //! The status endpoint, `p2pmon members` and event hooks, on the real binary.
-//! Blocks: 127.27 (metrics, status, members), 127.28 (bad requests, busy
-//! addresses), 127.29 (hooks).
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, http, run, status_from, times_of};
+use crate::util::{
+    Block, Node, back_online, http, left, offline, received, run, status_from, times_of,
+};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -38,28 +38,29 @@ fn metric(text: &str, prefix: &str) -> Option<f64> {
 }
 
 #[test]
+#[ignore = "needs promtool (Debian package prometheus)"]
 fn metrics_status_and_members_follow_a_killed_peer() {
-    let ips = ["127.27.0.1", "127.27.0.2", "127.27.0.3"];
-    let a = Node::on(
-        ips[0],
-        &ips,
-        &["--http", "127.27.0.1:5080", "--name", "alpha"],
-    );
+    let net = Block::take();
+    let owned = net.ips([1, 2, 3]);
+    let ips = owned.each_ref().map(String::as_str);
+    let addr = net.http(1);
+    let addr = addr.as_str();
+    let a = Node::on(ips[0], &ips, &["--http", addr, "--name", "alpha"]);
     let _b = Node::on(ips[1], &ips, &["--name", "bravo"]);
     let c = Node::on(ips[2], &ips, &["--name", "charlie"]);
     for other in [ips[1], ips[2]] {
         assert!(a.wait_line_from(0, WAIT, status_from(other)).is_some());
     }
-    let addr = "127.27.0.1:5080";
     let (code, text) = http(addr, "GET", "/metrics");
     assert_eq!(code, 200);
     let (ok, report) = promtool(&text);
     assert!(ok, "promtool: {report}\n{text}");
-    let up_c = r#"p2pmon_peer_up{peer="127.27.0.3",name="charlie"}"#;
+    let up_c = format!(r#"p2pmon_peer_up{{peer="{}",name="charlie"}}"#, ips[2]);
+    let up_c = up_c.as_str();
     assert_eq!(metric(&text, up_c), Some(1.0), "{text}");
     let cpu = metric(
         &text,
-        r#"p2pmon_peer_cpu_ratio{peer="127.27.0.2",name="bravo"}"#,
+        &format!(r#"p2pmon_peer_cpu_ratio{{peer="{}",name="bravo"}}"#, ips[1]),
     );
     assert!(cpu.is_some_and(|r| (0.0..=1.0).contains(&r)), "{text}");
     assert!(metric(&text, "p2pmon_messages_received_total").is_some_and(|n| n >= 2.0));
@@ -67,13 +68,13 @@ fn metrics_status_and_members_follow_a_killed_peer() {
     assert!(metric(&text, "p2pmon_process_start_time_seconds").is_some_and(|t| t > 1.7e9));
 
     c.signal("KILL");
-    a.expect_line("Peer 127.27.0.3 is offline.", WAIT);
+    a.expect_line(&offline(ips[2]), WAIT);
     let (_, text) = http(addr, "GET", "/metrics");
     assert_eq!(metric(&text, up_c), Some(0.0), "{text}");
     assert!(
         metric(
             &text,
-            r#"p2pmon_peer_state_changes_total{peer="127.27.0.3""#
+            &format!(r#"p2pmon_peer_state_changes_total{{peer="{}""#, ips[2])
         )
         .is_some_and(|n| n >= 2.0)
     );
@@ -91,15 +92,15 @@ fn metrics_status_and_members_follow_a_killed_peer() {
             .cloned()
             .unwrap_or_default()
     };
-    assert_eq!(find("127.27.0.2")["state"], "online");
-    assert_eq!(find("127.27.0.2")["name"], "bravo");
-    assert_eq!(find("127.27.0.3")["state"], "offline");
+    assert_eq!(find(ips[1])["state"], "online");
+    assert_eq!(find(ips[1])["name"], "bravo");
+    assert_eq!(find(ips[2])["state"], "offline");
     assert!(
-        find("127.27.0.3")["reason"]
+        find(ips[2])["reason"]
             .as_str()
             .is_some_and(|r| r.contains("connection"))
     );
-    assert!(find("127.27.0.3")["last_seen_s"].as_f64().is_some());
+    assert!(find(ips[2])["last_seen_s"].as_f64().is_some());
 
     let (code, out, err) = run(&["members", "--http", addr]);
     assert_eq!(code, 0, "{err}");
@@ -108,13 +109,13 @@ fn metrics_status_and_members_follow_a_killed_peer() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("127.27.0.2") && l.contains("bravo") && l.contains("online")),
+            .any(|l| l.starts_with(ips[1]) && l.contains("bravo") && l.contains("online")),
         "{out}"
     );
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("127.27.0.3") && l.contains("charlie") && l.contains("offline")),
+            .any(|l| l.starts_with(ips[2]) && l.contains("charlie") && l.contains("offline")),
         "{out}"
     );
     assert!(
@@ -125,10 +126,11 @@ fn metrics_status_and_members_follow_a_killed_peer() {
     assert_eq!(code, 0);
     assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok());
 
-    let (code, _, err) = run(&["members", "--http", "127.27.9.9:5080"]);
+    let nobody = format!("{}:5080", net.ip_at(9, 9));
+    let (code, _, err) = run(&["members", "--http", &nobody]);
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: no p2pmon node answers at 127.27.9.9:5080"),
+        err.starts_with(&format!("error: no p2pmon node answers at {nobody}")),
         "{err}"
     );
 }
@@ -136,9 +138,11 @@ fn metrics_status_and_members_follow_a_killed_peer() {
 #[test]
 fn the_endpoint_answers_bad_requests_without_harm() {
     use std::io::{Read, Write};
-    let a = Node::on("127.28.0.1", &[], &["--http", "127.28.0.1:5080"]);
+    let net = Block::take();
+    let addr = net.http(1);
+    let addr = addr.as_str();
+    let a = Node::on(&net.ip(1), &[], &["--http", addr]);
     crate::util::wait_listening(&a);
-    let addr = "127.28.0.1:5080";
     assert_eq!(http(addr, "GET", "/healthz"), (200, "ok\n".to_string()));
     assert_eq!(http(addr, "GET", "/nope").0, 404);
     assert_eq!(http(addr, "POST", "/status").0, 405);
@@ -167,24 +171,21 @@ fn the_endpoint_answers_bad_requests_without_harm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The node itself is unaffected.
-    crate::util::send_once(
-        "127.28.0.5",
-        "127.28.0.1:5000",
-        br#"{"cpu": 1, "memory": 2}"#,
-    );
-    a.expect_line(
-        "Received status from 127.28.0.5: CPU=1.0%, Memory=2.0%, Status=online",
-        WAIT,
-    );
+    crate::util::send_once(&net.ip(5), &net.addr(1), br#"{"cpu": 1, "memory": 2}"#);
+    a.expect_line(&received(&net.ip(5), "1.0", "2.0"), WAIT);
 }
 
 #[test]
 fn a_busy_http_address_is_fatal_only_when_chosen() {
-    let _holder = std::net::TcpListener::bind("127.28.1.1:5080").expect("bind");
-    let (code, _, err) = run(&["--listen", "127.28.1.1", "--http", "127.28.1.1:5080"]);
+    let net = Block::take();
+    let _holder = std::net::TcpListener::bind(net.http(1)).expect("bind");
+    let (code, _, err) = run(&["--listen", &net.ip(1), "--http", &net.http(1)]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("error: cannot serve HTTP on 127.28.1.1:5080: address already in use"),
+        err.contains(&format!(
+            "error: cannot serve HTTP on {}: address already in use",
+            net.http(1)
+        )),
         "{err}"
     );
 }
@@ -198,7 +199,9 @@ fn hooks_see_events_and_a_hanging_hook_delays_nothing() {
         "echo \"$P2PMON_EVENT $P2PMON_PEER $(cat | tr -d '\\n')\" >> {}",
         log.display()
     );
-    let ips = ["127.29.0.1", "127.29.0.2"];
+    let net = Block::take();
+    let owned = net.ips([1, 2]);
+    let ips = owned.each_ref().map(String::as_str);
     let a = Node::on(
         ips[0],
         &ips,
@@ -215,12 +218,12 @@ fn hooks_see_events_and_a_hanging_hook_delays_nothing() {
     assert!(a.wait_line_from(0, WAIT, status_from(ips[1])).is_some());
     b.signal("KILL");
     b.wait_exit(WAIT);
-    a.expect_line("Peer 127.29.0.2 is offline.", WAIT);
+    a.expect_line(&offline(ips[1]), WAIT);
     let mut b = Node::on(ips[1], &ips, &["--interval", "300ms"]);
-    a.expect_line("Peer 127.29.0.2 is back online.", WAIT);
+    a.expect_line(&back_online(ips[1]), WAIT);
     b.signal("INT");
     b.wait_exit(WAIT);
-    a.expect_line("Peer 127.29.0.2 left.", WAIT);
+    a.expect_line(&left(ips[1]), WAIT);
     let deadline = Instant::now() + WAIT;
     let contents = loop {
         let contents = std::fs::read_to_string(&log).unwrap_or_default();
@@ -231,9 +234,10 @@ fn hooks_see_events_and_a_hanging_hook_delays_nothing() {
     };
     let lines: Vec<&str> = contents.lines().collect();
     assert!(lines.len() >= 3, "{contents}");
-    assert!(lines[0].starts_with("offline 127.29.0.2 {"), "{contents}");
-    assert!(lines[1].starts_with("online 127.29.0.2 {"), "{contents}");
-    assert!(lines[2].starts_with("left 127.29.0.2 {"), "{contents}");
+    for (line, event) in lines.iter().zip(["offline", "online", "left"]) {
+        let expected = format!("{event} {} {{", ips[1]);
+        assert!(line.starts_with(&expected), "{contents}");
+    }
     let json: serde_json::Value =
         serde_json::from_str(lines[0].splitn(3, ' ').nth(2).unwrap_or("")).expect("json on stdin");
     assert_eq!(json["event"], "offline");
@@ -242,7 +246,7 @@ fn hooks_see_events_and_a_hanging_hook_delays_nothing() {
     let start = Instant::now();
     let c = Node::on(ips[1], &ips, &["--interval", "300ms"]);
     assert!(
-        a.wait_line_from(0, WAIT, |l| l == "Peer 127.29.0.2 is back online.")
+        a.wait_line_from(0, WAIT, |l| l == back_online(ips[1]))
             .is_some()
     );
     std::thread::sleep(Duration::from_secs(2));

@@ -1,10 +1,5 @@
 //! Integration tests of sealing (docs/PROTOCOL.md, "Security"): the real
-//! binary on loopback with key files. Each test owns a block of addresses
-//! 127.N.0.x (blocks 30-49 belong to this file):
-//!
-//! 30 keyed cluster, 31 plaintext and wrong key, 32 tampered frames,
-//! 33 replay after death, 34 frames for another node, 35 rotation,
-//! 36 key files and keygen (no traffic), 37 allow-plaintext.
+//! binary on loopback with key files.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -17,7 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::util::{
-    Node, accept_within, connect_from, fake_peer, run, send_once, status_from, wait_listening,
+    Block, Node, accept_within, connect_from, fake_peer, offline, run, send_once, status_from,
+    wait_listening,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -98,7 +94,9 @@ fn no_offline(nodes: &[&Node]) {
 fn three_keyed_nodes_see_each_other() {
     let dir = TempDir::new("keyed-cluster");
     let key_file = dir.file("key", &format!("{}\n", key(1)), 0o600);
-    let ips = ["127.30.0.2", "127.30.0.3", "127.30.0.4"];
+    let net = Block::take();
+    let owned = net.ips([2, 3, 4]);
+    let ips = owned.each_ref().map(String::as_str);
     // A long silence threshold: on a loaded 2-core machine the last node may
     // start more than 3 s after the first; a refusal would still show at once
     // (as a rejection, and as a hard offline when it closes a connection).
@@ -121,28 +119,27 @@ fn plaintext_and_wrong_key_senders_are_refused() {
     let dir = TempDir::new("refused");
     let good = dir.file("good", &format!("{}\n", key(1)), 0o600);
     let other = dir.file("other", &format!("{}\n", key(2)), 0o600);
-    let receiver = Node::on("127.31.0.2", &[], &["--key-file", &good]);
+    let net = Block::take();
+    let owned = net.ips([2, 3, 4, 5, 6]);
+    let [receiver_ip, friend, plain_ip, stranger, raw] = owned.each_ref().map(String::as_str);
+    let receiver = Node::on(receiver_ip, &[], &["--key-file", &good]);
     wait_listening(&receiver);
-    let peer = ["127.31.0.2"];
-    let _friend = Node::on("127.31.0.3", &peer, &["--key-file", &good]);
-    let plain = Node::on("127.31.0.4", &peer, &[]);
-    let _stranger = Node::on("127.31.0.5", &peer, &["--key-file", &other]);
-    send_once(
-        "127.31.0.6",
-        "127.31.0.2:5000",
-        br#"{"cpu": 12.5, "memory": 40.3}"#,
-    );
+    let peer = [receiver_ip];
+    let _friend = Node::on(friend, &peer, &["--key-file", &good]);
+    let plain = Node::on(plain_ip, &peer, &[]);
+    let _stranger = Node::on(stranger, &peer, &["--key-file", &other]);
+    send_once(raw, &net.addr(2), br#"{"cpu": 12.5, "memory": 40.3}"#);
 
-    expect_statuses_from(&receiver, 0, &["127.31.0.3"]);
-    receiver.expect_stderr("rejected message from 127.31.0.4:", WAIT);
+    expect_statuses_from(&receiver, 0, &[friend]);
+    receiver.expect_stderr(&format!("rejected message from {plain_ip}:"), WAIT);
     receiver.expect_stderr("[plaintext_refused;", WAIT);
-    receiver.expect_stderr("rejected message from 127.31.0.5:", WAIT);
+    receiver.expect_stderr(&format!("rejected message from {stranger}:"), WAIT);
     receiver.expect_stderr("[bad_seal;", WAIT);
-    receiver.expect_stderr("rejected message from 127.31.0.6:", WAIT);
+    receiver.expect_stderr(&format!("rejected message from {raw}:"), WAIT);
     // And the node keeps printing its real peer.
     let mark = receiver.lines().len();
-    expect_statuses_from(&receiver, mark, &["127.31.0.3"]);
-    for refused in ["127.31.0.4", "127.31.0.5", "127.31.0.6"] {
+    expect_statuses_from(&receiver, mark, &[friend]);
+    for refused in [plain_ip, stranger, raw] {
         assert!(
             !receiver.lines().iter().any(|l| status_from(refused)(l)),
             "{refused} got through:\n{}",
@@ -164,19 +161,30 @@ fn tampered_truncated_and_oversized_frames_are_refused() {
     let dir = TempDir::new("tampered");
     let key_file = dir.file("key", &format!("{}\n", key(1)), 0o600);
     let keyed = ["--key-file", key_file.as_str()];
-    let receiver = Node::on("127.32.0.2", &[], &keyed);
+    let net = Block::take();
+    let owned = net.ips([2, 3, 7, 8, 9, 10]);
+    let [
+        receiver_ip,
+        sender_ip,
+        tamperer,
+        truncater,
+        recorder_ip,
+        oversizer,
+    ] = owned.each_ref().map(String::as_str);
+    let target = net.addr(2);
+    let receiver = Node::on(receiver_ip, &[], &keyed);
     wait_listening(&receiver);
-    let recorder = fake_peer("127.32.0.9:5000");
-    let sender = Node::on("127.32.0.3", &["127.32.0.2", "127.32.0.9"], &keyed);
+    let recorder = fake_peer(&net.addr(9));
+    let sender = Node::on(sender_ip, &[receiver_ip, recorder_ip], &keyed);
     let frame = record(&recorder, &sender, 1).remove(0);
-    expect_statuses_from(&receiver, 0, &["127.32.0.3"]);
+    expect_statuses_from(&receiver, 0, &[sender_ip]);
 
     // One character of the base64 payload changed (still valid base64).
     let mut tampered = frame.clone();
     let at = b"{\"v\":1,\"sealed\":\"".len() + 60;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
-    send_once("127.32.0.7", "127.32.0.2:5000", &tampered);
-    receiver.expect_stderr("rejected message from 127.32.0.7:", WAIT);
+    send_once(tamperer, &target, &tampered);
+    receiver.expect_stderr(&format!("rejected message from {tamperer}:"), WAIT);
     // Truncated: the payload cut short, frame still well-formed.
     let text = String::from_utf8(frame.clone()).expect("ascii frame");
     let payload = text
@@ -188,16 +196,16 @@ fn tampered_truncated_and_oversized_frames_are_refused() {
         "{{\"v\":1,\"sealed\":\"{}\"}}\n",
         BASE64.encode(&bytes[..bytes.len() - 8])
     );
-    send_once("127.32.0.8", "127.32.0.2:5000", truncated.as_bytes());
-    receiver.expect_stderr("rejected message from 127.32.0.8:", WAIT);
+    send_once(truncater, &target, truncated.as_bytes());
+    receiver.expect_stderr(&format!("rejected message from {truncater}:"), WAIT);
     // Longer than any frame may be.
     let huge = format!("{{\"v\":1,\"sealed\":\"{}\"}}\n", "A".repeat(70_000));
-    send_once("127.32.0.10", "127.32.0.2:5000", huge.as_bytes());
-    receiver.expect_stderr("rejected message from 127.32.0.10:", WAIT);
+    send_once(oversizer, &target, huge.as_bytes());
+    receiver.expect_stderr(&format!("rejected message from {oversizer}:"), WAIT);
     receiver.expect_stderr("[too_large;", WAIT);
 
     let stderr = receiver.stderr();
-    for source in ["127.32.0.7", "127.32.0.8"] {
+    for source in [tamperer, truncater] {
         let line = stderr
             .lines()
             .find(|l| l.contains(&format!("from {source}:")))
@@ -205,14 +213,13 @@ fn tampered_truncated_and_oversized_frames_are_refused() {
         assert!(line.contains("[bad_seal;"), "{line}");
     }
     let mark = receiver.lines().len();
-    expect_statuses_from(&receiver, mark, &["127.32.0.3"]);
+    expect_statuses_from(&receiver, mark, &[sender_ip]);
+    let refused = [tamperer, truncater, oversizer].map(|ip| format!("Received status from {ip}"));
     assert!(
         receiver
             .lines()
             .iter()
-            .all(|l| !l.starts_with("Received status from 127.32.0.7")
-                && !l.starts_with("Received status from 127.32.0.8")
-                && !l.starts_with("Received status from 127.32.0.10")),
+            .all(|l| refused.iter().all(|prefix| !l.starts_with(prefix))),
         "{:?}",
         receiver.lines()
     );
@@ -225,25 +232,29 @@ fn a_replayed_stream_does_not_bring_a_dead_node_back() {
     let keyed = ["--key-file", key_file.as_str(), "--interval", "300ms"];
     // First the attacker stands where the receiver will be and records what
     // the victim sends there: frames sealed for exactly that address.
-    let recorder = fake_peer("127.33.0.2:5000");
-    let victim = Node::on("127.33.0.3", &["127.33.0.2"], &keyed);
+    let net = Block::take();
+    let owned = net.ips([2, 3]);
+    let [receiver_ip, victim_ip] = owned.each_ref().map(String::as_str);
+    let recorder = fake_peer(&net.addr(2));
+    let victim = Node::on(victim_ip, &[receiver_ip], &keyed);
     let recorded = record(&recorder, &victim, 3);
     drop(recorder);
 
-    let receiver = Node::on("127.33.0.2", &[], &keyed);
-    expect_statuses_from(&receiver, 0, &["127.33.0.3"]);
+    let receiver = Node::on(receiver_ip, &[], &keyed);
+    expect_statuses_from(&receiver, 0, &[victim_ip]);
     victim.signal("KILL");
-    receiver.expect_line("Peer 127.33.0.3 is offline.", WAIT);
+    receiver.expect_line(&offline(victim_ip), WAIT);
     let mark = receiver.lines().len();
 
     // Replay from the victim's own address: authentic, addressed right, old.
-    let mut replay = connect_from("127.33.0.3", "127.33.0.2:5000");
+    let mut replay = connect_from(victim_ip, &net.addr(2));
     replay.write_all(&recorded.concat()).expect("replay");
     receiver.expect_stderr("[replay;", WAIT);
     receiver.expect_stderr("is not above", WAIT);
     drop(replay);
+    let back = format!("{victim_ip} is back online");
     let revived = receiver.wait_line_from(mark, Duration::from_secs(2), |l| {
-        l.contains("127.33.0.3 is back online") || status_from("127.33.0.3")(l)
+        l.contains(&back) || status_from(victim_ip)(l)
     });
     assert!(
         revived.is_none(),
@@ -258,24 +269,27 @@ fn frames_recorded_on_their_way_to_another_node_are_refused() {
     let dir = TempDir::new("elsewhere");
     let key_file = dir.file("key", &format!("{}\n", key(1)), 0o600);
     let keyed = ["--key-file", key_file.as_str()];
-    let receiver = Node::on("127.34.0.2", &[], &keyed);
+    let net = Block::take();
+    let owned = net.ips([2, 3, 9]);
+    let [receiver_ip, sender_ip, recorder_ip] = owned.each_ref().map(String::as_str);
+    let receiver = Node::on(receiver_ip, &[], &keyed);
     wait_listening(&receiver);
-    let recorder = fake_peer("127.34.0.9:5000");
-    let sender = Node::on("127.34.0.3", &["127.34.0.2", "127.34.0.9"], &keyed);
+    let recorder = fake_peer(&net.addr(9));
+    let sender = Node::on(sender_ip, &[receiver_ip, recorder_ip], &keyed);
     let recorded = record(&recorder, &sender, 2);
-    expect_statuses_from(&receiver, 0, &["127.34.0.3"]);
+    expect_statuses_from(&receiver, 0, &[sender_ip]);
 
     // Replayed from the sender's own address, in time: only `to` gives it away.
-    let mut replay = connect_from("127.34.0.3", "127.34.0.2:5000");
+    let mut replay = connect_from(sender_ip, &net.addr(2));
     replay.write_all(&recorded.concat()).expect("replay");
     receiver.expect_stderr("[wrong_recipient;", WAIT);
     receiver.expect_stderr(
-        "sealed for 127.34.0.9:5000, arrived at 127.34.0.2:5000",
+        &format!("sealed for {}, arrived at {}", net.addr(9), net.addr(2)),
         WAIT,
     );
     drop(replay);
     let mark = receiver.lines().len();
-    expect_statuses_from(&receiver, mark, &["127.34.0.3"]);
+    expect_statuses_from(&receiver, mark, &[sender_ip]);
     no_offline(&[&receiver]);
 }
 
@@ -299,7 +313,9 @@ fn rotate(node: &Node, key_file: &str, keys: &[String]) {
 fn rotating_the_key_across_a_running_cluster_with_sighup_loses_no_peer() {
     let dir = TempDir::new("rotation");
     let (old, new) = (key(1), key(2));
-    let ips = ["127.35.0.2", "127.35.0.3", "127.35.0.4"];
+    let net = Block::take();
+    let owned = net.ips([2, 3, 4]);
+    let ips = owned.each_ref().map(String::as_str);
     let files: Vec<String> = (0..3)
         .map(|n| dir.file(&format!("key{n}"), &format!("{old}\n"), 0o600))
         .collect();
@@ -416,7 +432,9 @@ fn keygen_writes_a_private_key_and_never_overwrites_by_accident() {
 #[test]
 fn bad_key_files_stop_the_node_with_exit_2_and_a_fix() {
     let dir = TempDir::new("bad-keys");
-    let listen = ["--listen", "127.36.0.1"];
+    let net = Block::take();
+    let own_ip = net.ip(1);
+    let listen = ["--listen", own_ip.as_str()];
     let loose = dir.file("loose", &format!("{}\n", key(1)), 0o644);
     let not_base64 = dir.file("garbage", "this is not a key\n", 0o600);
     let short = dir.file("short", &format!("{}\n", BASE64.encode([1u8; 16])), 0o600);
@@ -458,20 +476,26 @@ fn bad_key_files_stop_the_node_with_exit_2_and_a_fix() {
 fn allow_plaintext_admits_and_logs_plaintext_peers() {
     let dir = TempDir::new("allow-plaintext");
     let key_file = dir.file("key", &format!("{}\n", key(1)), 0o600);
+    let net = Block::take();
+    let owned = net.ips([2, 3, 4]);
+    let [receiver_ip, plain_ip, keyed_ip] = owned.each_ref().map(String::as_str);
     let receiver = Node::on(
-        "127.37.0.2",
+        receiver_ip,
         &[],
         &["--key-file", &key_file, "--allow-plaintext"],
     );
     wait_listening(&receiver);
-    let _plain = Node::on("127.37.0.3", &["127.37.0.2"], &[]);
-    let _keyed = Node::on("127.37.0.4", &["127.37.0.2"], &["--key-file", &key_file]);
-    expect_statuses_from(&receiver, 0, &["127.37.0.3", "127.37.0.4"]);
-    receiver.expect_stderr("accepted a plaintext message from 127.37.0.3", WAIT);
+    let _plain = Node::on(plain_ip, &[receiver_ip], &[]);
+    let _keyed = Node::on(keyed_ip, &[receiver_ip], &["--key-file", &key_file]);
+    expect_statuses_from(&receiver, 0, &[plain_ip, keyed_ip]);
+    receiver.expect_stderr(
+        &format!("accepted a plaintext message from {plain_ip}"),
+        WAIT,
+    );
     assert!(
         !receiver
             .stderr()
-            .contains("plaintext message from 127.37.0.4"),
+            .contains(&format!("plaintext message from {keyed_ip}")),
         "{}",
         receiver.stderr()
     );

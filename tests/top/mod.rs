@@ -1,10 +1,10 @@
 //! `p2pmon top` on the real binary: the full screen driven under tmux
 //! against a three-node cluster, the plain fallback on a pipe, and the exit
-//! when no node answers. Block: 127.91 (.0 screen, .1 plain, .2 no node).
+//! when no node answers.
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, run};
+use crate::util::{Block, Node, run};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -16,7 +16,7 @@ mod screen {
     use std::time::{Duration, Instant};
 
     use super::WAIT;
-    use crate::util::{Node, binary};
+    use crate::util::{Block, Node, binary};
 
     /// A detached tmux session on a server of the test's own (its socket in the
     /// temp dir, `-S`), so it never sees or touches anyone else's sessions; on
@@ -133,9 +133,12 @@ mod screen {
     }
 
     #[test]
+    #[ignore = "needs tmux"]
     fn top_shows_the_cluster_live_sorts_and_quits_on_q() {
-        let ips = ["127.91.0.1", "127.91.0.2", "127.91.0.3"];
-        let _a = Node::on(ips[0], &ips, &["--http", "127.91.0.1:5080"]);
+        let net = Block::take();
+        let owned = net.ips([1, 2, 3]);
+        let ips = owned.each_ref().map(String::as_str);
+        let _a = Node::on(ips[0], &ips, &["--http", &net.http(1)]);
         let _b = Node::on(ips[1], &ips, &["--name", "bravo"]);
         let c = Node::on(ips[2], &ips, &["--name", "charlie"]);
         let code =
@@ -145,8 +148,9 @@ mod screen {
             120,
             30,
             &format!(
-                "{} top --http 127.91.0.1:5080; echo $? > {}",
+                "{} top --http {}; echo $? > {}",
                 binary(),
+                net.http(1),
                 code.0.display()
             ),
         );
@@ -199,16 +203,17 @@ mod screen {
 
 #[test]
 fn top_prints_plain_tables_when_stdout_is_not_a_terminal() {
-    let ips = ["127.91.1.1", "127.91.1.2"];
-    let a = Node::on(ips[0], &ips, &["--http", "127.91.1.1:5080"]);
+    let net = Block::take();
+    let owned = net.ips([1, 2]);
+    let ips = owned.each_ref().map(String::as_str);
+    let a = Node::on(ips[0], &ips, &["--http", &net.http(1)]);
     let _b = Node::on(ips[1], &ips, &["--name", "bravo"]);
-    let heard = a.wait_line_from(0, WAIT, |line| {
-        line.starts_with("Received status from 127.91.1.2:")
-    });
+    let from_b = format!("Received status from {}:", ips[1]);
+    let heard = a.wait_line_from(0, WAIT, |line| line.starts_with(&from_b));
     assert!(heard.is_some(), "{:?}\n{}", a.lines(), a.stderr());
 
     let started = Instant::now();
-    let (code, stdout, stderr) = run(&["top", "--http", "127.91.1.1:5080", "--count", "2"]);
+    let (code, stdout, stderr) = run(&["top", "--http", &net.http(1), "--count", "2"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     // Two tables, one second apart.
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -229,11 +234,12 @@ fn top_prints_plain_tables_when_stdout_is_not_a_terminal() {
 
 #[test]
 fn top_exits_1_when_no_node_answers() {
-    let (code, stdout, stderr) = run(&["top", "--http", "127.91.2.1:5080"]);
+    let net = Block::take();
+    let (code, stdout, stderr) = run(&["top", "--http", &net.http(1)]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
-        stderr.contains("error: no p2pmon node answers at 127.91.2.1:5080"),
+        stderr.contains(&format!("error: no p2pmon node answers at {}", net.http(1))),
         "{stderr}"
     );
 }

@@ -1,15 +1,140 @@
 //! Test harness: starts the real `p2pmon` binary, collects its stdout and
 //! stderr line by line on background threads, and waits for lines with a
 //! deadline (never a fixed sleep). Every child is killed when its handle drops.
-
+//!
+//! ## Addresses
+//!
+//! Every node listens on port 5000, so tests run side by side only on
+//! addresses of their own. A test that uses loopback starts with
+//! `let net = Block::take();` and takes every address from it:
+//! `net.ip(2)` is `127.N.0.2`, `net.ip_at(9, 1)` is `127.N.9.1`, where the
+//! whole `127.N.0.0/16` is the test's until `net` drops (declare it first, so
+//! it drops after the nodes). No test writes a loopback address of its own;
+//! there is no list of blocks to keep by hand.
+//!
+//! Tests inside a network namespace of their own ([`Netns`]) keep fixed
+//! addresses (`127.0.0.x`): the namespace's loopback is theirs alone.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::UnixListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The second octets handed out. 127.40–127.87 are tests/adversarial's
+/// fixed blocks until they take theirs from here too; 127.0 is the
+/// namespaced tests' and the demo's.
+const BLOCKS: std::ops::RangeInclusive<u8> = 100..=250;
+
+/// How long [`Block::take`] waits for a free block (other test processes,
+/// e.g. other worktrees' suites, may hold them all) before failing.
+const TAKE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A loopback block `127.N.0.0/16` held by this test until it drops.
+///
+/// Unique within the process (a counter picks the next candidate) and
+/// across processes (cargo-nextest runs each test in a process of its own,
+/// and several checkouts may run the suite at once): block N is claimed by
+/// binding the abstract Unix socket `@p2pmon-test-block-N`. The kernel
+/// refuses a second bind of that name and frees it when the holder closes
+/// it or dies, even by `kill -9`, so there is no stale claim to detect and
+/// no race between checking and claiming, as a lock file with a PID inside
+/// would have. It needs nothing newer than Rust 1.70 (`File::try_lock`
+/// would need 1.89, above our `rust-version`), and its scope is exactly
+/// that of what it guards: abstract socket names, like loopback addresses,
+/// belong to a network namespace (a lock file in /tmp could be shared by
+/// two namespaces, or not shared within one). `ss -xl | grep p2pmon-test`
+/// shows who holds what.
+#[derive(Debug)]
+pub struct Block {
+    n: u8,
+    _claim: UnixListener,
+}
+
+impl Block {
+    /// Claims the next free block, waiting up to [`TAKE_PATIENCE`].
+    pub fn take() -> Block {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let count = BLOCKS.len();
+        let deadline = Instant::now() + TAKE_PATIENCE;
+        loop {
+            for _ in 0..count {
+                let offset = NEXT.fetch_add(1, Ordering::Relaxed) % count;
+                let n = BLOCKS.start() + u8::try_from(offset).expect("fewer than 256 blocks");
+                let name = format!("p2pmon-test-block-{n}");
+                let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                    .expect("a short abstract name");
+                match UnixListener::bind_addr(&address) {
+                    Ok(claim) => return Block { n, _claim: claim },
+                    Err(e) if e.kind() == ErrorKind::AddrInUse => {}
+                    Err(e) => panic!("cannot claim loopback block {n} (@{name}): {e}"),
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "every loopback block 127.{}-127.{} stayed taken for {TAKE_PATIENCE:?} \
+                 (`ss -xl | grep p2pmon-test-block` lists the holders)",
+                BLOCKS.start(),
+                BLOCKS.end()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// N, the block's second octet.
+    pub fn n(&self) -> u8 {
+        self.n
+    }
+
+    /// `127.N.0.host`.
+    pub fn ip(&self, host: u8) -> String {
+        self.ip_at(0, host)
+    }
+
+    /// `127.N.third.host`, for tests that need more than 254 addresses.
+    pub fn ip_at(&self, third: u8, host: u8) -> String {
+        format!("127.{}.{third}.{host}", self.n)
+    }
+
+    /// Several addresses `127.N.0.host` at once.
+    pub fn ips<const K: usize>(&self, hosts: [u8; K]) -> [String; K] {
+        hosts.map(|host| self.ip(host))
+    }
+
+    /// `127.N.0.host:5000`, where a node on `ip(host)` listens for peers.
+    pub fn addr(&self, host: u8) -> String {
+        format!("{}:5000", self.ip(host))
+    }
+
+    /// `127.N.0.host:5080`, the status endpoint's usual port.
+    pub fn http(&self, host: u8) -> String {
+        format!("{}:5080", self.ip(host))
+    }
+}
+
+/// The stdout line for a peer that went offline.
+pub fn offline(ip: &str) -> String {
+    format!("Peer {ip} is offline.")
+}
+
+/// The stdout line for a peer back online.
+pub fn back_online(ip: &str) -> String {
+    format!("Peer {ip} is back online.")
+}
+
+/// The stdout line for a peer that left.
+pub fn left(ip: &str) -> String {
+    format!("Peer {ip} left.")
+}
+
+/// The stdout line for a status from `ip`, e.g. `received(ip, "12.5", "40.3")`.
+pub fn received(ip: &str, cpu: &str, memory: &str) -> String {
+    format!("Received status from {ip}: CPU={cpu}%, Memory={memory}%, Status=online")
+}
 
 /// A running p2pmon process.
 pub struct Node {
@@ -168,6 +293,17 @@ impl Node {
                 self.lines().join("\n"),
                 self.stderr()
             ),
+        }
+    }
+
+    /// Waits for a stdout line matching `pred`, panicking with the output on timeout.
+    pub fn expect_line_matching(&self, pred: impl Fn(&str) -> bool, timeout: Duration) {
+        if self.wait_line_from(0, timeout, pred).is_none() {
+            panic!(
+                "no matching line:\n{}\n{}",
+                self.lines().join("\n"),
+                self.stderr()
+            );
         }
     }
 
