@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The top-level helpers: they import nothing of the crate.
-const HELPERS: &[&str] = &["error", "limits", "sys", "time"];
+const HELPERS: &[&str] = &["error", "limits", "logging", "sys", "time"];
 
 /// What each top-level module may import besides the helpers. Read as a
 /// stack: every module names only modules listed above it, so no circle

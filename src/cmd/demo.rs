@@ -5,18 +5,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
+use crate::Error;
 use crate::cli::DemoArgs;
 use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration};
 use crate::limits::{MAX_CONNECTIONS, OFFLINE_FACTOR};
+use crate::node::run::Setup;
 use crate::peers::FlapRule;
 use crate::report::output::{Output, Stdout};
-use crate::{Error, init_logging, run_nodes};
 
 const NODES: usize = 3;
 
 /// Runs the demo until Ctrl+C.
 pub fn run(args: &DemoArgs) -> Result<(), Error> {
-    init_logging(args.verbose, 0);
+    crate::logging::init(args.verbose, 0);
     let interval = parse_duration(&args.interval)
         .map_err(|e| Error::Usage(format!("invalid value for --interval: {e}")))?;
     let ports = free_ports()?;
@@ -55,17 +56,17 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 forget_after: Some(crate::limits::DEFAULT_FORGET_AFTER),
             };
             if me == 0 {
-                (
+                Setup {
                     config,
-                    Output::new(args.format, false, false),
-                    Stdout::process(),
-                )
+                    output: Output::new(args.format, false, false),
+                    stdout: Stdout::process(),
+                }
             } else {
-                (
+                Setup {
                     config,
-                    Output::silent(),
-                    Stdout::new(Box::new(std::io::sink())),
-                )
+                    output: Output::silent(),
+                    stdout: Stdout::new(Box::new(std::io::sink())),
+                }
             }
         })
         .collect();
@@ -75,7 +76,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
          `p2pmon top`). Ctrl+C stops them.",
         ports[0], ports[1], ports[2], interval
     );
-    run_nodes(nodes)
+    crate::node::run::run(nodes, None, crate::http::endpoint)
 }
 
 /// Three distinct ports the OS says are free right now.

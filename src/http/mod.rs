@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::Error;
+use crate::config::{Config, HttpSetting};
 use crate::http::status::{
     HistorySnapshot, Snapshot, history_json, metrics_text, prometheus_text, status_json,
 };
@@ -33,7 +35,7 @@ use crate::limits::{
     HTTP_DEADLINE, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_ADDRESS, MAX_HTTP_REQUEST,
 };
 use crate::node::shutdown::Shutdown;
-use crate::node::{SharedState, lock};
+use crate::node::{SharedState, ThreadBody, lock};
 use crate::report::hooks::Hooks;
 
 const WAKE: Token = Token(0);
@@ -103,6 +105,43 @@ pub fn bind(addr: SocketAddr, explicit: bool) -> Result<Option<TcpListener>, Str
             );
             Ok(None)
         }
+    }
+}
+
+/// The status endpoint and the hooks, as the node's fourth thread.
+#[derive(Debug, Default)]
+pub struct Endpoint {
+    listener: Option<TcpListener>,
+}
+
+/// The endpoint a node runs (see [`crate::node::Endpoint`]).
+pub fn endpoint(_config: &Config) -> Box<dyn crate::node::Endpoint> {
+    Box::new(Endpoint::default())
+}
+
+impl crate::node::Endpoint for Endpoint {
+    fn bind(&mut self, config: &Config) -> Result<(), Error> {
+        self.listener = match config.http {
+            HttpSetting::Off => None,
+            HttpSetting::Default(addr) => bind(addr, false).map_err(Error::Runtime)?,
+            HttpSetting::Explicit(addr) => bind(addr, true).map_err(Error::Runtime)?,
+        };
+        Ok(())
+    }
+
+    fn start(
+        self: Box<Self>,
+        config: &Config,
+        shared: &SharedState,
+        shutdown: &Shutdown,
+    ) -> Result<Option<ThreadBody>, Error> {
+        if self.listener.is_none() && config.on_event.is_empty() {
+            return Ok(None);
+        }
+        let hooks = Hooks::new(config.on_event.clone());
+        let server = HttpServer::new(self.listener, shared.clone(), shutdown, hooks)
+            .map_err(|e| Error::Runtime(format!("cannot start the status endpoint: {e}")))?;
+        Ok(Some(Box::new(move || server.run())))
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod listener;
 pub mod reload;
+pub mod run;
 pub mod sample;
 pub mod sender;
 pub mod shutdown;
@@ -22,8 +23,7 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::{Config, Host, HttpSetting, PeerAddr};
-use crate::http::HttpServer;
+use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
     FILES_PER_HOOK, JOIN_DEADLINE, MAX_HOOK_QUEUE, MAX_HOOKS_RUNNING, MAX_HTTP_CONNECTIONS,
     MAX_PEERS, SPARE_FILES,
@@ -36,7 +36,6 @@ use crate::node::shutdown::Shutdown;
 use crate::peers::{Event, PeerState, PeerTable};
 use crate::proto::seal::{Keyring, SharedKeyring};
 use crate::report::history::{self, History};
-use crate::report::hooks::Hooks;
 use crate::report::output::{Output, Stdout};
 use crate::report::stats::Stats;
 use crate::sys::describe_io_error;
@@ -208,6 +207,26 @@ pub fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The node's fourth thread, supplied by the layer above it (the status
+/// endpoint and the hooks, `crate::http`), so the node starts it without
+/// knowing what it serves: bound before the listening line is printed (a busy
+/// address the user chose fails the start, exit 1), started once the shared
+/// state exists.
+pub trait Endpoint {
+    /// Binds its sockets.
+    fn bind(&mut self, config: &Config) -> Result<(), Error>;
+    /// The thread's body, or None when there is nothing to run.
+    fn start(
+        self: Box<Self>,
+        config: &Config,
+        shared: &SharedState,
+        shutdown: &Shutdown,
+    ) -> Result<Option<ThreadBody>, Error>;
+}
+
+/// What a node's thread runs.
+pub type ThreadBody = Box<dyn FnOnce() + Send>;
+
 /// A started node: two threads and the state they share.
 #[derive(Debug)]
 pub struct Node {
@@ -228,6 +247,7 @@ impl Node {
         mut output: Output,
         stdout: Stdout,
         shutdown: &Shutdown,
+        mut endpoint: Box<dyn Endpoint>,
     ) -> Result<Node, Error> {
         // A bad key file is the user's to fix (exit 2), before anything prints.
         let keyring = match &config.key_file {
@@ -251,11 +271,7 @@ impl Node {
         output.started(&config.name);
         write_out(&mut output, &stdout);
         let listeners = bind(config)?;
-        let http = match config.http {
-            HttpSetting::Off => None,
-            HttpSetting::Default(addr) => crate::http::bind(addr, false).map_err(Error::Runtime)?,
-            HttpSetting::Explicit(addr) => crate::http::bind(addr, true).map_err(Error::Runtime)?,
-        };
+        endpoint.bind(config)?;
         let listening: Vec<SocketAddr> = listeners
             .iter()
             .filter_map(|listener| listener.local_addr().ok())
@@ -310,11 +326,8 @@ impl Node {
             ),
             ("sender", Box::new(move || sender.run())),
         ];
-        if http.is_some() || !config.on_event.is_empty() {
-            let hooks = Hooks::new(config.on_event.clone());
-            let server = HttpServer::new(http, shared.clone(), shutdown, hooks)
-                .map_err(|e| Error::Runtime(format!("cannot start the status endpoint: {e}")))?;
-            bodies.push(("http", Box::new(move || server.run())));
+        if let Some(body) = endpoint.start(config, &shared, shutdown)? {
+            bodies.push(("http", body));
         }
         let mut threads = Vec::new();
         for (name, body) in bodies {
