@@ -45,6 +45,7 @@ pub mod peers;
 pub mod proto;
 pub mod report;
 pub mod sys;
+pub mod time;
 
 #[cfg(test)]
 mod layers;

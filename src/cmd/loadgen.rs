@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -22,6 +22,7 @@ use crate::cli::{LoadgenArgs, Mode, SendArgs, SinkArgs};
 use crate::config::parse_duration;
 use crate::proto::seal::Keyring;
 use crate::proto::wire::{self, FrameBuffer, HELLO, Header, Message};
+use crate::time::unix_ms;
 
 pub fn run(args: &LoadgenArgs) -> Result<(), Error> {
     match &args.mode {
@@ -44,12 +45,6 @@ fn loopback(base: Ipv4Addr, offset: u32) -> Result<Ipv4Addr, Error> {
             "loadgen only uses loopback addresses; {ip} is not one"
         )))
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct Peer {

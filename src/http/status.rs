@@ -7,7 +7,7 @@
 //! `cpu`, `memory`, `last_seen_s`, ...), and cost nothing until someone asks.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -22,7 +22,9 @@ use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
 use crate::node::Shared;
 use crate::node::sample::Sample;
 use crate::peers::{Origin, Peer, PeerId, PeerState};
-use crate::report::history::{History, Point, Ring, unix_seconds};
+use crate::report::history::{History, Point, Ring};
+use crate::time::unix_seconds;
+use crate::time::unix_seconds_f64;
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -158,12 +160,6 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// Peers in a stable order (by address).
 fn sorted_peers(snapshot: &Snapshot) -> Vec<&PeerSnapshot> {
     let mut peers: Vec<&PeerSnapshot> = snapshot.peers.iter().collect();
@@ -263,7 +259,7 @@ pub fn history_json(snapshot: &HistorySnapshot) -> Value {
 /// The Prometheus text of `GET /metrics`.
 pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     let mut registry = Registry::with_prefix("p2pmon");
-    let unix = unix_now();
+    let unix = unix_seconds_f64();
 
     let info = Info::new(vec![(
         "version".to_string(),

@@ -47,7 +47,7 @@ use crate::node::sender::{LinkChange, is_own_address};
 use crate::node::shutdown::Shutdown;
 use crate::node::{Shared, SharedState, SharedStdout, lock};
 use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report};
-use crate::proto::seal::{self, Admitted, Freshness, Gate};
+use crate::proto::seal::{Admitted, Freshness, Gate};
 use crate::proto::wire::{self, FrameBuffer, Message};
 use crate::sys::describe_io_error;
 
@@ -740,7 +740,7 @@ fn handle_frame(
     frame: &[u8],
     now: Instant,
 ) -> bool {
-    let admitted = match gate.admit(frame, info.source, info.local, now, seal::unix_ms()) {
+    let admitted = match gate.admit(frame, info.source, info.local, now, crate::time::unix_ms()) {
         Ok(admitted) => admitted,
         Err(e) => {
             shared.stats.reject(e.reason(), info.source, &e, now);

@@ -35,7 +35,7 @@ use crate::node::sender::{LinkChange, Sender};
 use crate::node::shutdown::Shutdown;
 use crate::peers::{Event, PeerState, PeerTable};
 use crate::proto::seal::{Keyring, SharedKeyring};
-use crate::report::history::{self, History};
+use crate::report::history::History;
 use crate::report::output::{Output, Stdout};
 use crate::report::stats::Stats;
 use crate::sys::describe_io_error;
@@ -91,7 +91,7 @@ impl Shared {
         if self.events.is_empty() {
             return;
         }
-        let at = history::unix_seconds();
+        let at = crate::time::unix_seconds();
         for event in self.events.drain(..) {
             record_history(&mut self.history, &self.table, &event, at);
             match &event {
@@ -149,7 +149,7 @@ impl Shared {
     pub fn set_own(&mut self, sample: Sample) {
         self.own = Some(sample);
         self.history
-            .record_own(history::unix_seconds(), sample.cpu, sample.memory);
+            .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
     }
 
     /// Asks the sender to start or stop sending to peers.

@@ -12,18 +12,9 @@
 //! put points on a wall-clock axis without knowing the node's monotonic time.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::limits::{HISTORY_POINTS, HISTORY_STEP, HISTORY_WINDOW, MAX_PEERS};
 use crate::peers::{PeerId, PeerState};
-
-/// The wall clock in unix seconds (0 before 1970: a broken clock only
-/// misplaces points, it never fails a record).
-pub fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
 
 /// One point of a chart: the state at `at` and, while there were statuses,
 /// the latest CPU and memory reported (percent, in tenths, to keep points small).
