@@ -12,7 +12,8 @@
 //! - [`listener`]: accepts and reads every peer's frames on one `mio` event
 //!   loop and runs the timers;
 //! - [`wire`]: framing, encoding and strict decoding of protocol v1 and of the
-//!   Python original's messages;
+//!   Python original's messages; [`names`]: what a display name may hold,
+//!   and how each printer escapes one;
 //! - [`seal`]: with a cluster key, sealed frames, the keyring (SIGHUP reloads
 //!   it) and the checks that a message is authentic, for us and fresh;
 //! - [`peers`]: the peer table and its state machine (online, offline, back
@@ -40,6 +41,7 @@ mod error;
 pub mod http;
 pub mod limits;
 pub mod logging;
+pub mod names;
 pub mod node;
 pub mod peers;
 pub mod proto;

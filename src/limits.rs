@@ -22,6 +22,7 @@ pub const MAX_LISTENER_REPLY: usize = 64;
 
 /// Longest `node` display name accepted from the wire; longer names are rejected
 /// rather than stored, so the peer table's memory does not depend on input.
+/// (What a name may contain is `names::is_forbidden`'s.)
 pub const MAX_NAME_LEN: usize = 255;
 
 /// Most peers tracked at once (configured plus heard from). Past it, statuses
@@ -204,8 +205,18 @@ pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
 /// Time a client has to send its request and read the answer.
 pub const HTTP_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Events waiting for hooks; past this they are dropped and counted.
+/// Events waiting for hooks, all sources together; past this the source
+/// holding the most gives up its oldest (dropped and counted).
 pub const MAX_HOOK_QUEUE: usize = 256;
+
+/// Events waiting for hooks per source address (a peer's IP: the port is
+/// self-declared, so one address could pose as many peers); past this its
+/// oldest is dropped. The latest events say where the peer stands, and one
+/// flapping source cannot push out another peer's offline.
+pub const MAX_HOOK_EVENTS_PER_SOURCE: usize = 4;
+
+/// Dropped hook events are summarised in one log line per this window.
+pub const HOOK_DROP_LOG_WINDOW: Duration = Duration::from_secs(60);
 
 /// Hook processes running at once.
 pub const MAX_HOOKS_RUNNING: usize = 8;
@@ -218,7 +229,12 @@ pub const FILES_PER_HOOK: usize = 3;
 /// sockets, the event loops and their wakers, the key and config files.
 pub const SPARE_FILES: usize = 64;
 
-/// A hook still running after this is killed.
+/// Most `--on-event` commands: each event starts every one of them, so this
+/// bounds the processes one event costs (more is a config mistake).
+pub const MAX_HOOK_COMMANDS: usize = 32;
+
+/// A hook still running after this is killed, with every process of its
+/// process group (children it started included).
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Member entries read from one message (more are ignored) and written into

@@ -124,7 +124,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     pub offline_after: Option<String>,
 
-    /// Display name sent to peers [default: host name].
+    /// Display name sent to peers, without control or text-direction
+    /// characters [default: host name].
     #[arg(long)]
     pub name: Option<String>,
 
@@ -169,7 +170,8 @@ pub struct RunArgs {
 
     /// Run CMD (with sh -c) on offline, back online, left, flapping, cut-off
     /// and restored events; the event is in P2PMON_* variables and on stdin
-    /// as JSON. Repeatable.
+    /// as JSON. Repeatable (at most 32); each hook is killed, with what it
+    /// started, after 10 s.
     #[arg(long = "on-event", value_name = "CMD")]
     pub on_event: Vec<String>,
 

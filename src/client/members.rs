@@ -1,7 +1,8 @@
 //! `p2pmon members`: the peer table of a running node, read from its
 //! `/status` and printed like `serf members` — one row per peer with its
 //! state (coloured on a terminal), last cpu and memory, when it was last
-//! heard and how long it has been in its state.
+//! heard and how long it has been in its state. Text from the node is
+//! printed with control characters escaped (`names::for_terminal`).
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::cli::MembersArgs;
+use crate::names;
 
 /// Time to connect to and hear from the node.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -100,9 +102,10 @@ pub fn table(status: &Value, colour: bool) -> String {
             state
         };
         rows.push([
-            peer["peer"].as_str().unwrap_or("?").to_string(),
-            peer["name"].as_str().unwrap_or("-").to_string(),
-            state,
+            // Text from the node (and its peers) reaches the terminal escaped.
+            names::for_terminal(peer["peer"].as_str().unwrap_or("?")).into_owned(),
+            names::for_terminal(peer["name"].as_str().unwrap_or("-")).into_owned(),
+            names::for_terminal(&state).into_owned(),
             percent("cpu"),
             percent("memory"),
             peer["last_seen_s"]
@@ -197,5 +200,19 @@ mod tests {
         assert_eq!(offset(lines[1], "online"), offset(lines[2], "offline"));
         assert!(!plain.contains('\x1b'));
         assert!(table(&status, true).contains("\x1b[32m"));
+    }
+
+    #[test]
+    fn control_characters_from_the_node_are_escaped_not_printed() {
+        let status = json!({
+            "peers": [{"peer": "10.0.0.2", "name": "\u{1b}]0;x\u{7}\r\u{202e}", "state": "online\u{1b}[2J"}]
+        });
+        let plain = table(&status, false);
+        assert!(
+            !plain.contains(['\x1b', '\x07', '\r', '\u{202e}']),
+            "{plain:?}"
+        );
+        assert!(plain.contains(r"\x1b]0;x\x07\x0d\u{202e}"), "{plain:?}");
+        assert!(plain.contains(r"online\x1b[2J"), "{plain:?}");
     }
 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::cli::{SortKey, TopArgs};
 use crate::client::members;
+use crate::names;
 
 /// How often the node is asked for its peer table.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -49,7 +50,12 @@ pub struct PeerRow {
 
 impl PeerRow {
     pub fn from_json(order: usize, peer: &Value) -> PeerRow {
-        let text = |key: &str| peer[key].as_str().map(str::to_string);
+        // Text from the node reaches the terminal with control characters escaped.
+        let text = |key: &str| {
+            peer[key]
+                .as_str()
+                .map(|text| names::for_terminal(text).into_owned())
+        };
         PeerRow {
             order,
             peer: text("peer").unwrap_or_else(|| "?".to_string()),
@@ -500,7 +506,7 @@ mod screen {
 
     fn header_line(view: &View) -> Line<'static> {
         let node = &view.status["node"];
-        let name = node["name"].as_str().unwrap_or("?");
+        let name = crate::names::for_terminal(node["name"].as_str().unwrap_or("?"));
         let online = view.rows.iter().filter(|row| row.is_online()).count();
         let mut spans = vec![
             Span::styled("p2pmon top", Style::new().add_modifier(Modifier::BOLD)),

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use crate::cli::RunArgs;
 use crate::limits::{
     DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
-    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_NAME_LEN, MAX_OFFLINE_AFTER,
-    MAX_PEER_INTERVAL, OFFLINE_FACTOR,
+    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_HOOK_COMMANDS, MAX_NAME_LEN,
+    MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
 };
+use crate::names;
 use crate::peers::FlapRule;
 use crate::report::output::Format;
 
@@ -387,15 +388,22 @@ impl Config {
             }
         }
 
-        let name = args
-            .name
-            .clone()
-            .or(file.name)
-            .unwrap_or_else(|| default_name.to_string());
+        let chosen = args.name.clone().or(file.name);
+        let from_host = chosen.is_none();
+        let name = chosen.unwrap_or_else(|| default_name.to_string());
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(error(format!(
                 "--name must be 1 to {MAX_NAME_LEN} bytes long"
             )));
+        }
+        // Peers refuse such a name at decode (`bad_name`): refuse it here first.
+        if let Err(why) = names::check(&name) {
+            let name = names::for_terminal(&name);
+            return Err(error(if from_host {
+                format!("the host name {name:?} cannot be this node's name ({why}): set --name")
+            } else {
+                format!("--name {name:?}: {why}")
+            }));
         }
 
         // The flag, else P2PMON_KEY_FILE (clap reads both into `key_file`), else the file.
@@ -454,6 +462,18 @@ impl Config {
         };
         if on_event.iter().any(|command| command.trim().is_empty()) {
             return Err(error("--on-event needs a command"));
+        }
+        if on_event.len() > MAX_HOOK_COMMANDS {
+            return Err(error(format!(
+                "--on-event given {} times: at most {MAX_HOOK_COMMANDS} commands",
+                on_event.len()
+            )));
+        }
+        // A NUL cannot reach `sh -c` (the spawn would fail at every event).
+        if on_event.iter().any(|command| command.contains('\0')) {
+            return Err(error(
+                "--on-event: a command cannot contain a NUL character",
+            ));
         }
 
         Ok(Config {
@@ -689,6 +709,54 @@ mod tests {
             ..RunArgs::default()
         };
         assert!(merge(args, "").is_err());
+    }
+
+    #[test]
+    fn names_with_control_or_bidi_characters_are_refused_everywhere() {
+        for name in ["a\x1b[2J", "a\"}\nb", "x\u{202e}y", "nul\0"] {
+            let args = RunArgs {
+                name: Some(name.into()),
+                ..RunArgs::default()
+            };
+            let error = merge(args, "").map(|c| c.name);
+            let Err(ConfigError(text)) = error else {
+                panic!("{name:?} accepted");
+            };
+            assert!(text.starts_with("--name \""), "{text}");
+            assert!(!text.contains(['\x1b', '\n', '\0', '\u{202e}']), "{text}");
+        }
+        let file = "name = \"tab\\there\"";
+        assert!(merge(RunArgs::default(), file).is_err());
+        let host = Config::merge(&RunArgs::default(), FileConfig::default(), "bad\rhost");
+        let Err(ConfigError(text)) = host.map(|c| c.name) else {
+            panic!("bad host name accepted");
+        };
+        assert!(
+            text.contains("set --name") && text.contains("\\x0d"),
+            "{text}"
+        );
+        let fine = RunArgs {
+            name: Some("nœud-東京".into()),
+            ..RunArgs::default()
+        };
+        assert!(merge(fine, "").is_ok());
+    }
+
+    #[test]
+    fn hook_commands_are_capped_and_never_hold_a_nul() {
+        let args = |count: usize| RunArgs {
+            on_event: vec!["true".into(); count],
+            ..RunArgs::default()
+        };
+        assert!(merge(args(MAX_HOOK_COMMANDS), "").is_ok());
+        let Err(ConfigError(text)) = merge(args(MAX_HOOK_COMMANDS + 1), "").map(|c| c.name) else {
+            panic!("too many hooks accepted");
+        };
+        assert!(
+            text.contains("--on-event") && text.contains("at most 32"),
+            "{text}"
+        );
+        assert!(merge(RunArgs::default(), "on_event = [\"a\\u0000b\"]").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 
 use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
+use crate::names;
 use crate::node::Shared;
 use crate::node::sample::Sample;
 use crate::peers::{Origin, Peer, PeerId, PeerState};
@@ -256,6 +257,12 @@ pub fn history_json(snapshot: &HistorySnapshot) -> Value {
     })
 }
 
+/// A label value as the exposition format wants it: prometheus-client 0.24
+/// writes label values raw, so text from peers is escaped here.
+fn label(text: &str) -> String {
+    names::for_prometheus_label(text).into_owned()
+}
+
 /// The Prometheus text of `GET /metrics`.
 pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     let mut registry = Registry::with_prefix("p2pmon");
@@ -341,8 +348,11 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     // One label set per peer: cardinality is bounded by MAX_PEERS.
     for peer in sorted_peers(snapshot) {
         let labels = vec![
-            ("peer".to_string(), peer.id.to_string()),
-            ("name".to_string(), peer.name.clone().unwrap_or_default()),
+            ("peer".to_string(), label(&peer.id.to_string())),
+            (
+                "name".to_string(),
+                label(peer.name.as_deref().unwrap_or_default()),
+            ),
         ];
         up.get_or_create(&labels)
             .set(i64::from(peer.state == PeerState::Online));

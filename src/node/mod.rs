@@ -11,7 +11,6 @@ pub mod sample;
 pub mod sender;
 pub mod shutdown;
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -25,8 +24,7 @@ use socket2::{Domain, Socket, Type};
 use crate::Error;
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
-    FILES_PER_HOOK, JOIN_DEADLINE, MAX_HOOK_QUEUE, MAX_HOOKS_RUNNING, MAX_HTTP_CONNECTIONS,
-    MAX_PEERS, SPARE_FILES,
+    FILES_PER_HOOK, JOIN_DEADLINE, MAX_HOOKS_RUNNING, MAX_HTTP_CONNECTIONS, MAX_PEERS, SPARE_FILES,
 };
 use crate::node::listener::Listener;
 use crate::node::reload::{ConfigChange, KeyReload};
@@ -36,6 +34,7 @@ use crate::node::shutdown::Shutdown;
 use crate::peers::{Event, PeerState, PeerTable};
 use crate::proto::seal::{Keyring, SharedKeyring};
 use crate::report::history::History;
+use crate::report::hooks::HookQueue;
 use crate::report::output::{Output, Stdout};
 use crate::report::stats::Stats;
 use crate::sys::describe_io_error;
@@ -62,8 +61,9 @@ pub struct Shared {
     pub own: Option<Sample>,
     /// The listener's loop is running (GET /healthz).
     pub listener_running: bool,
-    /// Events waiting for the hooks (only filled when hooks are configured).
-    pub hook_queue: VecDeque<Event>,
+    /// Events waiting for the hooks (only filled when hooks are configured),
+    /// fair between sources.
+    pub hook_queue: HookQueue,
     pub hooks_enabled: bool,
     /// Wakes the HTTP thread, which runs the hooks.
     pub hook_waker: Option<Arc<Waker>>,
@@ -130,16 +130,17 @@ impl Shared {
             }
             self.output.event(&event);
             if self.hooks_enabled && !matches!(event, Event::Status { .. }) {
-                if self.hook_queue.len() >= MAX_HOOK_QUEUE {
-                    *self.stats.rejected.entry("hook_queue_full").or_insert(0) += 1;
-                    log::warn!("event hooks are not keeping up: event dropped");
-                } else {
-                    self.hook_queue.push_back(event);
-                    if let Some(waker) = &self.hook_waker
-                        && let Err(e) = waker.wake()
-                    {
-                        log::debug!("cannot wake the hook runner: {e}");
-                    }
+                let (dropped, line) = self.hook_queue.push(event, Instant::now());
+                if dropped > 0 {
+                    *self.stats.rejected.entry("hook_queue_full").or_insert(0) += dropped;
+                }
+                if let Some(line) = line {
+                    log::warn!("{line}");
+                }
+                if let Some(waker) = &self.hook_waker
+                    && let Err(e) = waker.wake()
+                {
+                    log::debug!("cannot wake the hook runner: {e}");
                 }
             }
         }
@@ -308,7 +309,7 @@ impl Node {
             listening: listening.iter().map(SocketAddr::to_string).collect(),
             own: None,
             listener_running: false,
-            hook_queue: VecDeque::new(),
+            hook_queue: HookQueue::default(),
             hooks_enabled: !config.on_event.is_empty(),
             hook_waker: None,
             link_changes: Vec::new(),

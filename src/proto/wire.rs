@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{MAX_FRAME, MAX_MEMBERS_PER_MESSAGE, MAX_NAME_LEN, MAX_PEER_INTERVAL};
+use crate::names::{self, NameError};
 
 /// Written once by a v1 listener on a connection it accepted, after the first
 /// valid v1 message arrived on it. The Python original never writes on an
@@ -89,6 +90,9 @@ pub enum DecodeError {
     OutOfRange(&'static str, String),
     /// A sealed frame arrived but this node has no key.
     SealedWithoutKey,
+    /// The `node` name holds a control or text-direction character (see
+    /// [`names::is_forbidden`]); the reason never shows the name raw.
+    BadName(NameError),
 }
 
 impl DecodeError {
@@ -104,6 +108,7 @@ impl DecodeError {
             DecodeError::MissingField(_) => "missing_field",
             DecodeError::OutOfRange(..) => "out_of_range",
             DecodeError::SealedWithoutKey => "sealed_without_key",
+            DecodeError::BadName(_) => "bad_name",
         }
     }
 }
@@ -124,6 +129,7 @@ impl fmt::Display for DecodeError {
             DecodeError::SealedWithoutKey => {
                 write!(f, "sealed frame received but this node has no key")
             }
+            DecodeError::BadName(why) => write!(f, "bad `node` name: {why}"),
         }
     }
 }
@@ -199,11 +205,15 @@ fn decode_v1(raw: RawMessage<'_>) -> Result<Message, DecodeError> {
         return Err(DecodeError::UnknownType(truncate(&kind, 32)));
     }
     let node = raw.node.ok_or(DecodeError::MissingField("node"))?;
-    if node.len() > MAX_NAME_LEN {
-        return Err(DecodeError::OutOfRange(
-            "node",
-            format!("{} bytes, at most {MAX_NAME_LEN}", node.len()),
-        ));
+    match names::check(&node) {
+        Ok(()) => {}
+        Err(NameError::TooLong(len)) => {
+            return Err(DecodeError::OutOfRange(
+                "node",
+                format!("{len} bytes, at most {MAX_NAME_LEN}"),
+            ));
+        }
+        Err(e) => return Err(DecodeError::BadName(e)),
     }
     let port = raw.port.ok_or(DecodeError::MissingField("port"))?;
     let port = u16::try_from(port)
@@ -226,7 +236,9 @@ fn decode_v1(raw: RawMessage<'_>) -> Result<Message, DecodeError> {
         .take(MAX_MEMBERS_PER_MESSAGE)
         .filter_map(|member| {
             let addr = member.addr.parse().ok()?;
-            let name = member.name.filter(|n| n.len() <= MAX_NAME_LEN);
+            // A name that breaks the rules is dropped, the member kept: it is
+            // hearsay, perhaps relayed by an older node that took it in.
+            let name = member.name.filter(|n| names::check(n).is_ok());
             Some(Member {
                 addr,
                 name,
@@ -595,6 +607,31 @@ mod tests {
             "missing_field"
         );
         assert_eq!(reason(br#"{"v":1,"sealed":"AAAA"}"#), "sealed_without_key");
+        let bad_name =
+            status_json("1", "1").replace("\"node\":\"b\"", r#""node":"b\"}\n\\\u001b""#);
+        assert_eq!(reason(bad_name.as_bytes()), "bad_name");
+        // The reason names the character, escaped; never the name raw.
+        let why = decode(bad_name.as_bytes()).err().map(|e| e.to_string());
+        assert_eq!(
+            why.as_deref(),
+            Some("bad `node` name: character 3 is \\x0a, a control or text-direction character")
+        );
+    }
+
+    #[test]
+    fn a_member_name_that_breaks_the_rules_is_dropped_not_the_status() {
+        let with_members = status_json("1", "1").replace(
+            "\"v\":1",
+            r#""v":1,"members":[{"addr":"10.0.0.9:5000","name":"x\u202ey","boot":2,"heard_ms":5},{"addr":"10.0.0.8:5000","name":"ok","boot":2,"heard_ms":5}]"#,
+        );
+        match decode(with_members.as_bytes()) {
+            Ok(Message::Status { header, .. }) => {
+                assert_eq!(header.members.len(), 2);
+                assert_eq!(header.members[0].name, None);
+                assert_eq!(header.members[1].name.as_deref(), Some("ok"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
