@@ -71,7 +71,7 @@ impl PeerTable {
     fn contacts(&self) -> impl Iterator<Item = &Peer> {
         self.peers.values().filter(|peer| {
             peer.state != PeerState::Left
-                && (peer.last_status.is_some() || peer.last_contact.is_some())
+                && (peer.signals.last_status.is_some() || peer.signals.last_contact.is_some())
         })
     }
 
@@ -189,7 +189,7 @@ impl PeerTable {
                     *last_seen = self
                         .peers
                         .get(peer)
-                        .and_then(|p| p.last_status.or(p.last_contact))
+                        .and_then(|p| p.signals.last_status.or(p.signals.last_contact))
                         .map(|seen| now.duration_since(seen));
                 }
                 events.push(event);

@@ -5,6 +5,7 @@
 //! [`unmute_if_stable`], run by the table's tick, lifts the mute and prints
 //! the state the last line did not tell.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{Event, Peer, PeerState};
@@ -27,6 +28,34 @@ impl Default for FlapRule {
     }
 }
 
+/// A peer's state changes as flap damping sees them.
+#[derive(Debug, Clone)]
+pub struct FlapState {
+    /// Muted for flapping.
+    pub flapping: bool,
+    /// State changes so far (online, offline, left), muted ones included.
+    pub changes_total: u64,
+    /// Times it was reported flapping.
+    pub flaps: u64,
+    /// Recent state changes (at most `FlapRule::changes` + 1).
+    pub(super) changes: VecDeque<Instant>,
+    /// The state last announced on stdout (differs from the peer's state
+    /// while muted).
+    pub(super) announced: PeerState,
+}
+
+impl Default for FlapState {
+    fn default() -> FlapState {
+        FlapState {
+            flapping: false,
+            changes_total: 0,
+            flaps: 0,
+            changes: VecDeque::new(),
+            announced: PeerState::Unknown,
+        }
+    }
+}
+
 /// Prints a state change unless the peer flaps: the change that crosses the
 /// limit prints "flapping" instead, and later ones are muted.
 pub(super) fn announce(
@@ -36,24 +65,25 @@ pub(super) fn announce(
     rule: FlapRule,
     events: &mut Vec<Event>,
 ) {
-    peer.changes.push_back(now);
+    peer.flap.changes.push_back(now);
     while peer
+        .flap
         .changes
         .front()
         .is_some_and(|at| now.duration_since(*at) > rule.window)
-        || peer.changes.len() > rule.changes + 1
+        || peer.flap.changes.len() > rule.changes + 1
     {
-        peer.changes.pop_front();
+        peer.flap.changes.pop_front();
     }
-    if peer.flapping {
+    if peer.flap.flapping {
         return;
     }
-    if peer.changes.len() > rule.changes {
-        peer.flapping = true;
-        peer.flaps += 1;
+    if peer.flap.changes.len() > rule.changes {
+        peer.flap.flapping = true;
+        peer.flap.flaps += 1;
         let reason = format!(
             "{} state changes within {} s; muted until stable for {} s",
-            peer.changes.len(),
+            peer.flap.changes.len(),
             rule.window.as_secs(),
             rule.window.as_secs()
         );
@@ -64,7 +94,7 @@ pub(super) fn announce(
         });
         return;
     }
-    peer.announced = peer.state;
+    peer.flap.announced = peer.state;
     events.push(event);
 }
 
@@ -76,16 +106,16 @@ pub(super) fn unmute_if_stable(
     rule: FlapRule,
     events: &mut Vec<Event>,
 ) {
-    if !peer.flapping || now.duration_since(peer.since) < rule.window {
+    if !peer.flap.flapping || now.duration_since(peer.since) < rule.window {
         return;
     }
-    peer.flapping = false;
-    peer.changes.clear();
+    peer.flap.flapping = false;
+    peer.flap.changes.clear();
     log::info!("peer {} is stable again", peer.id);
-    if peer.state == peer.announced {
+    if peer.state == peer.flap.announced {
         return;
     }
-    peer.announced = peer.state;
+    peer.flap.announced = peer.state;
     match peer.state {
         PeerState::Online => events.push(Event::Online {
             peer: peer.id,
@@ -96,10 +126,14 @@ pub(super) fn unmute_if_stable(
             peer: peer.id,
             name: peer.name.clone(),
             reason: peer
+                .signals
                 .last_error
                 .clone()
                 .unwrap_or_else(|| "offline".to_string()),
-            last_seen: peer.last_status.map(|seen| now.duration_since(seen)),
+            last_seen: peer
+                .signals
+                .last_status
+                .map(|seen| now.duration_since(seen)),
         }),
         PeerState::Unknown | PeerState::Left => {}
     }
@@ -136,7 +170,7 @@ mod tests {
                 "offline", "online", "offline", "online", "offline", "flapping"
             ]
         );
-        assert_eq!(peers.get(&id(2)).map(|p| p.flaps), Some(1));
+        assert_eq!(peers.get(&id(2)).map(|p| p.flap.flaps), Some(1));
         // Stable for the window: unmuted; it is online, the last line said offline.
         events.clear();
         let stable = t0 + 6 * SEC + DEFAULT_FLAP_WINDOW;
@@ -149,7 +183,7 @@ mod tests {
             .filter(|k| *k != "status")
             .collect();
         assert_eq!(printed, ["online"]);
-        assert!(!peers.get(&id(2)).is_some_and(|p| p.flapping));
+        assert!(!peers.get(&id(2)).is_some_and(|p| p.flap.flapping));
     }
 
     #[test]

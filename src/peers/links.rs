@@ -36,8 +36,8 @@ impl PeerTable {
     /// An inbound v1 connection was identified as coming from `id`.
     pub fn on_inbound_open(&mut self, id: PeerId) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.inbound_open = peer.inbound_open.saturating_add(1);
-            peer.closed_at = None;
+            peer.signals.inbound_open = peer.signals.inbound_open.saturating_add(1);
+            peer.signals.closed_at = None;
         }
     }
 
@@ -46,9 +46,9 @@ impl PeerTable {
     pub fn on_inbound_closed(&mut self, id: PeerId, graceful: bool, now: Instant) {
         self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.inbound_open = peer.inbound_open.saturating_sub(1);
-            if peer.inbound_open == 0 && !graceful && peer.state != PeerState::Left {
-                peer.closed_at = Some(now);
+            peer.signals.inbound_open = peer.signals.inbound_open.saturating_sub(1);
+            if peer.signals.inbound_open == 0 && !graceful && peer.state != PeerState::Left {
+                peer.signals.closed_at = Some(now);
             }
         }
     }
@@ -58,9 +58,9 @@ impl PeerTable {
     pub fn on_connected(&mut self, id: PeerId, now: Instant, events: &mut Vec<Event>) {
         self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.outbound_up = true;
-            peer.last_contact = Some(now);
-            peer.last_error = None;
+            peer.signals.outbound_up = true;
+            peer.signals.last_contact = Some(now);
+            peer.signals.last_error = None;
             if peer.send_only() {
                 let before = events.len();
                 come_alive(peer, now, self.flap, events);
@@ -72,7 +72,7 @@ impl PeerTable {
     /// A status was handed to the kernel on an established connection to `id`.
     pub fn on_delivered(&mut self, id: PeerId, now: Instant) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.last_contact = Some(now);
+            peer.signals.last_contact = Some(now);
         }
     }
 
@@ -81,11 +81,11 @@ impl PeerTable {
     pub fn on_disconnected(&mut self, id: PeerId, now: Instant) {
         self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
-            if peer.outbound_up {
+            if peer.signals.outbound_up {
                 // It held until now: that was a sign of life.
-                peer.last_contact = Some(now);
+                peer.signals.last_contact = Some(now);
             }
-            peer.outbound_up = false;
+            peer.signals.outbound_up = false;
         }
     }
 
@@ -110,8 +110,8 @@ impl PeerTable {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        peer.outbound_up = false;
-        peer.last_error = Some(detail.to_string());
+        peer.signals.outbound_up = false;
+        peer.signals.last_error = Some(detail.to_string());
         if !failure.is_hard() {
             return;
         }
@@ -124,6 +124,7 @@ impl PeerTable {
         }
         if failure == LinkFailure::TimedOut
             && peer
+                .signals
                 .last_status
                 .is_some_and(|seen| now.duration_since(seen) < TCP_USER_TIMEOUT)
         {
@@ -255,7 +256,7 @@ mod tests {
         assert_eq!(peers.get(&id(2)).map(|p| p.state), Some(PeerState::Online));
         // Still a soft failure: the reason is kept for the silence verdict.
         assert_eq!(
-            peers.get(&id(2)).and_then(|p| p.last_error.clone()),
+            peers.get(&id(2)).and_then(|p| p.signals.last_error.clone()),
             Some("connection refused".to_string())
         );
         // An attempt begun after that status and refused: offline at once.

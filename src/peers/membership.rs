@@ -16,6 +16,39 @@ use crate::limits::{
 };
 use crate::proto::wire::Member;
 
+/// How a peer became known, and what that makes us do.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// Listed in --peers (never dropped from the table).
+    pub configured: bool,
+    /// How and when it became known.
+    pub origin: Origin,
+    pub known_at: Instant,
+    /// We send to it (configured, learned, or pushed back to).
+    pub linked: bool,
+    /// A sealed message of its was admitted and accepted: it holds the key,
+    /// so it is never sent plaintext (see the sender).
+    pub authenticated: bool,
+}
+
+impl Membership {
+    /// A configured peer is linked from the start; any other is known because
+    /// it contacted us until `learn` says otherwise.
+    pub(super) fn new(configured: bool, now: Instant) -> Membership {
+        Membership {
+            configured,
+            origin: if configured {
+                Origin::Configured
+            } else {
+                Origin::Contacted
+            },
+            known_at: now,
+            linked: configured,
+            authenticated: false,
+        }
+    }
+}
+
 /// Whether hearsay may name `addr`: only an address a node can listen on
 /// and be dialed at (never unspecified, "this network", multicast or
 /// broadcast, never port 0).
@@ -62,9 +95,9 @@ impl PeerTable {
         self.room_for_stranger(id)?;
         self.learned_by.insert(teacher, (used.0, used.1 + 1));
         let mut peer = Peer::new(id, false, self.own_interval, now);
-        peer.origin = Origin::Learned { from };
+        peer.membership.origin = Origin::Learned { from };
         peer.name = member.name.clone();
-        peer.linked = true;
+        peer.membership.linked = true;
         self.peers.insert(id, peer);
         Ok(true)
     }
@@ -98,7 +131,11 @@ impl PeerTable {
         let mut ids: Vec<PeerId> = self
             .peers
             .values()
-            .filter(|peer| peer.state == PeerState::Online && !peer.legacy && peer.boot.is_some())
+            .filter(|peer| {
+                peer.state == PeerState::Online
+                    && !peer.incarnation.legacy
+                    && peer.incarnation.boot.is_some()
+            })
             .map(|peer| peer.id)
             .collect();
         if ids.is_empty() {
@@ -113,8 +150,9 @@ impl PeerTable {
             .map(|peer| Member {
                 addr: peer.id.0,
                 name: peer.name.clone(),
-                boot: peer.boot.unwrap_or(0),
+                boot: peer.incarnation.boot.unwrap_or(0),
                 heard_ms: peer
+                    .signals
                     .last_status
                     .map_or(u64::MAX, |seen| now.duration_since(seen).as_millis() as u64),
             })
@@ -124,8 +162,8 @@ impl PeerTable {
     /// Marks `id` as sent to; true if it was not (the caller adds a link).
     pub fn mark_linked(&mut self, id: PeerId) -> bool {
         match self.peers.get_mut(&id) {
-            Some(peer) if !peer.linked => {
-                peer.linked = true;
+            Some(peer) if !peer.membership.linked => {
+                peer.membership.linked = true;
                 true
             }
             _ => false,
@@ -145,7 +183,7 @@ impl PeerTable {
         self.generation += 1;
         if let Some(peer) = self.peers.remove(&id) {
             if left {
-                self.tombstone(id, peer.boot.unwrap_or(0), now);
+                self.tombstone(id, peer.incarnation.boot.unwrap_or(0), now);
             }
             self.removed.push(id);
         }
@@ -155,9 +193,9 @@ impl PeerTable {
     /// stays a member we send to, and is forgotten or dropped like a learned one.
     pub fn demote(&mut self, id: PeerId) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.configured = false;
-            if peer.origin == Origin::Configured {
-                peer.origin = Origin::Contacted;
+            peer.membership.configured = false;
+            if peer.membership.origin == Origin::Configured {
+                peer.membership.origin = Origin::Contacted;
             }
         }
     }
@@ -189,7 +227,7 @@ impl PeerTable {
             .peers
             .values()
             .filter(|peer| {
-                !peer.configured
+                !peer.membership.configured
                     && peer.state == PeerState::Offline
                     && now.duration_since(peer.since) >= forget_after
             })
@@ -215,7 +253,7 @@ mod tests {
         peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
         assert_eq!(peers.learn(&member(3, 7, 500), id(2), t0), Ok(true));
         assert_eq!(
-            peers.get(&id(3)).map(|p| p.origin),
+            peers.get(&id(3)).map(|p| p.membership.origin),
             Some(Origin::Learned { from: id(2) })
         );
         assert_eq!(

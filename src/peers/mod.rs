@@ -59,10 +59,10 @@ mod timing;
 mod types;
 
 pub use crate::proto::PeerId;
-pub use flap::FlapRule;
+pub use flap::{FlapRule, FlapState};
 pub use links::LinkFailure;
-pub use membership::learnable;
-pub use peer::Peer;
+pub use membership::{Membership, learnable};
+pub use peer::{Incarnation, Peer, Signals};
 pub use table::PeerTable;
 pub use types::{Event, Origin, PeerState, Refusal, StatusReport, legacy_report};
 

@@ -93,7 +93,7 @@ impl PeerTable {
         let same_ip = self
             .peers
             .values()
-            .filter(|peer| !peer.configured && peer.id.0.ip() == ip)
+            .filter(|peer| !peer.membership.configured && peer.id.0.ip() == ip)
             .count();
         if same_ip >= MAX_PEERS_PER_IP {
             return Err(Refusal::IpShareFull(ip));
@@ -108,7 +108,7 @@ impl PeerTable {
         let victim = self
             .peers
             .values()
-            .filter(|peer| !peer.configured)
+            .filter(|peer| !peer.membership.configured)
             .min_by_key(|peer| {
                 let online = peer.state == PeerState::Online;
                 let since = if online {
@@ -157,9 +157,9 @@ impl PeerTable {
     pub fn add_configured(&mut self, id: PeerId, now: Instant) -> Result<(), Refusal> {
         self.generation += 1;
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.configured = true;
-            peer.origin = Origin::Configured;
-            peer.linked = true;
+            peer.membership.configured = true;
+            peer.membership.origin = Origin::Configured;
+            peer.membership.linked = true;
             return Ok(());
         }
         if self.peers.len() >= MAX_PEERS && !self.make_room(now) {
@@ -179,14 +179,18 @@ impl PeerTable {
     /// learned again before the sender drops its link, and that newer entry
     /// stays.
     pub fn unconfigure(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(&id).filter(|peer| peer.configured) else {
+        let Some(peer) = self
+            .peers
+            .get_mut(&id)
+            .filter(|peer| peer.membership.configured)
+        else {
             return;
         };
-        peer.configured = false;
-        peer.outbound_up = false;
-        peer.linked = false;
-        if peer.origin == Origin::Configured {
-            peer.origin = Origin::Contacted;
+        peer.membership.configured = false;
+        peer.signals.outbound_up = false;
+        peer.membership.linked = false;
+        if peer.membership.origin == Origin::Configured {
+            peer.membership.origin = Origin::Contacted;
         }
         if peer.send_only() {
             self.peers.remove(&id);
@@ -207,9 +211,9 @@ impl PeerTable {
             if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
                 let mut peer = Peer::new(id, false, self.own_interval, now);
                 peer.state = PeerState::Left;
-                peer.announced = PeerState::Left;
+                peer.flap.announced = PeerState::Left;
                 peer.since = at;
-                peer.boot = Some(gone);
+                peer.incarnation.boot = Some(gone);
                 self.peers.insert(id, peer);
             }
             self.tombstones.remove(&id);
@@ -237,7 +241,7 @@ impl PeerTable {
         let known = self.peers.get(&id).map(|peer| peer.state);
         let interval = self.timing_interval(report.interval);
         let peer = self.entry(id, report.boot, now)?;
-        if let (Some(known), Some(boot)) = (peer.boot, report.boot) {
+        if let (Some(known), Some(boot)) = (peer.incarnation.boot, report.boot) {
             if boot < known || (boot == known && peer.state == PeerState::Left) {
                 // Older incarnation, or the same one after its own leave.
                 return Err(Refusal::StaleBoot);
@@ -249,16 +253,16 @@ impl PeerTable {
             }
         }
         if let Some(boot) = report.boot {
-            if peer.boot != Some(boot) {
-                peer.seq = None;
+            if peer.incarnation.boot != Some(boot) {
+                peer.incarnation.seq = None;
             }
-            peer.boot = Some(boot);
-            peer.seq = report.seq.max(peer.seq);
+            peer.incarnation.boot = Some(boot);
+            peer.incarnation.seq = report.seq.max(peer.incarnation.seq);
         }
-        peer.legacy = report.boot.is_none();
-        let first = peer.last_status.is_none();
-        peer.last_status = Some(now);
-        peer.closed_at = None;
+        peer.incarnation.legacy = report.boot.is_none();
+        let first = peer.signals.last_status.is_none();
+        peer.signals.last_status = Some(now);
+        peer.signals.closed_at = None;
         peer.interval = interval;
         if report.name.is_some() {
             peer.name = report.name;
@@ -295,21 +299,21 @@ impl PeerTable {
             self.tombstone(id, boot, now);
             return Ok(());
         };
-        if peer.boot.is_some_and(|known| boot < known) {
+        if peer.incarnation.boot.is_some_and(|known| boot < known) {
             self.generation += 1;
             return Err(Refusal::StaleBoot);
         }
-        peer.closed_at = None;
+        peer.signals.closed_at = None;
         if peer.state != PeerState::Left {
             peer.state = PeerState::Left;
-            peer.changes_total += 1;
+            peer.flap.changes_total += 1;
             peer.since = now;
-            peer.boot = Some(boot.max(peer.boot.unwrap_or(0)));
+            peer.incarnation.boot = Some(boot.max(peer.incarnation.boot.unwrap_or(0)));
             events.push(Event::Left {
                 peer: id,
                 name: peer.name.clone(),
             });
-            if !peer.configured {
+            if !peer.membership.configured {
                 // A member that left on purpose is gone from the list.
                 self.drop_member(id, true, now);
                 return Ok(());
@@ -331,10 +335,10 @@ impl PeerTable {
             let threshold = offline_after.max(peer.interval * OFFLINE_FACTOR);
             match peer.state {
                 PeerState::Online => {
-                    if let Some(closed) = peer.closed_at
+                    if let Some(closed) = peer.signals.closed_at
                         && now.duration_since(closed) >= CLOSE_GRACE
                     {
-                        peer.closed_at = None;
+                        peer.signals.closed_at = None;
                         go_offline(
                             peer,
                             "connection closed without leave".to_string(),
@@ -348,7 +352,7 @@ impl PeerTable {
                         .last_sign_of_life(now)
                         .map_or(since_start, |seen| now.duration_since(seen));
                     if silent_for > threshold {
-                        let reason = match &peer.last_error {
+                        let reason = match &peer.signals.last_error {
                             Some(error) => format!(
                                 "no sign of life for {:.1} s ({error})",
                                 silent_for.as_secs_f64()
@@ -360,7 +364,7 @@ impl PeerTable {
                 }
                 PeerState::Unknown => {
                     if now.duration_since(peer.since.max(self.started)) > threshold {
-                        let reason = match &peer.last_error {
+                        let reason = match &peer.signals.last_error {
                             Some(error) => format!("never heard from ({error})"),
                             None => "never heard from".to_string(),
                         };
@@ -391,12 +395,12 @@ impl PeerTable {
         let just_after = Duration::from_millis(1);
         for peer in self.peers.values() {
             let threshold = self.threshold(peer);
-            if let Some(closed) = peer.closed_at {
+            if let Some(closed) = peer.signals.closed_at {
                 consider(closed + CLOSE_GRACE);
             }
             match peer.state {
                 PeerState::Online => {
-                    if !(peer.send_only() && peer.outbound_up) {
+                    if !(peer.send_only() && peer.signals.outbound_up) {
                         let seen = peer.last_sign_of_life(now).unwrap_or(self.started);
                         consider(seen + threshold + just_after);
                     }
@@ -405,13 +409,15 @@ impl PeerTable {
                     consider(peer.since.max(self.started) + threshold + just_after)
                 }
                 PeerState::Offline => {
-                    if let (false, Some(forget_after)) = (peer.configured, self.forget_after) {
+                    if let (false, Some(forget_after)) =
+                        (peer.membership.configured, self.forget_after)
+                    {
                         consider(peer.since + forget_after);
                     }
                 }
                 PeerState::Left => {}
             }
-            if peer.flapping {
+            if peer.flap.flapping {
                 consider(peer.since + self.flap.window);
             }
         }
@@ -438,24 +444,30 @@ impl PeerTable {
 
     /// Whether `id` is known to speak v1 (has sent a v1 message).
     pub fn speaks_v1(&self, id: &PeerId) -> bool {
-        self.peers.get(id).is_some_and(|peer| peer.boot.is_some())
+        self.peers
+            .get(id)
+            .is_some_and(|peer| peer.incarnation.boot.is_some())
     }
 
     /// A sealed message from `id` was admitted and the table accepted it.
     pub fn on_authenticated(&mut self, id: PeerId) {
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.authenticated = true;
+            peer.membership.authenticated = true;
         }
     }
 
     /// Whether `id` has authenticated to us (see [`Peer::authenticated`]).
     pub fn authenticated(&self, id: &PeerId) -> bool {
-        self.peers.get(id).is_some_and(|peer| peer.authenticated)
+        self.peers
+            .get(id)
+            .is_some_and(|peer| peer.membership.authenticated)
     }
 
     /// Whether `id` has sent the Python original's bare statuses.
     pub fn speaks_legacy(&self, id: &PeerId) -> bool {
-        self.peers.get(id).is_some_and(|peer| peer.legacy)
+        self.peers
+            .get(id)
+            .is_some_and(|peer| peer.incarnation.legacy)
     }
 
     /// The identity of a Python sender at `ip`: the configured peer with that IP
@@ -465,7 +477,7 @@ impl PeerTable {
         let mut configured = self
             .peers
             .values()
-            .filter(|peer| peer.configured && peer.id.0.ip() == ip);
+            .filter(|peer| peer.membership.configured && peer.id.0.ip() == ip);
         match (configured.next(), configured.next()) {
             (Some(peer), None) => peer.id,
             _ => PeerId::new(ip, DEFAULT_PORT),
@@ -587,7 +599,10 @@ mod tests {
         peers.add_configured(id(3), t0).ok();
         peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
         peers.unconfigure(id(3));
-        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(false));
+        assert_eq!(
+            peers.get(&id(3)).map(|p| p.membership.configured),
+            Some(false)
+        );
         // Unknown and unconfigured ids are ignored; configuring again
         // restores the flag.
         peers.unconfigure(id(4));
@@ -595,13 +610,20 @@ mod tests {
         peers.unconfigure(id(6));
         assert!(peers.get(&id(6)).is_some());
         peers.add_configured(id(3), t0).ok();
-        assert_eq!(peers.get(&id(3)).map(|p| p.configured), Some(true));
+        assert_eq!(
+            peers.get(&id(3)).map(|p| p.membership.configured),
+            Some(true)
+        );
         // With membership, a demoted peer stays, linked, no longer configured.
         peers.add_configured(id(5), t0).ok();
         peers.demote(id(5));
-        let peer = peers
-            .get(&id(5))
-            .map(|p| (p.configured, p.linked, p.origin));
+        let peer = peers.get(&id(5)).map(|p| {
+            (
+                p.membership.configured,
+                p.membership.linked,
+                p.membership.origin,
+            )
+        });
         assert_eq!(peer, Some((false, true, Origin::Contacted)));
     }
 
@@ -718,7 +740,11 @@ mod tests {
         let second = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 2)), 5000);
         assert_eq!(peers.add_configured(second, t0 + 5 * SEC), Ok(()));
         assert!(peers.get(&nth(9)).is_none(), "nth(9) was heard last at 2 s");
-        assert!(peers.get(&configured).is_some_and(|p| p.configured));
+        assert!(
+            peers
+                .get(&configured)
+                .is_some_and(|p| p.membership.configured)
+        );
         // A stranger still cannot push in.
         let stranger = PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 3)), 5000);
         assert_eq!(
