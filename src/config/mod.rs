@@ -14,9 +14,9 @@ use crate::cli::RunArgs;
 use crate::limits::{
     DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
     DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_NAME_LEN, MAX_OFFLINE_AFTER,
-    MAX_PEER_INTERVAL, OFFLINE_FACTOR,
+    MAX_PEER_INTERVAL,
 };
-use crate::peers::FlapRule;
+use crate::peers::{FlapRule, offline_threshold};
 use crate::report::output::Format;
 
 /// A bad flag, key or value.
@@ -371,7 +371,7 @@ impl Config {
                 )));
             }
             Some(after) => after,
-            None => interval * OFFLINE_FACTOR,
+            None => offline_threshold(Duration::ZERO, interval),
         };
 
         let peer_texts = if args.peers.is_empty() {

@@ -10,8 +10,9 @@
 use std::time::Instant;
 
 use super::peer::{come_alive, go_offline};
+use super::timing::offline_threshold;
 use super::{Event, PeerId, PeerState, PeerTable};
-use crate::limits::{OFFLINE_FACTOR, TCP_USER_TIMEOUT};
+use crate::limits::TCP_USER_TIMEOUT;
 
 /// A failure of one of our connections to a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl PeerTable {
             // path is one-way). Not offline; the sender warns.
             return;
         }
-        let threshold = self.offline_after.max(peer.interval * OFFLINE_FACTOR);
+        let threshold = offline_threshold(self.offline_after, peer.interval);
         let may_report = match peer.state {
             PeerState::Online => true,
             // Never heard from: not before T since our start (or since it became known).

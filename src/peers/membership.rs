@@ -10,10 +10,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::timing::offline_threshold;
 use super::{Event, Origin, Peer, PeerId, PeerState, PeerTable, Refusal};
-use crate::limits::{
-    LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_MEMBERS_PER_MESSAGE, MAX_PEERS, OFFLINE_FACTOR,
-};
+use crate::limits::{LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_MEMBERS_PER_MESSAGE, MAX_PEERS};
 use crate::proto::wire::Member;
 
 /// How a peer became known, and what that makes us do.
@@ -86,7 +85,7 @@ impl PeerTable {
             return Ok(false);
         }
         if Duration::from_millis(member.heard_ms)
-            > self.offline_after.max(self.own_interval * OFFLINE_FACTOR)
+            > offline_threshold(self.offline_after, self.own_interval)
         {
             return Ok(false);
         }

@@ -64,6 +64,7 @@ pub use links::LinkFailure;
 pub use membership::{Membership, learnable};
 pub use peer::{Incarnation, Peer, Signals};
 pub use table::PeerTable;
+pub use timing::offline_threshold;
 pub use types::{Event, Origin, PeerState, Refusal, StatusReport, legacy_report};
 
 #[cfg(test)]

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use super::cutoff::CutOff;
 use super::flap::unmute_if_stable;
 use super::peer::{come_alive, go_offline};
+use super::timing::offline_threshold;
 use super::{Event, FlapRule, Origin, Peer, PeerId, PeerState, Refusal, StatusReport};
-use crate::limits::{
-    CLOSE_GRACE, DEFAULT_FORGET_AFTER, DEFAULT_PORT, MAX_PEERS, MAX_PEERS_PER_IP, OFFLINE_FACTOR,
-};
+use crate::limits::{CLOSE_GRACE, DEFAULT_FORGET_AFTER, DEFAULT_PORT, MAX_PEERS, MAX_PEERS_PER_IP};
 
 /// All peers, keyed by identity, with the node's own timing settings.
 ///
@@ -332,7 +331,7 @@ impl PeerTable {
         let mut silenced = Vec::new();
         for peer in self.peers.values_mut() {
             unmute_if_stable(peer, now, rule, events);
-            let threshold = offline_after.max(peer.interval * OFFLINE_FACTOR);
+            let threshold = offline_threshold(offline_after, peer.interval);
             match peer.state {
                 PeerState::Online => {
                     if let Some(closed) = peer.signals.closed_at

@@ -1,10 +1,21 @@
-//! The durations derived from a peer's interval: the offline threshold T and
+//! The durations derived from a peer's interval: the offline threshold T
+//! ([`offline_threshold`], the one copy of the formula: the listener's idle
+//! deadline, the config's default --offline-after and the demo ask it) and
 //! the cap on what a declared interval counts for.
 
 use std::time::Duration;
 
 use super::{Peer, PeerTable};
 use crate::limits::{OFFLINE_FACTOR, PEER_INTERVAL_CAP};
+
+/// T, the silence after which a peer that sends every `interval` is
+/// offline: `OFFLINE_FACTOR` of its intervals (two lost updates are
+/// tolerated, the third is not), never sooner than `offline_after`.
+/// With `offline_after` zero it is the default --offline-after for a node
+/// sending every `interval`.
+pub fn offline_threshold(offline_after: Duration, interval: Duration) -> Duration {
+    offline_after.max(interval * OFFLINE_FACTOR)
+}
 
 impl PeerTable {
     /// The interval that a peer's declared one counts for in every timing
@@ -18,7 +29,7 @@ impl PeerTable {
 
     /// The silence after which this peer is offline.
     pub fn threshold(&self, peer: &Peer) -> Duration {
-        self.offline_after.max(peer.interval * OFFLINE_FACTOR)
+        offline_threshold(self.offline_after, peer.interval)
     }
 }
 
@@ -26,6 +37,24 @@ impl PeerTable {
 mod tests {
     use super::*;
     use crate::peers::testing::*;
+
+    #[test]
+    fn the_threshold_is_three_intervals_never_less_than_offline_after() {
+        assert_eq!(offline_threshold(3 * SEC, SEC), 3 * SEC);
+        assert_eq!(offline_threshold(10 * SEC, SEC), 10 * SEC);
+        assert_eq!(offline_threshold(3 * SEC, 5 * SEC), 15 * SEC);
+        assert_eq!(offline_threshold(Duration::ZERO, 2 * SEC), 6 * SEC);
+        // The table's threshold of a peer is the same formula.
+        let t0 = Instant::now();
+        let mut peers = PeerTable::new(t0, 4 * SEC, SEC);
+        let mut slow = report(1, 0);
+        slow.interval = 2 * SEC;
+        peers.on_status(id(2), slow, t0, &mut Vec::new()).ok();
+        assert_eq!(
+            peers.get(&id(2)).map(|p| peers.threshold(p)),
+            Some(offline_threshold(4 * SEC, 2 * SEC))
+        );
+    }
 
     #[test]
     fn a_declared_interval_counts_for_at_most_the_cap() {
