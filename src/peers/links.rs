@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::peer::{come_alive, go_offline};
 use super::timing::offline_threshold;
-use super::{Event, PeerId, PeerState, PeerTable};
-use crate::limits::TCP_USER_TIMEOUT;
+use super::{Event, PeerId, PeerState, PeerTable, Signals};
+use crate::limits::{CLOSE_GRACE, TCP_USER_TIMEOUT};
 
 /// A failure of one of our connections to a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,26 @@ pub enum LinkFailure {
 impl LinkFailure {
     fn is_hard(self) -> bool {
         matches!(self, LinkFailure::Refused | LinkFailure::TimedOut)
+    }
+}
+
+impl Signals {
+    /// Whether the close grace of an inbound v1 connection that closed
+    /// without a leave has run out at `now`: then it was a crash, and the
+    /// close is spent (one verdict per close). The table's tick asks.
+    pub(super) fn close_grace_over(&mut self, now: Instant) -> bool {
+        match self.closed_at {
+            Some(closed) if now.duration_since(closed) >= CLOSE_GRACE => {
+                self.closed_at = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// When a pending close grace runs out (for the table's next deadline).
+    pub(super) fn close_deadline(&self) -> Option<Instant> {
+        self.closed_at.map(|closed| closed + CLOSE_GRACE)
     }
 }
 

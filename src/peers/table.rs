@@ -15,7 +15,7 @@ use super::flap::unmute_if_stable;
 use super::peer::{come_alive, go_offline};
 use super::timing::offline_threshold;
 use super::{Event, FlapRule, Origin, Peer, PeerId, PeerState, Refusal, StatusReport};
-use crate::limits::{CLOSE_GRACE, DEFAULT_FORGET_AFTER, DEFAULT_PORT, MAX_PEERS, MAX_PEERS_PER_IP};
+use crate::limits::{DEFAULT_FORGET_AFTER, DEFAULT_PORT, MAX_PEERS, MAX_PEERS_PER_IP};
 
 /// All peers, keyed by identity, with the node's own timing settings.
 ///
@@ -334,10 +334,7 @@ impl PeerTable {
             let threshold = offline_threshold(offline_after, peer.interval);
             match peer.state {
                 PeerState::Online => {
-                    if let Some(closed) = peer.signals.closed_at
-                        && now.duration_since(closed) >= CLOSE_GRACE
-                    {
-                        peer.signals.closed_at = None;
+                    if peer.signals.close_grace_over(now) {
                         go_offline(
                             peer,
                             "connection closed without leave".to_string(),
@@ -394,8 +391,8 @@ impl PeerTable {
         let just_after = Duration::from_millis(1);
         for peer in self.peers.values() {
             let threshold = self.threshold(peer);
-            if let Some(closed) = peer.signals.closed_at {
-                consider(closed + CLOSE_GRACE);
+            if let Some(at) = peer.signals.close_deadline() {
+                consider(at);
             }
             match peer.state {
                 PeerState::Online => {
