@@ -71,15 +71,84 @@ impl PeerTable {
         }
     }
 
+    /// Replaces the forget-after setting (`None`: never forget).
+    pub fn with_forget_after(mut self, forget_after: Option<Duration>) -> PeerTable {
+        self.forget_after = forget_after;
+        self
+    }
+
+    /// Replaces the flap damping rule.
+    pub fn with_flap_rule(mut self, flap: FlapRule) -> PeerTable {
+        self.flap = flap;
+        self
+    }
+
     /// See the field: compare before and after an update.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// Replaces the forget-after setting (`None`: never forget).
-    pub fn with_forget_after(mut self, forget_after: Option<Duration>) -> PeerTable {
-        self.forget_after = forget_after;
-        self
+    pub fn get(&self, id: &PeerId) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// All peers, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    /// When the table started (the node's start).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Whether `id` is known to speak v1 (has sent a v1 message).
+    pub fn speaks_v1(&self, id: &PeerId) -> bool {
+        self.peers
+            .get(id)
+            .is_some_and(|peer| peer.incarnation.boot.is_some())
+    }
+
+    /// Whether `id` has sent the Python original's bare statuses.
+    pub fn speaks_legacy(&self, id: &PeerId) -> bool {
+        self.peers
+            .get(id)
+            .is_some_and(|peer| peer.incarnation.legacy)
+    }
+
+    /// Whether `id` has authenticated to us (see [`Membership::authenticated`](super::Membership::authenticated)).
+    pub fn authenticated(&self, id: &PeerId) -> bool {
+        self.peers
+            .get(id)
+            .is_some_and(|peer| peer.membership.authenticated)
+    }
+
+    /// Peers that went offline `count` times so far: the sender gives a peer a
+    /// fresh connection when this number changes.
+    pub fn offline_count(&self, id: &PeerId) -> u64 {
+        self.peers.get(id).map_or(0, |peer| peer.offline_count)
+    }
+
+    /// The identity of a Python sender at `ip`: the configured peer with that IP
+    /// if there is exactly one, else the IP on the default port.
+    pub fn legacy_id(&self, ip: IpAddr) -> PeerId {
+        let ip = ip.to_canonical();
+        let mut configured = self
+            .peers
+            .values()
+            .filter(|peer| peer.membership.configured && peer.id.0.ip() == ip);
+        match (configured.next(), configured.next()) {
+            (Some(peer), None) => peer.id,
+            _ => PeerId::new(ip, DEFAULT_PORT),
+        }
     }
 
     /// Whether a new unconfigured entry `id` fits: the table is not full and
@@ -129,27 +198,33 @@ impl PeerTable {
         true
     }
 
-    /// Replaces the flap damping rule.
-    pub fn with_flap_rule(mut self, flap: FlapRule) -> PeerTable {
-        self.flap = flap;
-        self
-    }
-
-    pub fn get(&self, id: &PeerId) -> Option<&Peer> {
-        self.peers.get(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.peers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
-    }
-
-    /// All peers, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
-        self.peers.values()
+    /// The peer `id` sending a status of incarnation `boot`, created if new.
+    /// A status of an incarnation that already left (tombstoned) is stale; a
+    /// newer one of a member that left comes back as "left", so that its
+    /// return prints back online like any left peer's.
+    fn entry(&mut self, id: PeerId, boot: Option<u64>, now: Instant) -> Result<&mut Peer, Refusal> {
+        if let (Some((gone, at)), Some(boot)) = (self.tombstones.get(&id).copied(), boot) {
+            if boot <= gone {
+                return Err(Refusal::StaleBoot);
+            }
+            if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
+                let mut peer = Peer::new(id, false, self.own_interval, now);
+                peer.state = PeerState::Left;
+                peer.flap.announced = PeerState::Left;
+                peer.since = at;
+                peer.incarnation.boot = Some(gone);
+                self.peers.insert(id, peer);
+            }
+            self.tombstones.remove(&id);
+        }
+        if !self.peers.contains_key(&id) {
+            self.room_for_stranger(id)?;
+        }
+        let interval = self.own_interval;
+        Ok(self
+            .peers
+            .entry(id)
+            .or_insert_with(|| Peer::new(id, false, interval, now)))
     }
 
     /// Adds a peer from --peers (idempotent).
@@ -196,35 +271,6 @@ impl PeerTable {
             self.held
                 .retain(|(event, _)| !matches!(event, Event::Offline { peer, .. } if *peer == id));
         }
-    }
-
-    /// The peer `id` sending a status of incarnation `boot`, created if new.
-    /// A status of an incarnation that already left (tombstoned) is stale; a
-    /// newer one of a member that left comes back as "left", so that its
-    /// return prints back online like any left peer's.
-    fn entry(&mut self, id: PeerId, boot: Option<u64>, now: Instant) -> Result<&mut Peer, Refusal> {
-        if let (Some((gone, at)), Some(boot)) = (self.tombstones.get(&id).copied(), boot) {
-            if boot <= gone {
-                return Err(Refusal::StaleBoot);
-            }
-            if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
-                let mut peer = Peer::new(id, false, self.own_interval, now);
-                peer.state = PeerState::Left;
-                peer.flap.announced = PeerState::Left;
-                peer.since = at;
-                peer.incarnation.boot = Some(gone);
-                self.peers.insert(id, peer);
-            }
-            self.tombstones.remove(&id);
-        }
-        if !self.peers.contains_key(&id) {
-            self.room_for_stranger(id)?;
-        }
-        let interval = self.own_interval;
-        Ok(self
-            .peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(id, false, interval, now)))
     }
 
     /// A status arrived from `id`.
@@ -321,6 +367,13 @@ impl PeerTable {
         Ok(())
     }
 
+    /// A sealed message from `id` was admitted and the table accepted it.
+    pub fn on_authenticated(&mut self, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.membership.authenticated = true;
+        }
+    }
+
     /// Applies the timers: close grace, silence, flap muting, cut-off. Call it
     /// at [`PeerTable::next_deadline`] (and at least every
     /// [`crate::limits::MAX_TICK`]); it costs one pass over the table.
@@ -375,11 +428,6 @@ impl PeerTable {
         self.forget(now, events);
     }
 
-    /// When the table started (the node's start).
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
     /// The earliest moment `tick` could change something (a close grace, a
     /// silence threshold, a flap mute, a held verdict, a forget), so the
     /// listener can sleep until then instead of waking ten times a second.
@@ -430,54 +478,6 @@ impl PeerTable {
             consider(first_back + longest_interval);
         }
         next
-    }
-
-    /// Peers that went offline `count` times so far: the sender gives a peer a
-    /// fresh connection when this number changes.
-    pub fn offline_count(&self, id: &PeerId) -> u64 {
-        self.peers.get(id).map_or(0, |peer| peer.offline_count)
-    }
-
-    /// Whether `id` is known to speak v1 (has sent a v1 message).
-    pub fn speaks_v1(&self, id: &PeerId) -> bool {
-        self.peers
-            .get(id)
-            .is_some_and(|peer| peer.incarnation.boot.is_some())
-    }
-
-    /// A sealed message from `id` was admitted and the table accepted it.
-    pub fn on_authenticated(&mut self, id: PeerId) {
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.membership.authenticated = true;
-        }
-    }
-
-    /// Whether `id` has authenticated to us (see [`Peer::authenticated`]).
-    pub fn authenticated(&self, id: &PeerId) -> bool {
-        self.peers
-            .get(id)
-            .is_some_and(|peer| peer.membership.authenticated)
-    }
-
-    /// Whether `id` has sent the Python original's bare statuses.
-    pub fn speaks_legacy(&self, id: &PeerId) -> bool {
-        self.peers
-            .get(id)
-            .is_some_and(|peer| peer.incarnation.legacy)
-    }
-
-    /// The identity of a Python sender at `ip`: the configured peer with that IP
-    /// if there is exactly one, else the IP on the default port.
-    pub fn legacy_id(&self, ip: IpAddr) -> PeerId {
-        let ip = ip.to_canonical();
-        let mut configured = self
-            .peers
-            .values()
-            .filter(|peer| peer.membership.configured && peer.id.0.ip() == ip);
-        match (configured.next(), configured.next()) {
-            (Some(peer), None) => peer.id,
-            _ => PeerId::new(ip, DEFAULT_PORT),
-        }
     }
 }
 
