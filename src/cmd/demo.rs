@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use crate::Error;
 use crate::cli::DemoArgs;
 use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration};
-use crate::limits::{MAX_CONNECTIONS, OFFLINE_FACTOR};
+use crate::limits::MAX_CONNECTIONS;
 use crate::node::run::Setup;
-use crate::peers::FlapRule;
+use crate::peers::{FlapRule, offline_threshold};
 use crate::report::output::{Output, Stdout};
 
 const NODES: usize = 3;
@@ -36,7 +36,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 port: ports[me],
                 listen: Some(localhost),
                 interval,
-                offline_after: interval * OFFLINE_FACTOR,
+                offline_after: offline_threshold(std::time::Duration::ZERO, interval),
                 name: format!("demo-{}", me + 1),
                 format: args.format,
                 changes_only: false,

@@ -14,10 +14,10 @@ use crate::cli::RunArgs;
 use crate::limits::{
     DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
     DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_HOOK_COMMANDS, MAX_NAME_LEN,
-    MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL, OFFLINE_FACTOR,
+    MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
 };
 use crate::names;
-use crate::peers::FlapRule;
+use crate::peers::{FlapRule, offline_threshold};
 use crate::report::output::Format;
 
 /// A bad flag, key or value.
@@ -372,7 +372,7 @@ impl Config {
                 )));
             }
             Some(after) => after,
-            None => interval * OFFLINE_FACTOR,
+            None => offline_threshold(Duration::ZERO, interval),
         };
 
         let peer_texts = if args.peers.is_empty() {

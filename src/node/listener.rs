@@ -40,13 +40,13 @@ use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
     ACCEPT_BUDGET, FRAME_BUDGET, IDLE_FACTOR, INVALID_FRAME_WINDOW, KEEPALIVE_IDLE,
     KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_CONNECTIONS_PER_ADDRESS, MAX_IDLE_DEADLINE,
-    MAX_INVALID_FRAMES, MAX_TICK, OFFLINE_FACTOR, READ_BUDGET, READ_CHUNK, TCP_USER_TIMEOUT, TICK,
+    MAX_INVALID_FRAMES, MAX_TICK, READ_BUDGET, READ_CHUNK, TCP_USER_TIMEOUT, TICK,
     UNIDENTIFIED_DEADLINE,
 };
 use crate::node::sender::{LinkChange, is_own_address};
 use crate::node::shutdown::Shutdown;
 use crate::node::{Shared, SharedState, SharedStdout, lock};
-use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report};
+use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report, offline_threshold};
 use crate::proto::seal::{Admitted, Freshness, Gate};
 use crate::proto::wire::{self, FrameBuffer, Message};
 use crate::sys::describe_io_error;
@@ -112,7 +112,7 @@ impl ConnInfo {
                 "handshake_timeout",
             );
         }
-        let threshold = offline_after.max(self.interval * OFFLINE_FACTOR);
+        let threshold = offline_threshold(offline_after, self.interval);
         let cap = MAX_IDLE_DEADLINE.max(own_interval * IDLE_FACTOR);
         let idle = (threshold * IDLE_FACTOR).min(cap);
         (self.last_accepted + idle, "idle_timeout")
