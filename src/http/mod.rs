@@ -178,7 +178,15 @@ impl HttpServer {
         while !self.shutdown.is_triggered() {
             let now = Instant::now();
             self.expire(now);
-            self.hooks.run_pending(&self.shared, now);
+            let shared = &self.shared;
+            self.hooks.run_pending(
+                |now| {
+                    let mut shared = lock(shared);
+                    let summary = shared.hook_queue.take_summary(now);
+                    (shared.hook_queue.pop(), summary)
+                },
+                now,
+            );
             let timeout = self.next_wake(now);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {

@@ -29,7 +29,6 @@ use crate::limits::{
     MAX_HOOKS_RUNNING,
 };
 use crate::names;
-use crate::node::{SharedState, lock};
 use crate::peers::Event;
 use crate::report::output::event_fields;
 
@@ -248,18 +247,21 @@ impl Hooks {
 
     /// Reaps finished hooks, kills late ones, starts queued events' commands
     /// while fewer than [`MAX_HOOKS_RUNNING`] run.
-    pub fn run_pending(&mut self, shared: &SharedState, now: Instant) {
+    /// `next` hands out the next queued event and, now and then, the summary
+    /// line of what the queue dropped (the queue lives in the node's shared
+    /// state; the hooks never reach into it).
+    pub fn run_pending(
+        &mut self,
+        mut next: impl FnMut(Instant) -> (Option<Event>, Option<String>),
+        now: Instant,
+    ) {
         self.reap(now);
         if self.commands.is_empty() {
             return;
         }
         while self.running.len() < MAX_HOOKS_RUNNING {
             if self.starting.is_none() {
-                let (event, summary) = {
-                    let mut shared = lock(shared);
-                    let summary = shared.hook_queue.take_summary(now);
-                    (shared.hook_queue.pop(), summary)
-                };
+                let (event, summary) = next(now);
                 if let Some(summary) = summary {
                     log::warn!("{summary}");
                 }
