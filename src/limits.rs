@@ -1,9 +1,11 @@
 //! Every limit and protocol constant in one place, each with the reason it
 //! has the value it has. Nothing else in the crate hard-codes a size, a count
 //! or a timeout: a reader tuning p2pmon, or checking that it stays bounded
-//! under hostile input, only has to read this file.
+//! under hostile input, only has to read this file. It also holds [`later`],
+//! the overflow-proof way to put a deadline a configured or peer-derived
+//! duration ahead.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest frame accepted or sent (one NDJSON line, newline included): big
 /// enough for any status with room for later fields, small enough that 2048
@@ -152,6 +154,26 @@ pub const PEER_INTERVAL_CAP: Duration = Duration::from_secs(60);
 /// Longest --offline-after accepted (a day): longer is a typo, not a choice.
 pub const MAX_OFFLINE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest duration any flag or config value accepts (a year, 8760h; also
+/// the longest --forget-after, `never` aside): longer is a typo, and every
+/// deadline computed from one stays far inside what an `Instant` can hold.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Longest --flap-window accepted (a day): a peer muted for longer is hidden,
+/// not damped.
+pub const MAX_FLAP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// `at + after` for deadlines: never panics. Durations are capped where they
+/// are parsed ([`MAX_DURATION`], at most a year ahead of a clock that counts
+/// from boot), so the far-future fallback only guards against a future
+/// change letting a bigger one through; it is still later than any real
+/// deadline.
+pub fn later(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .or_else(|| at.checked_add(MAX_DURATION))
+        .unwrap_or(at)
+}
+
 /// Flap damping: more than this many state changes within
 /// [`DEFAULT_FLAP_WINDOW`] (two restarts and a half) mark a peer as flapping.
 pub const DEFAULT_FLAP_CHANGES: usize = 5;
@@ -177,6 +199,11 @@ pub const MAX_SEALED_PLAINTEXT: usize = 48 * 1024;
 /// key opens costs one attempt per key, so the list stays short; rotation
 /// needs two.
 pub const MAX_KEYS: usize = 8;
+
+/// Largest key file read (4 KiB): `MAX_KEYS` keys of 44 base64 characters
+/// and room for comments; a bigger file is refused before it is read, so a
+/// wrong path (a log, a device) costs nothing.
+pub const MAX_KEY_FILE: u64 = 4096;
 
 /// With a key, a sealed message from a new incarnation (boot) of a peer is
 /// accepted only if its `ts` is within this of the local clock, and a message
@@ -262,3 +289,16 @@ pub const HISTORY_STEP: Duration = Duration::from_secs(5);
 /// Points in each peer's history ring (180: the window at one point a step).
 /// With 16-byte points, at most `MAX_PEERS` + 1 rings take about 3 MiB.
 pub const HISTORY_POINTS: usize = (HISTORY_WINDOW.as_secs() / HISTORY_STEP.as_secs()) as usize;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_adds_and_never_overflows() {
+        let now = Instant::now();
+        assert_eq!(later(now, TICK), now + TICK);
+        let far = later(now, Duration::MAX);
+        assert!(far >= later(now, MAX_DURATION), "{far:?}");
+    }
+}

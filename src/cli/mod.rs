@@ -159,7 +159,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub flap_changes: Option<usize>,
 
-    /// Flap damping window; a flapping peer is muted until stable this long [default: 2m].
+    /// Flap damping window; a flapping peer is muted until stable this long
+    /// (at most 24h) [default: 2m].
     #[arg(long, value_name = "DURATION")]
     pub flap_window: Option<String>,
 
@@ -180,8 +181,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub learn_peers: bool,
 
-    /// Forget a learned member offline this long: DURATION or `never`
-    /// [default: 1h]. Configured peers are never forgotten.
+    /// Forget a learned member offline this long: DURATION (at most 8760h)
+    /// or `never` [default: 1h]. Configured peers are never forgotten.
     #[arg(long, value_name = "DURATION|never")]
     pub forget_after: Option<String>,
 

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
 use crate::Error;
 use crate::cli::DemoArgs;
-use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration};
-use crate::limits::MAX_CONNECTIONS;
+use crate::config::{Config, Host, HttpSetting, PeerAddr, parse_duration_within};
+use crate::limits::{MAX_CONNECTIONS, MAX_PEER_INTERVAL};
 use crate::node::run::Setup;
 use crate::peers::{FlapRule, offline_threshold};
 use crate::report::output::{Output, Stdout};
@@ -18,7 +18,8 @@ const NODES: usize = 3;
 /// Runs the demo until Ctrl+C.
 pub fn run(args: &DemoArgs) -> Result<(), Error> {
     crate::logging::init(args.verbose, 0);
-    let interval = parse_duration(&args.interval)
+    // Capped as a node's (config.rs): its peers refuse a longer interval_ms.
+    let interval = parse_duration_within(&args.interval, MAX_PEER_INTERVAL)
         .map_err(|e| Error::Usage(format!("invalid value for --interval: {e}")))?;
     let ports = free_ports()?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -105,7 +105,7 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
             if now < next_round {
                 std::thread::sleep(next_round - now);
             }
-            next_round += interval;
+            next_round = crate::limits::later(next_round, interval);
         }
         for peer in &mut peers {
             if !peer.backlog.is_empty() {
@@ -231,7 +231,7 @@ fn run_sink(args: &SinkArgs) -> Result<(), Error> {
     let mut arrivals: HashMap<usize, Arrivals> = HashMap::new();
     let mut events = Events::with_capacity(1024);
     let started = Instant::now();
-    let judge_from = started + warmup;
+    let judge_from = crate::limits::later(started, warmup);
     let mut buffer = vec![0u8; 64 * 1024];
     while started.elapsed() < run_for {
         let left = run_for.saturating_sub(started.elapsed());

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use crate::cli::RunArgs;
 use crate::limits::{
     DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
-    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_HOOK_COMMANDS, MAX_NAME_LEN,
-    MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
+    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_DURATION, MAX_FLAP_WINDOW,
+    MAX_HOOK_COMMANDS, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
 };
 use crate::names;
 use crate::peers::{FlapRule, offline_threshold};
@@ -190,8 +190,15 @@ impl FileConfig {
 }
 
 /// Parses a duration: a bare number of seconds (`5`), or a number with a unit
-/// (`500ms`, `5s`, `1.5s`, `2m`, `1h`). Zero and negative values are errors.
+/// (`500ms`, `5s`, `1.5s`, `2m`, `1h`). Zero and negative values are errors,
+/// and so is anything longer than [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_within(text, MAX_DURATION)
+}
+
+/// [`parse_duration`] for a setting with a cap of its own (at most
+/// [`MAX_DURATION`]): a longer value is an error naming `limit`.
+pub fn parse_duration_within(text: &str, limit: Duration) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -215,6 +222,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
     if duration < Duration::from_millis(1) {
         return Err(format!("duration {text:?} must be at least 1ms"));
+    }
+    if duration > limit.min(MAX_DURATION) {
+        return Err(format!(
+            "{text:?} is longer than the limit, {}",
+            show(limit.min(MAX_DURATION))
+        ));
     }
     Ok(duration)
 }
@@ -333,36 +346,33 @@ impl Config {
             log::debug!("listening on the unspecified address {ip}");
         }
 
-        let duration = |flag: &str, cli: &Option<String>, file: &Option<FileDuration>| {
-            let text = cli
-                .clone()
-                .or_else(|| file.as_ref().map(FileDuration::to_text));
-            text.map(|text| {
-                parse_duration(&text).map_err(|e| error(format!("invalid value for {flag}: {e}")))
-            })
-            .transpose()
-        };
-        let interval =
-            duration("--interval", &args.interval, &file.interval)?.unwrap_or(DEFAULT_INTERVAL);
-        if interval > MAX_PEER_INTERVAL {
-            // Peers reject a longer interval_ms (it would keep a dead node
-            // "online" for days), so refuse it here rather than be ignored.
-            return Err(error(format!(
-                "--interval ({}) must be at most {}",
-                show(interval),
-                show(MAX_PEER_INTERVAL)
-            )));
-        }
-        let offline_after = duration("--offline-after", &args.offline_after, &file.offline_after)?;
-        if let Some(after) = offline_after
-            && after > MAX_OFFLINE_AFTER
-        {
-            return Err(error(format!(
-                "--offline-after ({}) must be at most {}",
-                show(after),
-                show(MAX_OFFLINE_AFTER)
-            )));
-        }
+        // Every duration has its cap, checked as it is parsed.
+        let duration =
+            |flag: &str, cli: &Option<String>, file: &Option<FileDuration>, limit: Duration| {
+                let text = cli
+                    .clone()
+                    .or_else(|| file.as_ref().map(FileDuration::to_text));
+                text.map(|text| {
+                    parse_duration_within(&text, limit)
+                        .map_err(|e| error(format!("invalid value for {flag}: {e}")))
+                })
+                .transpose()
+            };
+        // Peers reject a longer interval_ms (it would keep a dead node
+        // "online" for days), so refuse it here rather than be ignored.
+        let interval = duration(
+            "--interval",
+            &args.interval,
+            &file.interval,
+            MAX_PEER_INTERVAL,
+        )?
+        .unwrap_or(DEFAULT_INTERVAL);
+        let offline_after = duration(
+            "--offline-after",
+            &args.offline_after,
+            &file.offline_after,
+            MAX_OFFLINE_AFTER,
+        )?;
         let offline_after = match offline_after {
             Some(after) if after <= interval => {
                 return Err(error(format!(
@@ -437,8 +447,13 @@ impl Config {
         if flap_changes == 0 {
             return Err(error("--flap-changes must be at least 1"));
         }
-        let flap_window = duration("--flap-window", &args.flap_window, &file.flap_window)?
-            .unwrap_or(DEFAULT_FLAP_WINDOW);
+        let flap_window = duration(
+            "--flap-window",
+            &args.flap_window,
+            &file.flap_window,
+            MAX_FLAP_WINDOW,
+        )?
+        .unwrap_or(DEFAULT_FLAP_WINDOW);
         let max_connections = args
             .max_connections
             .or(file.max_connections)
@@ -503,8 +518,11 @@ impl Config {
 
 /// A duration as a user would write it.
 fn show(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
+    let secs = duration.as_secs();
+    if duration.subsec_millis() == 0 && secs >= 3600 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if duration.subsec_millis() == 0 {
+        format!("{secs}s")
     } else {
         format!("{}ms", duration.as_millis())
     }
@@ -899,6 +917,68 @@ mod tests {
             merge(args, "").map(|c| c.offline_after),
             Ok(Duration::from_secs(3 * 3600))
         );
+    }
+
+    #[test]
+    fn every_duration_is_capped_at_parse_naming_the_flag_and_the_limit() {
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        for text in ["8761h", "4000000000000000h", "99999999999999999999", "1e30"] {
+            let error = parse_duration(text).err().unwrap_or_default();
+            assert!(!error.is_empty(), "{text} accepted");
+        }
+        let error = parse_duration("4000000000000000h")
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("the limit, 8760h"), "{error}");
+
+        let forget = |text: &str| RunArgs {
+            forget_after: Some(text.into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            merge(forget("8760h"), "").map(|c| c.forget_after),
+            Ok(Some(MAX_DURATION))
+        );
+        let message = merge(forget("4000000000000000h"), "")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(
+            message.starts_with("invalid value for --forget-after") && message.contains("8760h"),
+            "{message}"
+        );
+        // From the file, as a number of seconds, too.
+        assert!(merge(RunArgs::default(), "forget_after = 4000000000000000000").is_err());
+        assert!(merge(RunArgs::default(), "forget_after = 31536001").is_err());
+
+        let flap = |text: &str| RunArgs {
+            flap_window: Some(text.into()),
+            ..RunArgs::default()
+        };
+        assert_eq!(
+            merge(flap("24h"), "").map(|c| c.flap.window),
+            Ok(MAX_FLAP_WINDOW)
+        );
+        let message = merge(flap("25h"), "")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            "invalid value for --flap-window: \"25h\" is longer than the limit, 24h"
+        );
+        let message = merge(flap("4000000000000000h"), "")
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
+        assert!(message.ends_with("the limit, 24h"), "{message}");
+        assert!(merge(RunArgs::default(), "flap_window = \"2000h\"").is_err());
+
+        // The limits as they are printed.
+        assert_eq!(show(MAX_PEER_INTERVAL), "1h");
+        assert_eq!(show(MAX_OFFLINE_AFTER), "24h");
+        assert_eq!(show(Duration::from_secs(90)), "90s");
+        assert_eq!(show(Duration::from_millis(1500)), "1500ms");
     }
 
     #[test]

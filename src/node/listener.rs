@@ -115,7 +115,10 @@ impl ConnInfo {
         let threshold = offline_threshold(offline_after, self.interval);
         let cap = MAX_IDLE_DEADLINE.max(own_interval * IDLE_FACTOR);
         let idle = (threshold * IDLE_FACTOR).min(cap);
-        (self.last_accepted + idle, "idle_timeout")
+        (
+            crate::limits::later(self.last_accepted, idle),
+            "idle_timeout",
+        )
     }
 
     /// Eviction order within a group: strangers first (oldest first), then

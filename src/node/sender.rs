@@ -245,11 +245,11 @@ impl Sender {
             self.apply_link_changes(now);
             if now >= next_round {
                 self.round(now);
-                next_round += self.interval;
+                next_round = crate::limits::later(next_round, self.interval);
                 if next_round <= now {
                     // We fell behind (suspended laptop, overloaded host): skip,
                     // never send a burst of catch-up rounds.
-                    next_round = now + self.interval;
+                    next_round = crate::limits::later(now, self.interval);
                 }
             }
             for index in 0..self.links.len() {
@@ -703,7 +703,7 @@ impl Sender {
             // Accepted, then closed before taking anything (a full or dying
             // listener): back off as after a failure, never spin.
             link.backoff = next_backoff(link.backoff, interval);
-            link.next_attempt = now + link.backoff;
+            link.next_attempt = crate::limits::later(now, link.backoff);
         } else if v1 && !legacy {
             // A v1 peer closing on us is restarting or dying: look again soon,
             // a refused connect then reports it at once.
@@ -837,7 +837,7 @@ impl Sender {
         let link = &mut self.links[index];
         let first_failure = link.backoff.is_zero();
         link.backoff = next_backoff(link.backoff, interval);
-        link.next_attempt = now + link.backoff;
+        link.next_attempt = crate::limits::later(now, link.backoff);
         link.probe = false;
         if was_up || first_failure {
             // A working link breaking is news; its retries are not.

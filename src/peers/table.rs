@@ -446,23 +446,24 @@ impl PeerTable {
                 PeerState::Online => {
                     if !(peer.send_only() && peer.signals.outbound_up) {
                         let seen = peer.last_sign_of_life(now).unwrap_or(self.started);
-                        consider(seen + threshold + just_after);
+                        consider(crate::limits::later(seen, threshold + just_after));
                     }
                 }
-                PeerState::Unknown => {
-                    consider(peer.since.max(self.started) + threshold + just_after)
-                }
+                PeerState::Unknown => consider(crate::limits::later(
+                    peer.since.max(self.started),
+                    threshold + just_after,
+                )),
                 PeerState::Offline => {
                     if let (false, Some(forget_after)) =
                         (peer.membership.configured, self.forget_after)
                     {
-                        consider(peer.since + forget_after);
+                        consider(crate::limits::later(peer.since, forget_after));
                     }
                 }
                 PeerState::Left => {}
             }
             if peer.flap.flapping {
-                consider(peer.since + self.flap.window);
+                consider(crate::limits::later(peer.since, self.flap.window));
             }
         }
         let longest_interval = self
@@ -472,10 +473,10 @@ impl PeerTable {
             .max()
             .unwrap_or_default();
         if let Some(oldest) = self.held.iter().map(|(_, at)| *at).min() {
-            consider(oldest + longest_interval + just_after);
+            consider(crate::limits::later(oldest, longest_interval + just_after));
         }
         if let Some(first_back) = self.cut_off.as_ref().and_then(|cut| cut.restoring_since) {
-            consider(first_back + longest_interval);
+            consider(crate::limits::later(first_back, longest_interval));
         }
         next
     }
@@ -790,5 +791,20 @@ mod tests {
                 .on_status(id(3), report(1, 0), t0, &mut events)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_forget_deadline_beyond_any_instant_does_not_panic() {
+        // Config caps --forget-after at a year; the table copes with more.
+        let t0 = Instant::now();
+        let mut peers = table(t0).with_forget_after(Some(Duration::MAX));
+        let mut events = Vec::new();
+        peers.learn(&member(3, 1, 0), id(2), t0).ok();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        let later = t0 + 20 * SEC;
+        peers.tick(later, &mut events);
+        assert_eq!(peers.get(&id(3)).map(|p| p.state), Some(PeerState::Offline));
+        let next = peers.next_deadline(later);
+        assert!(next.is_some_and(|at| at > later), "{next:?}");
     }
 }

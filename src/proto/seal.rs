@@ -4,7 +4,10 @@
 //! as the Python original did.
 //!
 //! - [`Keyring`]: the keys of a key file (the first seals, all open), loaded
-//!   with the checks a user needs (owner-only mode, base64, 32 bytes).
+//!   with the checks a user needs (a small regular file, the user's or root's,
+//!   owner-only mode, base64, 32 bytes), all made on the one open file.
+//! - [`keygen`]: a new key file, written beside the target and renamed over
+//!   it, so a symlink at the path is replaced, never written through.
 //! - [`Keyring::seal`] / [`Keyring::open`]: XChaCha20-Poly1305 with a random
 //!   24-byte nonce per message and the associated data `p2pmon-v1`; the
 //!   plaintext is the v1 message plus `to`, the address the sender dialed,
@@ -20,11 +23,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Instant;
@@ -36,7 +39,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::Deserialize;
 
-use crate::limits::{FRESHNESS_WINDOW, MAX_KEYS, MAX_PEERS, MAX_SEALED_PLAINTEXT};
+use crate::limits::{FRESHNESS_WINDOW, MAX_KEY_FILE, MAX_KEYS, MAX_PEERS, MAX_SEALED_PLAINTEXT};
 use crate::proto::PeerId;
 use crate::proto::wire::{self, DecodeError, Message};
 
@@ -99,20 +102,34 @@ impl Keyring {
         }
     }
 
-    /// Reads a key file, refusing one that group or others may read or write.
+    /// Reads a key file: opened once, and every check is made on the open
+    /// file (fstat), so the file read is the file checked. A symlink at the
+    /// path is followed (config tools and secret mounts manage key files so);
+    /// what it points to must pass: a regular file, owned by the user running
+    /// the node or by root, not accessible to group or others, at most
+    /// [`MAX_KEY_FILE`] bytes (read through a cap, even if it grows).
     pub fn load(path: &Path) -> Result<Keyring, KeyError> {
         let shown = path.display();
-        let metadata = std::fs::metadata(path)
-            .map_err(|e| KeyError(format!("cannot read key file {shown}: {e}")))?;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError(format!(
-                "key file {shown} is accessible to group or others (mode {mode:03o}); \
-                 make it private: chmod 600 {shown}"
-            )));
+        let cannot = |e: std::io::Error| KeyError(format!("cannot read key file {shown}: {e}"));
+        // O_NONBLOCK: a FIFO at the path opens at once (and is then refused)
+        // instead of blocking the node forever; O_NOCTTY: a terminal never
+        // becomes ours. Neither changes how a regular file reads.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(cannot)?;
+        let metadata = file.metadata().map_err(cannot)?;
+        let euid = rustix::process::geteuid().as_raw();
+        KeyFileFacts::of(&metadata).check(&shown.to_string(), euid)?;
+        let mut text = String::new();
+        file.take(MAX_KEY_FILE + 1)
+            .read_to_string(&mut text)
+            .map_err(cannot)?;
+        if text.len() as u64 > MAX_KEY_FILE {
+            // It grew after the check.
+            return Err(too_large(&shown.to_string()));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| KeyError(format!("cannot read key file {shown}: {e}")))?;
         Keyring::parse(&text, &format!("key file {shown}"))
     }
 
@@ -261,6 +278,77 @@ impl Keyring {
     }
 }
 
+/// What [`Keyring::load`] checks of an open key file, apart from the I/O so
+/// the rules are tested with any owner and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyFileFacts {
+    /// None for a regular file, else what it is instead.
+    not_regular: Option<&'static str>,
+    mode: u32,
+    owner: u32,
+    len: u64,
+}
+
+impl KeyFileFacts {
+    fn of(metadata: &std::fs::Metadata) -> KeyFileFacts {
+        let kind = metadata.file_type();
+        let not_regular = if kind.is_file() {
+            None
+        } else if kind.is_dir() {
+            Some("a directory")
+        } else if kind.is_fifo() {
+            Some("a FIFO")
+        } else if kind.is_socket() {
+            Some("a socket")
+        } else if kind.is_char_device() || kind.is_block_device() {
+            Some("a device")
+        } else {
+            Some("not a file")
+        };
+        KeyFileFacts {
+            not_regular,
+            mode: metadata.mode() & 0o7777,
+            owner: metadata.uid(),
+            len: metadata.len(),
+        }
+    }
+
+    /// The rules, for a node running as `euid`; `shown` names the file.
+    fn check(&self, shown: &str, euid: u32) -> Result<(), KeyError> {
+        if let Some(kind) = self.not_regular {
+            return Err(KeyError(format!(
+                "key file {shown} is not a regular file ({kind}); \
+                 give the file that `p2pmon keygen --out FILE` wrote"
+            )));
+        }
+        if self.owner != euid && self.owner != 0 {
+            return Err(KeyError(format!(
+                "key file {shown} is owned by uid {}, not by this user (uid {euid}) or root: \
+                 whoever owns it can change the cluster key; chown {euid} {shown}",
+                self.owner
+            )));
+        }
+        let mode = self.mode & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError(format!(
+                "key file {shown} is accessible to group or others (mode {mode:03o}); \
+                 make it private: chmod 600 {shown}"
+            )));
+        }
+        if self.len > MAX_KEY_FILE {
+            return Err(too_large(shown));
+        }
+        Ok(())
+    }
+}
+
+fn too_large(shown: &str) -> KeyError {
+    KeyError(format!(
+        "key file {shown} is larger than {MAX_KEY_FILE} bytes, too big for at most \
+         {MAX_KEYS} keys (the wrong file?); make one with `p2pmon keygen`"
+    ))
+}
+
 /// Why a message could not be sealed (never input-triggered: a bug or a
 /// broken OS random source).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,8 +384,16 @@ pub fn new_key() -> Result<String, SealError> {
     Ok(BASE64.encode(key))
 }
 
-/// `p2pmon keygen`: a new key to `out` (mode 0600, refusing to replace a file
-/// unless `force`) or to stdout.
+/// Attempts at a fresh temporary name beside the key file before giving up
+/// (each name is random; a clash means someone is creating files there).
+const TEMP_ATTEMPTS: usize = 8;
+
+/// `p2pmon keygen`: a new key to `out` or to stdout. The key is written to a
+/// new private file in the same directory (created with O_EXCL, mode 0600
+/// from the open on), synced, then moved to `out` in one step: renamed over
+/// it with `force` (a symlink there is replaced, never written through), or
+/// hard-linked without it, which fails if anything, even a dangling symlink,
+/// is at `out`. Never a half-written or loose key file.
 pub fn keygen(out: Option<&Path>, force: bool) -> Result<(), crate::Error> {
     let key = new_key().map_err(|e| crate::Error::Runtime(format!("cannot make a key: {e}")))?;
     let Some(path) = out else {
@@ -305,30 +401,75 @@ pub fn keygen(out: Option<&Path>, force: bool) -> Result<(), crate::Error> {
         return Ok(());
     };
     let shown = path.display();
-    let mut options = OpenOptions::new();
-    options.write(true).mode(0o600);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+    let exists = || {
+        crate::Error::Runtime(format!(
+            "{shown} already exists; not replacing a key without --force"
+        ))
+    };
+    let cannot = |e: std::io::Error| crate::Error::Runtime(format!("cannot write {shown}: {e}"));
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(exists());
     }
-    let mut file = options.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            crate::Error::Runtime(format!(
-                "{shown} already exists; not replacing a key without --force"
-            ))
+    let (temp, mut file) = create_temp_beside(path).map_err(cannot)?;
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| file.write_all(format!("{key}\n").as_bytes()))
+        .and_then(|()| file.sync_all());
+    drop(file);
+    let placed = written.and_then(|()| {
+        if force {
+            std::fs::rename(&temp, path)
         } else {
-            crate::Error::Runtime(format!("cannot write {shown}: {e}"))
+            std::fs::hard_link(&temp, path).and_then(|()| std::fs::remove_file(&temp))
         }
-    })?;
-    // An existing file keeps its mode when truncated: make it private first.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| crate::Error::Runtime(format!("cannot chmod 600 {shown}: {e}")))?;
-    file.write_all(format!("{key}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| crate::Error::Runtime(format!("cannot write {shown}: {e}")))?;
+    });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists()
+        } else {
+            cannot(e)
+        });
+    }
+    // The rename is durable once the directory is synced (best effort: some
+    // file systems cannot sync a directory, and the key is written anyway).
+    if let Some(dir) = temp.parent() {
+        let _ = File::open(dir).and_then(|dir| dir.sync_all());
+    }
     eprintln!("wrote a new key to {shown} (mode 0600); copy it to every node of the cluster");
     Ok(())
+}
+
+/// A new private file beside `path`, named `.NAME.RANDOM.tmp`.
+fn create_temp_beside(path: &Path) -> std::io::Result<(PathBuf, File)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut last = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free name");
+    for _ in 0..TEMP_ATTEMPTS {
+        let mut random = [0u8; 8];
+        OsRng
+            .try_fill_bytes(&mut random)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let temp = dir.join(format!(".{name}.{suffix}.tmp"));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// What the listener knows of a peer's latest incarnation.
@@ -1321,6 +1462,156 @@ mod tests {
         assert!(Keyring::load(&missing).is_err());
         // A key never appears in an error.
         assert!(!load_error(&short).contains(&key_a));
+    }
+
+    #[test]
+    fn key_file_rules_on_the_open_file() {
+        let facts = KeyFileFacts {
+            not_regular: None,
+            mode: 0o600,
+            owner: 1000,
+            len: 45,
+        };
+        let check = |facts: KeyFileFacts, euid: u32| facts.check("/k", euid).map_err(|e| e.0);
+        // The user's own file, or root's; another user's is refused with the fix.
+        assert_eq!(check(facts, 1000), Ok(()));
+        assert_eq!(check(KeyFileFacts { owner: 0, ..facts }, 1000), Ok(()));
+        let error = check(facts, 0).err().unwrap_or_default();
+        assert!(error.contains("owned by uid 1000"), "{error}");
+        assert!(error.contains("chown 0 /k"), "{error}");
+        assert!(
+            check(
+                KeyFileFacts {
+                    owner: 65534,
+                    ..facts
+                },
+                1000
+            )
+            .is_err()
+        );
+        // Not a regular file.
+        for kind in ["a FIFO", "a directory", "a device"] {
+            let error = check(
+                KeyFileFacts {
+                    not_regular: Some(kind),
+                    ..facts
+                },
+                1000,
+            )
+            .err()
+            .unwrap_or_default();
+            assert!(
+                error.contains(&format!("not a regular file ({kind})")),
+                "{error}"
+            );
+        }
+        // Owner-only modes pass; any group or other bit fails.
+        assert_eq!(
+            check(
+                KeyFileFacts {
+                    mode: 0o400,
+                    ..facts
+                },
+                1000
+            ),
+            Ok(())
+        );
+        assert!(
+            check(
+                KeyFileFacts {
+                    mode: 0o640,
+                    ..facts
+                },
+                1000
+            )
+            .is_err()
+        );
+        assert!(
+            check(
+                KeyFileFacts {
+                    mode: 0o601,
+                    ..facts
+                },
+                1000
+            )
+            .is_err()
+        );
+        // The size cap, at its edge.
+        let at_cap = KeyFileFacts {
+            len: MAX_KEY_FILE,
+            ..facts
+        };
+        assert_eq!(check(at_cap, 1000), Ok(()));
+        let error = check(
+            KeyFileFacts {
+                len: MAX_KEY_FILE + 1,
+                ..facts
+            },
+            1000,
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(error.contains("larger than 4096 bytes"), "{error}");
+    }
+
+    #[test]
+    fn the_largest_useful_key_file_fits_under_the_cap() {
+        // MAX_KEYS keys, each with a comment line as long as the key line.
+        let line = BASE64.encode([1u8; KEY_LEN]);
+        let comment = format!("# {}", "x".repeat(line.len()));
+        let text = format!("{comment}\n{line}\n").repeat(MAX_KEYS);
+        assert!(text.len() as u64 <= MAX_KEY_FILE, "{}", text.len());
+    }
+
+    #[test]
+    fn oversized_and_special_key_files_are_refused() {
+        let key = BASE64.encode([1u8; KEY_LEN]);
+        let big = TempFile::new("big", &format!("{key}\n").repeat(100), 0o600);
+        assert!(load_error(&big).contains("larger than 4096 bytes"));
+        let dir = std::env::temp_dir();
+        let error = match Keyring::load(&dir) {
+            Ok(keyring) => panic!("a directory loaded: {keyring:?}"),
+            Err(e) => e.0,
+        };
+        assert!(
+            error.contains("not a regular file (a directory)"),
+            "{error}"
+        );
+        let error = match Keyring::load(Path::new("/dev/zero")) {
+            Ok(keyring) => panic!("/dev/zero loaded: {keyring:?}"),
+            Err(e) => e.0,
+        };
+        assert!(error.contains("not a regular file (a device)"), "{error}");
+    }
+
+    #[test]
+    fn keygen_replaces_a_symlink_and_refuses_without_force() {
+        let dir = std::env::temp_dir().join(format!("p2pmon-seal-keygen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(std::fs::create_dir_all(&dir).is_ok());
+        let target = dir.join("target");
+        let link = dir.join("key");
+        assert!(std::fs::write(&target, "keep\n").is_ok());
+        assert!(std::os::unix::fs::symlink(&target, &link).is_ok());
+        assert!(
+            keygen(Some(&link), false).is_err(),
+            "replaced without --force"
+        );
+        assert!(keygen(Some(&link), true).is_ok());
+        assert_eq!(
+            std::fs::read_to_string(&target).ok().as_deref(),
+            Some("keep\n")
+        );
+        let meta = std::fs::symlink_metadata(&link);
+        assert!(
+            meta.as_ref().is_ok_and(|m| m.file_type().is_file()),
+            "{meta:?}"
+        );
+        assert_eq!(Keyring::load(&link).map(|k| k.len()), Ok(1));
+        // Nothing else was left in the directory.
+        let entries = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(entries, 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
