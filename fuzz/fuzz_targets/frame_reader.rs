@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use p2pmon::limits::MAX_FRAME;
-use p2pmon::wire::{FrameBuffer, decode};
+use p2pmon::proto::wire::{FrameBuffer, decode};
 
 fn expand(stream: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(stream.len());

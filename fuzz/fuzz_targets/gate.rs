@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use libfuzzer_sys::fuzz_target;
-use p2pmon::seal::{ASSOCIATED_DATA, Gate, KEY_LEN, Keyring};
+use p2pmon::proto::seal::{ASSOCIATED_DATA, Gate, KEY_LEN, Keyring};
 
 const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
 /// The wall clock of the run: seeds' `boot` and `ts` are near it.
