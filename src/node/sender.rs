@@ -1,6 +1,6 @@
 //! The sender thread: samples CPU and memory every interval and pushes the
 //! status to every peer, on one `mio` event loop. It is the shell around the
-//! links ([`super::link`], where every rule of our connections lives: dialect,
+//! links (`link.rs`, where every rule of our connections lives: dialect,
 //! one status per connection, backoff, probes, leaves): it owns the loop, the
 //! sockets, name resolution, sealing and sampling, turns socket events into
 //! link calls and link answers into socket operations and table updates.
@@ -14,7 +14,7 @@
 //! With a cluster key, each frame is sealed when it starts on the wire, for
 //! the address that link dialed (`to`) and from the connection's local
 //! address (`from`), so it is useless at any other node and from any other
-//! sender; plaintext goes only where [`Link::takes_plaintext`] allows it.
+//! sender; plaintext goes only where `Link::takes_plaintext` allows it.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
