@@ -47,6 +47,7 @@ use crate::node::sender::{LinkChange, is_own_address};
 use crate::node::shutdown::Shutdown;
 use crate::node::{Shared, SharedState, SharedStdout, lock};
 use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report, offline_threshold};
+use crate::proto::Dialect;
 use crate::proto::seal::{Admitted, Freshness, Gate};
 use crate::proto::wire::{self, FrameBuffer, Message};
 use crate::sys::describe_io_error;
@@ -55,24 +56,16 @@ const WAKE: Token = Token(0);
 /// Tokens below this are listening sockets; connection tokens start here.
 const FIRST_CONNECTION: usize = 16;
 
-/// What a connection turned out to carry (known once the table accepted it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// Nothing accepted yet.
-    Unknown,
-    /// v1 frames from one peer.
-    V1,
-    /// The Python original: one bare status, then close.
-    Legacy,
-}
-
 /// What the listener knows about one inbound connection.
 #[derive(Debug)]
 struct ConnInfo {
     source: IpAddr,
     /// Our end of it: a sealed frame must be addressed to exactly this.
     local: Option<SocketAddr>,
-    kind: Kind,
+    /// What it turned out to carry, known once the table accepted a message:
+    /// `Unknown` until then, `V1` frames from one peer, or the `Python`
+    /// original's one bare status before its close.
+    dialect: Dialect,
     peer: Option<PeerId>,
     /// The peer's announced interval as the table counts it (capped), for
     /// the idle deadline.
@@ -106,7 +99,7 @@ impl ConnInfo {
     /// message, never later than `MAX_IDLE_DEADLINE` (or `IDLE_FACTOR` × our
     /// own interval if longer: a peer at our pace is never idle).
     fn deadline(&self, offline_after: Duration, own_interval: Duration) -> (Instant, &'static str) {
-        if self.kind == Kind::Unknown {
+        if self.dialect == Dialect::Unknown {
             return (
                 self.accepted_at + UNIDENTIFIED_DEADLINE,
                 "handshake_timeout",
@@ -124,9 +117,9 @@ impl ConnInfo {
     /// Eviction order within a group: strangers first (oldest first), then
     /// the identified connection idle longest.
     fn eviction_key(&self) -> (bool, Instant) {
-        match self.kind {
-            Kind::Unknown => (false, self.accepted_at),
-            Kind::V1 | Kind::Legacy => (true, self.last_accepted),
+        match self.dialect {
+            Dialect::Unknown => (false, self.accepted_at),
+            Dialect::V1 | Dialect::Python => (true, self.last_accepted),
         }
     }
 }
@@ -365,7 +358,7 @@ impl Listener {
                 info: ConnInfo {
                     source: ip,
                     local,
-                    kind: Kind::Unknown,
+                    dialect: Dialect::Unknown,
                     peer: None,
                     interval: self.default_interval,
                     left: false,
@@ -429,7 +422,7 @@ impl Listener {
     /// at least two more than the newcomer's (squatters from few addresses
     /// cannot keep the cap). Returns false if nothing may be evicted.
     fn make_room(&mut self, from_newcomer: usize, now: Instant) -> bool {
-        let (index, reason) = match self.victim(|info| info.kind == Kind::Unknown) {
+        let (index, reason) = match self.victim(|info| info.dialect == Dialect::Unknown) {
             Some(index) => (
                 index,
                 "connection cap reached: closed a connection that never sent an accepted message",
@@ -606,7 +599,7 @@ impl Listener {
                 );
             }
         }
-        if let (Some(peer), Kind::V1) = (info.peer, info.kind) {
+        if let (Some(peer), Dialect::V1) = (info.peer, info.dialect) {
             let graceful = info.left || matches!(how, Closed::ByUs);
             shared.table.on_inbound_closed(peer, graceful, now);
         }
@@ -713,7 +706,7 @@ fn take_frames(
 /// sender never gets bytes it would not read (its close would then reset
 /// the connection). Plaintext even with a key: it carries nothing but "v1 here".
 fn greet(connection: &mut Connection) {
-    if connection.info.kind == Kind::V1 && !connection.info.greeted {
+    if connection.info.dialect == Dialect::V1 && !connection.info.greeted {
         connection.info.greeted = true;
         if let Err(e) = connection.stream.write(wire::HELLO) {
             log::debug!("cannot greet {}: {e}", connection.info.source);
@@ -747,7 +740,7 @@ fn handle_frame(
         Ok(admitted) => admitted,
         Err(e) => {
             shared.stats.reject(e.reason(), info.source, &e, now);
-            if info.kind == Kind::Unknown {
+            if info.dialect == Dialect::Unknown {
                 return false;
             }
             if info.count_invalid(now) {
@@ -785,7 +778,7 @@ fn handle_frame(
             let peer = table.legacy_id(info.source);
             let result = table.on_status(peer, legacy_report(cpu, memory), now, events);
             if result.is_ok() {
-                info.kind = Kind::Legacy;
+                info.dialect = Dialect::Python;
             }
             result
         }
@@ -809,7 +802,7 @@ fn handle_frame(
             if result.is_ok() {
                 accepted(gate, table, peer, authenticated, freshness);
                 // Identified only now that the table took it.
-                info.kind = Kind::V1;
+                info.dialect = Dialect::V1;
                 info.interval = table.timing_interval(interval);
             }
             if result.is_ok() && info.peer != Some(peer) {
@@ -844,7 +837,7 @@ fn handle_frame(
             let result = table.on_leave(peer, header.boot, now, events);
             if result.is_ok() {
                 accepted(gate, table, peer, authenticated, freshness);
-                info.kind = Kind::V1;
+                info.dialect = Dialect::V1;
                 info.left = true;
             }
             result
@@ -911,11 +904,11 @@ mod tests {
 
     const SEC: Duration = Duration::from_secs(1);
 
-    fn info(kind: Kind, interval: Duration, t0: Instant) -> ConnInfo {
+    fn info(dialect: Dialect, interval: Duration, t0: Instant) -> ConnInfo {
         ConnInfo {
             source: IpAddr::from([127, 0, 0, 1]),
             local: None,
-            kind,
+            dialect,
             peer: None,
             interval,
             left: false,
@@ -930,13 +923,13 @@ mod tests {
     #[test]
     fn invalid_frames_are_bounded_per_window() {
         let t0 = Instant::now();
-        let mut conn = info(Kind::V1, SEC, t0);
+        let mut conn = info(Dialect::V1, SEC, t0);
         for _ in 0..MAX_INVALID_FRAMES {
             assert!(!conn.count_invalid(t0));
         }
         assert!(conn.count_invalid(t0), "one more closes it");
         // A later window starts afresh.
-        let mut conn = info(Kind::V1, SEC, t0);
+        let mut conn = info(Dialect::V1, SEC, t0);
         for _ in 0..MAX_INVALID_FRAMES {
             conn.count_invalid(t0);
         }
@@ -947,30 +940,30 @@ mod tests {
     fn idle_deadlines_are_capped_whatever_the_peer_claims() {
         let t0 = Instant::now();
         let offline_after = 3 * SEC;
-        let stranger = info(Kind::Unknown, SEC, t0);
+        let stranger = info(Dialect::Unknown, SEC, t0);
         assert_eq!(
             stranger.deadline(offline_after, SEC),
             (t0 + UNIDENTIFIED_DEADLINE, "handshake_timeout")
         );
-        let peer = info(Kind::V1, SEC, t0);
+        let peer = info(Dialect::V1, SEC, t0);
         assert_eq!(peer.deadline(offline_after, SEC).0, t0 + 6 * SEC);
-        let squatter = info(Kind::V1, 3600 * SEC, t0);
+        let squatter = info(Dialect::V1, 3600 * SEC, t0);
         assert_eq!(
             squatter.deadline(offline_after, SEC).0,
             t0 + MAX_IDLE_DEADLINE
         );
         // Our own long interval lifts the cap.
-        let slow = info(Kind::V1, 300 * SEC, t0);
+        let slow = info(Dialect::V1, 300 * SEC, t0);
         assert_eq!(slow.deadline(offline_after, 300 * SEC).0, t0 + 600 * SEC);
     }
 
     #[test]
     fn strangers_are_evicted_before_the_longest_idle_peer() {
         let t0 = Instant::now();
-        let old_peer = info(Kind::V1, SEC, t0);
-        let mut busy_peer = info(Kind::V1, SEC, t0);
+        let old_peer = info(Dialect::V1, SEC, t0);
+        let mut busy_peer = info(Dialect::V1, SEC, t0);
         busy_peer.last_accepted = t0 + 5 * SEC;
-        let stranger = info(Kind::Unknown, SEC, t0 + 9 * SEC);
+        let stranger = info(Dialect::Unknown, SEC, t0 + 9 * SEC);
         let mut keys = [
             (busy_peer.eviction_key(), "busy"),
             (old_peer.eviction_key(), "old"),

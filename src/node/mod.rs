@@ -4,6 +4,7 @@
 //! state change and the line that reports it happen together, so stdout never
 //! shows events out of order, and each lock is held for microseconds.
 
+mod link;
 pub mod listener;
 pub mod reload;
 pub mod run;

@@ -1,55 +1,42 @@
 //! The sender thread: samples CPU and memory every interval and pushes the
-//! status to every configured peer, on one `mio` event loop.
+//! status to every peer, on one `mio` event loop. It is the shell around the
+//! links (`link.rs`, where every rule of our connections lives: dialect,
+//! one status per connection, backoff, probes, leaves): it owns the loop, the
+//! sockets, name resolution, sealing and sampling, turns socket events into
+//! link calls and link answers into socket operations and table updates.
 //!
-//! Each peer has a [`Link`]: connects are non-blocking with a deadline, a v1
-//! peer keeps one connection open (TCP keepalive + user timeout), at most one
-//! status waits per link (a newer one replaces an unsent older one), and a
-//! failed link retries with a backoff capped at the interval. So a dead, slow
-//! or black-holed peer costs the others nothing.
-//!
-//! Until a peer proves it speaks v1 (its listener greets every connection
-//! with [`wire::HELLO`], or it sent us v1 messages) it gets what the Python
-//! original expects: one status per connection, written at once after
-//! connect, no probes, no leave. A peer that closes after that status without
-//! greeting is a Python node and keeps getting one status per connection,
-//! then a close. So a Python listener never sees an idle connection or two
-//! frames in one `recv(1024)`.
-//!
-//! A listener writes us the hello and nothing else, so the sender reads at
-//! most [`MAX_LISTENER_REPLY`] bytes per connection: one that keeps writing
-//! (a fake peer streaming at us) is closed, counted and dialed again after
-//! the backoff, so it cannot keep the loop busy at the other peers' expense.
+//! Connects are non-blocking with a deadline and a v1 peer's connection is
+//! kept open (TCP keepalive + user timeout), so a dead, slow or black-holed
+//! peer costs the others nothing. A listener writes us the hello and nothing
+//! else, so each connection reads at most the link's allowance, from a
+//! buffer on the stack: one that keeps writing costs one bounded read.
 //!
 //! With a cluster key, each frame is sealed when it starts on the wire, for
 //! the address that link dialed (`to`) and from the connection's local
 //! address (`from`), so it is useless at any other node and from any other
-//! sender. A peer that greeted us or authenticated to us (a sealed frame the
-//! listener admitted) is never sent plaintext, whatever closed on us before:
-//! only a peer that has done neither may be taken for the Python original.
+//! sender; plaintext goes only where `Link::takes_plaintext` allows it.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
-use crate::limits::MAX_PEERS;
-use crate::limits::{
-    BACKOFF_MIN, CONNECT_TIMEOUT, LEAVE_DEADLINE, MAX_FIRST_FRAME, MAX_LISTENER_REPLY,
-    REJECT_LOG_WINDOW, TCP_USER_TIMEOUT,
-};
+use crate::limits::{LEAVE_DEADLINE, MAX_FIRST_FRAME, MAX_LISTENER_REPLY};
+use crate::node::link::{self, Dropped, Due, Failed, Link, Links, PeerFacts, Wrote};
 use crate::node::listener::set_keepalive;
 use crate::node::sample::Sampler;
 use crate::node::shutdown::Shutdown;
 use crate::node::{Shared, SharedState, lock};
-use crate::peers::{LinkFailure, PeerId, PeerState};
+use crate::peers::{LinkFailure, PeerId, PeerState, PeerTable};
 use crate::proto::seal::{self, SharedKeyring};
 use crate::proto::wire::{self, Header, Message};
 use crate::sys::describe_io_error;
+use crate::time::unix_ms;
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -68,123 +55,14 @@ pub enum LinkChange {
     Unconfigure(PeerAddr),
 }
 
-/// Where a link's connection stands.
-#[derive(Debug)]
-enum Conn {
-    Idle,
-    Connecting {
-        stream: TcpStream,
-        deadline: Instant,
-    },
-    Connected {
-        stream: TcpStream,
-    },
-}
-
-/// Our side of one configured peer.
-#[derive(Debug)]
-struct Link {
-    addr: PeerAddr,
-    /// The address the current connection dialed: the `to` of sealed frames.
-    dialed: Option<SocketAddr>,
-    /// Our IP on the current connection: with our port, the `from` of sealed frames.
-    local: Option<IpAddr>,
-    /// The resolved identity (after the first successful resolution).
-    id: Option<PeerId>,
-    /// The node's own address: never sent to.
-    is_self: bool,
-    conn: Conn,
-    /// The latest status not yet started on the wire (latest wins).
-    pending: Option<Vec<u8>>,
-    /// A frame being written, and how much of it is out.
-    writing: Option<(Vec<u8>, usize)>,
-    /// Frames completely written on the current connection.
-    frames_written: u32,
-    /// Bytes the listener wrote on the current connection (the hello, at most
-    /// [`MAX_LISTENER_REPLY`]).
-    received: usize,
-    /// When the current attempt began: the connect, then the moment the
-    /// connection was established and each status handed to the kernel on
-    /// it. A failure tells nothing about the peer before this moment (the
-    /// table ignores it as a hard signal if the peer spoke to us since).
-    attempt_began: Instant,
-    /// Peer closes our connection after each status: the Python original.
-    legacy: bool,
-    /// With a key: the peer greeted us (a v1 listener) or authenticated to us
-    /// (it holds the key), so it is never sent plaintext and never taken for
-    /// the Python original again, whatever closes on us later.
-    sealed_only: bool,
-    /// Peer greeted us with the v1 hello (or sent us v1 messages): it gets a
-    /// kept-open connection, several statuses on it, probes and a leave.
-    v1: bool,
-    backoff: Duration,
-    next_attempt: Instant,
-    /// Reconnect soon even without a pending status (a v1 peer closed on us).
-    probe: bool,
-    /// The table's offline count when this connection was made: when it grows,
-    /// the peer was declared offline and gets a fresh connection.
-    offline_count: u64,
-    /// The leave was fully written (shutdown).
-    leave_done: bool,
-    /// Last "does not read" warning, to log it once a minute at most.
-    slow_warned: Option<Instant>,
-    /// Removed at run time (config reload, a forgotten member): never used
-    /// again; its slot (and token) is reused by the next peer added.
-    retired: bool,
-    /// Added by membership, not configuration.
-    learned: bool,
-}
-
-impl Link {
-    fn new(addr: PeerAddr, now: Instant) -> Link {
-        Link {
-            addr,
-            dialed: None,
-            local: None,
-            id: None,
-            is_self: false,
-            conn: Conn::Idle,
-            pending: None,
-            writing: None,
-            frames_written: 0,
-            received: 0,
-            attempt_began: now,
-            legacy: false,
-            sealed_only: false,
-            v1: false,
-            backoff: Duration::ZERO,
-            next_attempt: now,
-            probe: false,
-            offline_count: 0,
-            leave_done: false,
-            slow_warned: None,
-            retired: false,
-            learned: false,
-        }
-    }
-
-    /// The peer greeted us or authenticated to us: it speaks v1. With a key
-    /// (`keyed`) that holds for good: no close without hello (even an
-    /// injected one) and no bare status from its IP downgrades it again.
-    fn prove_v1(&mut self, keyed: bool) {
-        self.sealed_only |= keyed;
-        self.v1 = true;
-        self.legacy = false;
-    }
-
-    fn stream(&mut self) -> Option<&mut TcpStream> {
-        match &mut self.conn {
-            Conn::Idle => None,
-            Conn::Connecting { stream, .. } | Conn::Connected { stream } => Some(stream),
-        }
-    }
-}
-
 /// The sender's event loop and links.
 #[derive(Debug)]
 pub struct Sender {
     poll: Poll,
-    links: Vec<Link>,
+    links: Links,
+    /// Each link's socket, by the link's slot (its token): present exactly
+    /// while the link is open.
+    streams: Vec<Option<TcpStream>>,
     shared: SharedState,
     shutdown: Shutdown,
     sampler: Sampler,
@@ -193,7 +71,6 @@ pub struct Sender {
     /// Specific listen address: also the source of our connections.
     source: Option<IpAddr>,
     interval: Duration,
-    connect_timeout: Duration,
     boot: u64,
     /// When `boot` was taken: `ts` is boot + monotonic time since, so it
     /// never jumps with this host's clock (peers judge lateness by it).
@@ -213,13 +90,11 @@ impl Sender {
         lock(&shared).sender_waker = Some(waker);
         let now = Instant::now();
         let keyring = lock(&shared).keyring.clone();
+        let links = Links::new(&config.peers, config.interval, now);
         Ok(Sender {
             poll,
-            links: config
-                .peers
-                .iter()
-                .map(|addr| Link::new(addr.clone(), now))
-                .collect(),
+            streams: (0..links.len()).map(|_| None).collect(),
+            links,
             shared,
             shutdown: shutdown.clone(),
             sampler: Sampler::new()?,
@@ -227,7 +102,6 @@ impl Sender {
             port: config.port,
             source: config.listen.filter(|ip| !ip.is_unspecified()),
             interval: config.interval,
-            connect_timeout: CONNECT_TIMEOUT.min(config.interval.max(Duration::from_secs(1))),
             boot: unix_ms(),
             started: now,
             seq: 0,
@@ -245,17 +119,12 @@ impl Sender {
             self.apply_link_changes(now);
             if now >= next_round {
                 self.round(now);
-                next_round = crate::limits::later(next_round, self.interval);
-                if next_round <= now {
-                    // We fell behind (suspended laptop, overloaded host): skip,
-                    // never send a burst of catch-up rounds.
-                    next_round = crate::limits::later(now, self.interval);
-                }
+                next_round = link::next_round(next_round, now, self.interval);
             }
             for index in 0..self.links.len() {
                 self.drive(index, now);
             }
-            let wake_at = self.next_deadline(next_round);
+            let wake_at = self.links.next_deadline(next_round);
             lock(&self.shared).wake_writer();
             let timeout = wake_at.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -280,45 +149,22 @@ impl Sender {
     fn apply_link_changes(&mut self, now: Instant) {
         let changes = std::mem::take(&mut lock(&self.shared).link_changes);
         for change in changes {
-            let (addr, learned) = match change {
-                LinkChange::Add(addr) => (addr, false),
-                LinkChange::Learn(addr) => (addr, true),
-                LinkChange::Remove(addr) => {
-                    self.remove_link(&addr, now);
-                    continue;
-                }
+            match change {
+                LinkChange::Add(addr) => self.add_link(addr, false, now),
+                LinkChange::Learn(addr) => self.add_link(addr, true, now),
+                LinkChange::Remove(addr) => self.remove_link(&addr, now),
                 LinkChange::Unconfigure(addr) => {
-                    if let Some(link) = self.links.iter_mut().find(|l| !l.retired && l.addr == addr)
-                    {
-                        link.learned = true;
-                        if let Some(id) = link.id {
-                            lock(&self.shared).table.demote(id);
-                        }
+                    if let Some(id) = self.links.unconfigure(&addr) {
+                        lock(&self.shared).table.demote(id);
                     }
-                    continue;
                 }
-            };
-            if let Some(link) = self.links.iter_mut().find(|l| !l.retired && l.addr == addr) {
-                // Configuring a peer we had learned makes it configured.
-                link.learned &= learned;
-                continue;
             }
-            // Learned links are capped; configured ones are bounded by the
-            // config and always taken (the table makes room for them).
-            if learned && self.links.iter().filter(|l| !l.retired).count() >= MAX_PEERS {
-                log::warn!("not adding {addr}: {MAX_PEERS} peers already");
-                continue;
-            }
-            log::info!(
-                "now sending to {addr}{}",
-                if learned { " (learned)" } else { "" }
-            );
-            let mut link = Link::new(addr, now);
-            link.learned = learned;
-            match self.links.iter().position(|l| l.retired) {
-                Some(slot) => self.links[slot] = link,
-                None => self.links.push(link),
-            }
+        }
+    }
+
+    fn add_link(&mut self, addr: PeerAddr, learned: bool, now: Instant) {
+        if self.links.add(addr, learned, now).is_some() {
+            self.streams.resize_with(self.links.len(), || None);
         }
     }
 
@@ -326,21 +172,13 @@ impl Sender {
     /// dropped the member. A v1 peer gets a leave first; a configured peer
     /// stops being one.
     fn remove_link(&mut self, addr: &PeerAddr, now: Instant) {
-        let Some(index) = self
-            .links
-            .iter()
-            .position(|l| !l.retired && &l.addr == addr)
-        else {
+        let Some(index) = self.links.find(addr) else {
             return;
         };
         log::info!("no longer sending to {addr}");
         self.say_leave(index, now);
-        let id = self.links[index].id;
-        self.reset(index);
-        let link = &mut self.links[index];
-        link.retired = true;
-        link.pending = None;
-        link.writing = None;
+        let id = self.links[index].retire();
+        self.close_socket(index);
         if let Some(id) = id {
             lock(&self.shared).table.unconfigure(id);
         }
@@ -371,51 +209,13 @@ impl Sender {
         });
         self.seq += 1;
         for index in 0..self.links.len() {
-            let link = &mut self.links[index];
-            if link.is_self || link.retired {
+            if !self.links[index].is_active() {
                 continue;
             }
-            let stuck = link.writing.is_some() && matches!(link.conn, Conn::Connected { .. });
-            if stuck
-                && link
-                    .slow_warned
-                    .is_none_or(|at| now.duration_since(at) >= REJECT_LOG_WINDOW)
-            {
-                log::warn!(
-                    "{} does not read what we send: one status waits, older ones are dropped",
-                    link.addr
-                );
-                link.slow_warned = Some(now);
-            } else if link.pending.is_some() {
-                log::debug!("{}: previous status not sent yet, replaced", link.addr);
-            }
-            let (speaks_v1, authenticated) = link.id.map_or((false, false), |id| {
-                let shared = lock(&self.shared);
-                (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
-            });
-            if authenticated && !link.sealed_only {
-                link.prove_v1(true);
-            }
-            let speaks_v1 = link.v1 || speaks_v1;
-            link.pending = Some(match (&with_members, speaks_v1) {
-                (Some(members), true) => members.clone(),
-                _ => frame.clone(),
-            });
-            // A peer declared offline since we connected gets a fresh connection.
-            let stale = match (link.id, &link.conn) {
-                (Some(id), Conn::Connected { .. }) => {
-                    lock(&self.shared).table.offline_count(&id) != link.offline_count
-                }
-                _ => false,
-            };
-            if stale {
-                log::debug!("{} was declared offline: reconnecting", link.addr);
-                let id = link.id;
-                self.reset(index);
-                self.links[index].next_attempt = now;
-                if let Some(id) = id {
-                    lock(&self.shared).table.on_disconnected(id, now);
-                }
+            let facts = self.facts(self.links[index].peer());
+            let link = &mut self.links[index];
+            if let Some(dropped) = link.queue_status(&frame, with_members.as_deref(), facts, now) {
+                self.dropped(index, dropped, now);
             }
         }
     }
@@ -432,53 +232,27 @@ impl Sender {
         }
     }
 
-    /// Starts connects that are due, expires connects that are late, and
-    /// writes what can be written.
-    fn drive(&mut self, index: usize, now: Instant) {
-        let link = &mut self.links[index];
-        if link.is_self || link.retired {
-            return;
-        }
-        match &link.conn {
-            Conn::Idle => {
-                let wanted = link.pending.is_some() || link.probe;
-                if wanted && now >= link.next_attempt {
-                    self.connect(index, now);
-                }
-            }
-            Conn::Connecting { deadline, .. } => {
-                if now >= *deadline {
-                    let detail = format!(
-                        "connect timed out after {:.1} s",
-                        self.connect_timeout.as_secs_f64()
-                    );
-                    self.fail(index, LinkFailure::ConnectTimeout, &detail, now);
-                }
-            }
-            Conn::Connected { .. } => self.write(index, now),
-        }
+    /// What the table knows of `peer` (nothing before it is resolved).
+    fn facts(&self, peer: Option<PeerId>) -> Option<PeerFacts> {
+        let id = peer?;
+        Some(facts_of(&lock(&self.shared).table, id))
     }
 
-    /// When the loop must wake next: the round, a backoff ending, a connect deadline.
-    fn next_deadline(&self, next_round: Instant) -> Instant {
-        let mut wake_at = next_round;
-        for link in &self.links {
-            match &link.conn {
-                Conn::Idle
-                    if (link.pending.is_some() || link.probe) && !link.is_self && !link.retired =>
-                {
-                    wake_at = wake_at.min(link.next_attempt);
-                }
-                Conn::Connecting { deadline, .. } => wake_at = wake_at.min(*deadline),
-                _ => {}
+    /// Does what is due on a link: a connect, a connect's expiry, writing.
+    fn drive(&mut self, index: usize, now: Instant) {
+        match self.links[index].due(now) {
+            Due::Nothing => {}
+            Due::Connect => self.connect(index, now),
+            Due::ConnectTimedOut(detail) => {
+                self.fail(index, LinkFailure::ConnectTimeout, &detail, now);
             }
+            Due::Write => self.write(index, now),
         }
-        wake_at
     }
 
     /// Resolves the peer (again, for host names) and starts a non-blocking connect.
     fn connect(&mut self, index: usize, now: Instant) {
-        self.links[index].attempt_began = now;
+        self.links[index].begin_connect(now);
         let target = match self.resolve(index) {
             Ok(Some(target)) => target,
             Ok(None) => return,
@@ -487,7 +261,7 @@ impl Sender {
                 return;
             }
         };
-        self.links[index].dialed = Some(target);
+        self.links[index].dialing(target);
         match self.open_socket(target) {
             Ok(mut stream) => {
                 let token = Token(index);
@@ -500,12 +274,8 @@ impl Sender {
                     self.fail(index, LinkFailure::Other, &detail, now);
                     return;
                 }
-                let link = &mut self.links[index];
-                link.probe = false;
-                link.conn = Conn::Connecting {
-                    stream,
-                    deadline: now + self.connect_timeout,
-                };
+                self.links[index].connecting(now);
+                self.streams[index] = Some(stream);
             }
             Err(e) => {
                 let (failure, detail) = classify(&e);
@@ -516,12 +286,12 @@ impl Sender {
 
     /// The address to dial; `Ok(None)` when the peer is this node itself.
     fn resolve(&mut self, index: usize) -> Result<Option<SocketAddr>, String> {
-        let link = &mut self.links[index];
-        let target = match &link.addr.host {
-            Host::Ip(ip) => SocketAddr::new(*ip, link.addr.port),
+        let addr = self.links[index].addr();
+        let target = match &addr.host {
+            Host::Ip(ip) => SocketAddr::new(*ip, addr.port),
             Host::Name(name) => {
                 // Resolved on every (re)connect so a moved host is followed.
-                let mut candidates = (name.as_str(), link.addr.port)
+                let mut candidates = (name.as_str(), addr.port)
                     .to_socket_addrs()
                     .map_err(|e| format!("cannot resolve {name}: {e}"))?;
                 let wanted_v6 = self.source.is_some_and(|ip| ip.is_ipv6());
@@ -535,21 +305,13 @@ impl Sender {
         };
         let id = PeerId::new(target.ip(), target.port());
         if is_own_address(target, self.source, self.port) {
-            link.is_self = true;
-            link.pending = None;
-            log::info!("skipping {}: it is this node's own address", link.addr);
+            self.links[index].resolved_to_self();
             return Ok(None);
         }
-        if link.id != Some(id) {
-            if let Some(old) = link.id {
-                log::info!("{} now resolves to {id} (was {old})", link.addr);
-            }
-            link.id = Some(id);
-            if !link.learned
-                && let Err(refusal) = lock(&self.shared).table.add_configured(id, Instant::now())
-            {
-                log::warn!("cannot track peer {id}: {refusal}");
-            }
+        if self.links[index].resolved(id)
+            && let Err(refusal) = lock(&self.shared).table.add_configured(id, Instant::now())
+        {
+            log::warn!("cannot track peer {id}: {refusal}");
         }
         Ok(Some(target))
     }
@@ -574,10 +336,12 @@ impl Sender {
 
     /// Readiness on a link's socket.
     fn on_ready(&mut self, index: usize, now: Instant) {
-        let Some(link) = self.links.get_mut(index) else {
+        let Some(link) = self.links.get(index) else {
             return;
         };
-        if let Conn::Connecting { stream, .. } = &link.conn {
+        if link.is_connecting()
+            && let Some(stream) = &self.streams[index]
+        {
             match stream.take_error() {
                 Ok(Some(e)) | Err(e) => {
                     let (failure, detail) = classify(&e);
@@ -597,73 +361,53 @@ impl Sender {
             }
         }
         self.read(index, now);
-        if matches!(self.links[index].conn, Conn::Connected { .. }) {
+        if self.links[index].is_connected() {
             self.write(index, now);
         }
     }
 
     fn connected(&mut self, index: usize, now: Instant) {
-        let link = &mut self.links[index];
-        let Conn::Connecting { stream, .. } = std::mem::replace(&mut link.conn, Conn::Idle) else {
-            return;
-        };
-        link.local = stream
-            .local_addr()
-            .ok()
+        let local = self.streams[index]
+            .as_ref()
+            .and_then(|stream| stream.local_addr().ok())
             .map(|local| local.ip().to_canonical());
-        link.conn = Conn::Connected { stream };
-        link.frames_written = 0;
-        link.attempt_began = now;
-        if let Some(id) = link.id {
+        let facts = self.links[index].peer().map(|id| {
             let mut shared = lock(&self.shared);
             let Shared { table, events, .. } = &mut *shared;
-            if table.authenticated(&id) {
-                link.prove_v1(true);
-            }
-            if table.speaks_v1(&id) {
-                link.v1 = true;
-            } else if table.speaks_legacy(&id) && !link.sealed_only {
-                link.legacy = true;
-            }
-            link.offline_count = table.offline_count(&id);
             table.on_connected(id, now, events);
-            // Connecting may itself bring a send-only peer back online.
-            link.offline_count = table.offline_count(&id);
+            // Read after: connecting may itself bring a send-only peer back
+            // online, with a new offline count.
+            let facts = facts_of(table, id);
             shared.publish();
-        }
+            facts
+        });
+        self.links[index].connected(local, facts, now);
     }
 
     /// A listener writes nothing but the hello on our connections: reading
     /// detects the greeting and the close. Never more than
     /// [`MAX_LISTENER_REPLY`] + 1 bytes per connection are read: past the
-    /// limit the connection is closed, so a listener streaming at us costs one
+    /// limit the link closes, so a listener streaming at us costs one
     /// bounded read per connection, not a busy loop.
     fn read(&mut self, index: usize, now: Instant) {
         let mut buffer = [0u8; MAX_LISTENER_REPLY + 1];
         loop {
-            let link = &mut self.links[index];
-            let room = reply_room(link.received);
-            let Some(stream) = link.stream() else {
+            let room = self.links[index].read_room();
+            let Some(stream) = &mut self.streams[index] else {
                 return;
             };
             match stream.read(&mut buffer[..room]) {
                 Ok(0) => {
-                    self.peer_closed(index, now);
+                    let facts = self.facts(self.links[index].peer());
+                    let dropped = self.links[index].peer_closed(facts, now);
+                    self.dropped(index, dropped, now);
                     return;
                 }
                 Ok(n) => {
-                    let link = &mut self.links[index];
-                    link.received += n;
-                    if link.received > MAX_LISTENER_REPLY {
-                        self.close_talker(index, now);
-                        return;
-                    }
-                    // Only a v1 listener writes on a connection it accepted.
                     let keyed = self.keyring.is_some();
-                    let link = &mut self.links[index];
-                    if !link.v1 || link.legacy || (keyed && !link.sealed_only) {
-                        log::debug!("{} greeted us: it speaks v1", link.addr);
-                        link.prove_v1(keyed);
+                    if let Some(dropped) = self.links[index].received(n, keyed, now) {
+                        self.talked_back(index, dropped, now);
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -677,41 +421,26 @@ impl Sender {
         }
     }
 
-    /// The peer closed our connection without an error.
-    fn peer_closed(&mut self, index: usize, now: Instant) {
-        let (speaks_v1, authenticated) = self.links[index].id.map_or((false, false), |id| {
-            let shared = lock(&self.shared);
-            (shared.table.speaks_v1(&id), shared.table.authenticated(&id))
-        });
-        let link = &mut self.links[index];
-        if authenticated {
-            link.prove_v1(true);
-        }
-        let delivered = link.frames_written >= 1;
-        if !link.legacy && !link.v1 && !link.sealed_only && !speaks_v1 && delivered {
-            link.legacy = true;
-            log::info!(
-                "{} closes the connection after each status: sending to it as the Python original does",
-                link.addr
+    /// The listener wrote more than a hello on our connection and the link
+    /// closed it: close the socket, count it (one rate-limited log line),
+    /// tell the table.
+    fn talked_back(&mut self, index: usize, dropped: Dropped, now: Instant) {
+        self.close_socket(index);
+        let link = &self.links[index];
+        let mut shared = lock(&self.shared);
+        if let Some(source) = link.dialed().map(|addr| addr.ip()) {
+            shared.stats.reject(
+                "peer_talks_back",
+                source,
+                &format_args!(
+                    "{} wrote more than the {MAX_LISTENER_REPLY} bytes a hello may take on our connection; closed",
+                    link.addr()
+                ),
+                now,
             );
         }
-        let (legacy, v1, id) = (link.legacy, link.v1 || speaks_v1, link.id);
-        self.reset(index);
-        let interval = self.interval;
-        let link = &mut self.links[index];
-        if !delivered {
-            // Accepted, then closed before taking anything (a full or dying
-            // listener): back off as after a failure, never spin.
-            link.backoff = next_backoff(link.backoff, interval);
-            link.next_attempt = crate::limits::later(now, link.backoff);
-        } else if v1 && !legacy {
-            // A v1 peer closing on us is restarting or dying: look again soon,
-            // a refused connect then reports it at once.
-            link.probe = true;
-            link.next_attempt = now + BACKOFF_MIN;
-        }
-        if let Some(id) = id {
-            lock(&self.shared).table.on_disconnected(id, now);
+        if let Some(id) = dropped.peer {
+            shared.table.on_disconnected(id, now);
         }
     }
 
@@ -719,12 +448,8 @@ impl Sender {
     fn write(&mut self, index: usize, now: Instant) {
         loop {
             let link = &mut self.links[index];
-            if link.writing.is_none() {
-                if !link.v1 && link.frames_written >= 1 {
-                    // Not known to speak v1: one status per connection.
-                    return;
-                }
-                let Some(frame) = link.pending.take() else {
+            if !link.is_writing() {
+                let Some(frame) = link.next_frame() else {
                     return;
                 };
                 match seal_for(
@@ -734,45 +459,36 @@ impl Sender {
                     link,
                     frame,
                 ) {
-                    Some(frame) => link.writing = Some((frame, 0)),
+                    Some(bytes) => link.start_writing(bytes),
                     None => continue,
                 }
             }
-            let Conn::Connected { stream } = &mut link.conn else {
+            if !link.is_connected() {
+                return;
+            }
+            let (Some(stream), Some(bytes)) = (&mut self.streams[index], link.unwritten()) else {
                 return;
             };
-            let Some((frame, offset)) = &mut link.writing else {
-                return;
-            };
-            match stream.write(&frame[*offset..]) {
-                Ok(n) => {
-                    *offset += n;
-                    if *offset < frame.len() {
-                        continue;
-                    }
-                    link.writing = None;
-                    link.frames_written += 1;
-                    link.backoff = Duration::ZERO;
-                    link.attempt_began = now;
-                    if let Some(id) = link.id {
-                        let mut shared = lock(&self.shared);
-                        shared.stats.sent += 1;
-                        shared.table.on_delivered(id, now);
-                    }
-                    if link.legacy {
-                        // One status per connection, then close, like the original.
-                        let id = link.id;
-                        self.reset(index);
-                        if let Some(id) = id {
-                            lock(&self.shared).table.on_disconnected(id, now);
+            match stream.write(bytes) {
+                Ok(n) => match link.wrote(n, now) {
+                    Wrote::Partial => {}
+                    Wrote::Frame {
+                        delivered_to,
+                        dropped,
+                    } => {
+                        if let Some(id) = delivered_to {
+                            let mut shared = lock(&self.shared);
+                            shared.stats.sent += 1;
+                            shared.table.on_delivered(id, now);
                         }
-                        return;
+                        if let Some(dropped) = dropped {
+                            self.dropped(index, dropped, now);
+                            return;
+                        }
                     }
-                }
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if link.pending.is_some() {
-                        log::debug!("{} reads slowly: one status waits", link.addr);
-                    }
+                    link.write_blocked();
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -785,97 +501,50 @@ impl Sender {
         }
     }
 
-    /// Drops the link's connection (if any), keeping its pending status.
-    fn reset(&mut self, index: usize) {
-        let link = &mut self.links[index];
-        if let Some(stream) = link.stream() {
-            if let Err(e) = self.poll.registry().deregister(stream) {
-                log::debug!("deregister failed: {e}");
-            }
-        }
-        link.conn = Conn::Idle;
-        link.writing = None;
-        link.frames_written = 0;
-        link.received = 0;
-    }
-
-    /// The listener wrote more than a hello on our connection: close it,
-    /// count it (one rate-limited log line), and dial again after the backoff
-    /// (a delivered status resets it, so at most one connection per round).
-    /// Not a verdict on the peer: whatever it is, it is up.
-    fn close_talker(&mut self, index: usize, now: Instant) {
-        let id = self.links[index].id;
-        let source = self.links[index].dialed.map(|addr| addr.ip());
-        let addr = self.links[index].addr.clone();
-        self.reset(index);
-        let interval = self.interval;
-        let link = &mut self.links[index];
-        link.backoff = next_backoff(link.backoff, interval);
-        link.next_attempt = now + link.backoff;
-        link.probe = false;
-        let mut shared = lock(&self.shared);
-        if let Some(source) = source {
-            shared.stats.reject(
-                "peer_talks_back",
-                source,
-                &format_args!(
-                    "{addr} wrote more than the {MAX_LISTENER_REPLY} bytes a hello may take on our connection; closed"
-                ),
-                now,
-            );
-        }
-        if let Some(id) = id {
-            shared.table.on_disconnected(id, now);
+    /// Closes a link's socket, if it has one.
+    fn close_socket(&mut self, index: usize) {
+        if let Some(mut stream) = self.streams[index].take()
+            && let Err(e) = self.poll.registry().deregister(&mut stream)
+        {
+            log::debug!("deregister failed: {e}");
         }
     }
 
-    /// A connect or a connection failed: tell the table, back off.
+    /// The link let go of its connection without a failure: close the
+    /// socket, tell the table.
+    fn dropped(&mut self, index: usize, dropped: Dropped, now: Instant) {
+        self.close_socket(index);
+        if let Some(id) = dropped.peer {
+            lock(&self.shared).table.on_disconnected(id, now);
+        }
+    }
+
+    /// A connect or a connection failed: close, tell the link (it backs off)
+    /// and the table.
     fn fail(&mut self, index: usize, failure: LinkFailure, detail: &str, now: Instant) {
-        let was_up = matches!(self.links[index].conn, Conn::Connected { .. });
-        self.reset(index);
-        let interval = self.interval;
-        let link = &mut self.links[index];
-        let first_failure = link.backoff.is_zero();
-        link.backoff = next_backoff(link.backoff, interval);
-        link.next_attempt = crate::limits::later(now, link.backoff);
-        link.probe = false;
-        if was_up || first_failure {
-            // A working link breaking is news; its retries are not.
-            log::info!("connection to {} failed: {detail}", link.addr);
-        } else {
-            log::debug!("{}: {detail}; retry in {:?}", link.addr, link.backoff);
-        }
-        if let Some(id) = link.id {
-            let mut shared = lock(&self.shared);
-            let Shared { table, events, .. } = &mut *shared;
-            table.on_link_failed(id, failure, link.attempt_began, detail, now, events);
-            let still_online = table.get(&id).is_some_and(|p| p.state == PeerState::Online);
-            shared.publish();
-            drop(shared);
-            if failure == LinkFailure::TimedOut
-                && still_online
-                && link
-                    .slow_warned
-                    .is_none_or(|at| now.duration_since(at) >= REJECT_LOG_WINDOW)
-            {
-                log::warn!(
-                    "{} does not read what we send (our data went unacknowledged for {} s while it keeps sending to us); reconnecting",
-                    link.addr,
-                    TCP_USER_TIMEOUT.as_secs()
-                );
-                link.slow_warned = Some(now);
-            }
-        }
+        self.close_socket(index);
+        let Some(Failed {
+            peer,
+            attempt_began,
+        }) = self.links[index].fail(detail, now)
+        else {
+            return;
+        };
+        let mut shared = lock(&self.shared);
+        let Shared { table, events, .. } = &mut *shared;
+        table.on_link_failed(peer, failure, attempt_began, detail, now, events);
+        let still_online = table
+            .get(&peer)
+            .is_some_and(|p| p.state == PeerState::Online);
+        shared.publish();
+        drop(shared);
+        self.links[index].warn_if_unread(failure, still_online, now);
     }
 
-    /// Whether the link's peer gets a leave: a v1 peer on an open connection
-    /// (never the Python original, which expects nothing but statuses).
+    /// Whether the link's peer gets a leave (see [`Link::takes_leave`]).
     fn takes_leave(&self, index: usize) -> bool {
-        let link = &self.links[index];
-        let speaks_v1 = link
-            .id
-            .is_some_and(|id| lock(&self.shared).table.speaks_v1(&id));
-        matches!(link.conn, Conn::Connected { .. }) && !link.legacy && (link.v1 || speaks_v1)
+        let facts = self.facts(self.links[index].peer());
+        self.links[index].takes_leave(facts)
     }
 
     /// A peer removed at run time gets a leave before the close, so it reports
@@ -892,11 +561,11 @@ impl Sender {
         // Its own seq: should the peer be added again, our next status to it
         // must not look like a replay of this leave.
         self.seq += 1;
-        self.links[index].pending = Some(leave);
+        self.links[index].queue_leave(leave);
         self.write(index, now);
         let link = &self.links[index];
-        if link.pending.is_some() || link.writing.is_some() {
-            log::info!("{} did not take our leave: closing anyway", link.addr);
+        if !link.all_sent() {
+            log::info!("{} did not take our leave: closing anyway", link.addr());
         }
     }
 
@@ -909,13 +578,9 @@ impl Sender {
         let mut waiting = 0;
         for index in 0..self.links.len() {
             let eligible = self.takes_leave(index);
-            let link = &mut self.links[index];
+            self.links[index].offer_leave(eligible.then(|| leave.clone()));
             if eligible {
-                link.pending = Some(leave.clone());
                 waiting += 1;
-            } else {
-                link.pending = None;
-                link.leave_done = true;
             }
         }
         let deadline = Instant::now() + LEAVE_DEADLINE;
@@ -923,12 +588,9 @@ impl Sender {
         while waiting > 0 && Instant::now() < deadline {
             let now = Instant::now();
             for index in 0..self.links.len() {
-                if !self.links[index].leave_done {
+                if self.links[index].awaits_leave() {
                     self.write(index, now);
-                    let link = &mut self.links[index];
-                    let written = link.pending.is_none() && link.writing.is_none();
-                    if written || matches!(link.conn, Conn::Idle) {
-                        link.leave_done = true;
+                    if self.links[index].settle_leave() {
                         waiting -= 1;
                     }
                 }
@@ -944,17 +606,27 @@ impl Sender {
             log::info!("{waiting} peer(s) did not take our leave in time");
         }
         for index in 0..self.links.len() {
-            self.reset(index);
+            self.links[index].close();
+            self.close_socket(index);
         }
         lock(&self.shared).wake_writer();
     }
 }
 
+/// What the table knows of `id` that decides how its link behaves.
+fn facts_of(table: &PeerTable, id: PeerId) -> PeerFacts {
+    PeerFacts {
+        speaks_v1: table.speaks_v1(&id),
+        speaks_python: table.speaks_legacy(&id),
+        authenticated: table.authenticated(&id),
+        offline_count: table.offline_count(&id),
+    }
+}
+
 /// The bytes to put on the wire for `frame`: sealed for the address the link
 /// dialed, from our address on the connection and our listening `port`, when
-/// there is a key (plaintext only to a Python peer, and only with
-/// --allow-plaintext; never to one that greeted us or authenticated to us).
-/// `None` drops the frame (it cannot be sealed).
+/// there is a key (plaintext only where [`Link::takes_plaintext`]). `None`
+/// drops the frame (it cannot be sealed).
 fn seal_for(
     keyring: Option<&SharedKeyring>,
     allow_plaintext: bool,
@@ -965,34 +637,20 @@ fn seal_for(
     let Some(keyring) = keyring else {
         return Some(frame);
     };
-    if link.legacy && allow_plaintext && !link.sealed_only {
+    if link.takes_plaintext(allow_plaintext) {
         return Some(frame);
     }
-    let (Some(to), Some(local)) = (link.dialed, link.local) else {
-        log::debug!("{}: no connection addresses to seal for", link.addr);
+    let (Some(to), Some(local)) = (link.dialed(), link.local()) else {
+        log::debug!("{}: no connection addresses to seal for", link.addr());
         return None;
     };
     match seal::read(keyring).seal(&frame, SocketAddr::new(local, port), to) {
         Ok(sealed) => Some(sealed),
         Err(e) => {
-            log::error!("{}: cannot seal a message: {e}", link.addr);
+            log::error!("{}: cannot seal a message: {e}", link.addr());
             None
         }
     }
-}
-
-/// The backoff after one more failed (or refused-to-work) connection:
-/// doubling from [`BACKOFF_MIN`], capped at the send interval.
-fn next_backoff(current: Duration, interval: Duration) -> Duration {
-    (current * 2).clamp(BACKOFF_MIN, interval.max(BACKOFF_MIN))
-}
-
-/// How many bytes the next read on a connection may take, given what its
-/// listener already wrote: one past [`MAX_LISTENER_REPLY`] at most in all, so
-/// crossing the limit is seen without reading further. Always at least 1
-/// while the limit is not crossed (a zero-length read would look like a close).
-fn reply_room(received: usize) -> usize {
-    (MAX_LISTENER_REPLY + 1).saturating_sub(received).max(1)
 }
 
 /// Sorts an I/O error into the table's hard and soft failures, with a
@@ -1027,12 +685,6 @@ pub fn is_own_address(target: SocketAddr, source: Option<IpAddr>, own_port: u16)
     }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1051,36 +703,6 @@ mod tests {
         assert!(is_own_address(addr("127.0.0.1:5000"), None, 5000));
         assert!(!is_own_address(addr("127.0.0.1:5001"), None, 5000));
         assert!(!is_own_address(addr("192.0.2.1:5000"), None, 5000));
-    }
-
-    #[test]
-    fn a_listener_gets_the_hello_and_one_byte_more_then_is_closed() {
-        // One read may take the whole allowance plus the byte that crosses it.
-        assert_eq!(reply_room(0), MAX_LISTENER_REPLY + 1);
-        // After a hello, the rest; the limit is crossed by the last byte.
-        let hello = wire::HELLO.len();
-        assert!(hello <= MAX_LISTENER_REPLY);
-        assert_eq!(reply_room(hello), MAX_LISTENER_REPLY + 1 - hello);
-        assert_eq!(reply_room(MAX_LISTENER_REPLY), 1);
-        // Never an empty buffer (a zero-length read would look like a close).
-        assert_eq!(reply_room(MAX_LISTENER_REPLY + 1), 1);
-        assert_eq!(reply_room(usize::MAX), 1);
-    }
-
-    #[test]
-    fn backoff_doubles_from_the_minimum_up_to_the_interval() {
-        let interval = Duration::from_secs(2);
-        let mut backoff = Duration::ZERO;
-        let mut seen = Vec::new();
-        for _ in 0..6 {
-            backoff = next_backoff(backoff, interval);
-            seen.push(backoff.as_millis());
-        }
-        assert_eq!(seen, [250, 500, 1000, 2000, 2000, 2000]);
-        // An interval shorter than the minimum: the minimum still holds.
-        let fast = Duration::from_millis(20);
-        assert_eq!(next_backoff(Duration::ZERO, fast), BACKOFF_MIN);
-        assert_eq!(next_backoff(BACKOFF_MIN, fast), BACKOFF_MIN);
     }
 
     #[test]
