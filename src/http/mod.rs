@@ -35,7 +35,7 @@ use crate::limits::{
     HTTP_DEADLINE, MAX_HTTP_CONNECTIONS, MAX_HTTP_CONNECTIONS_PER_ADDRESS, MAX_HTTP_REQUEST,
 };
 use crate::node::shutdown::Shutdown;
-use crate::node::{SharedState, ThreadBody, lock};
+use crate::node::{State, ThreadBody};
 use crate::report::hooks::Hooks;
 
 const WAKE: Token = Token(0);
@@ -77,7 +77,7 @@ pub struct HttpServer {
     poll: Poll,
     listener: Option<TcpListener>,
     clients: Vec<Option<Client>>,
-    shared: SharedState,
+    state: State,
     shutdown: Shutdown,
     hooks: Hooks,
     /// Clients accepted so far (the next one's `accepted`).
@@ -132,14 +132,14 @@ impl crate::node::Endpoint for Endpoint {
     fn start(
         self: Box<Self>,
         config: &Config,
-        shared: &SharedState,
+        state: &State,
         shutdown: &Shutdown,
     ) -> Result<Option<ThreadBody>, Error> {
         if self.listener.is_none() && config.on_event.is_empty() {
             return Ok(None);
         }
         let hooks = Hooks::new(config.on_event.clone());
-        let server = HttpServer::new(self.listener, shared.clone(), shutdown, hooks)
+        let server = HttpServer::new(self.listener, state.clone(), shutdown, hooks)
             .map_err(|e| Error::Runtime(format!("cannot start the status endpoint: {e}")))?;
         Ok(Some(Box::new(move || server.run())))
     }
@@ -148,7 +148,7 @@ impl crate::node::Endpoint for Endpoint {
 impl HttpServer {
     pub fn new(
         listener: Option<TcpListener>,
-        shared: SharedState,
+        state: State,
         shutdown: &Shutdown,
         hooks: Hooks,
     ) -> io::Result<HttpServer> {
@@ -160,12 +160,12 @@ impl HttpServer {
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         shutdown.add_waker(waker.clone());
-        lock(&shared).hook_waker = Some(waker);
+        state.set_hook_waker(waker);
         Ok(HttpServer {
             poll,
             listener,
             clients: Vec::new(),
-            shared,
+            state,
             shutdown: shutdown.clone(),
             hooks,
             accepted: 0,
@@ -178,15 +178,9 @@ impl HttpServer {
         while !self.shutdown.is_triggered() {
             let now = Instant::now();
             self.expire(now);
-            let shared = &self.shared;
-            self.hooks.run_pending(
-                |now| {
-                    let mut shared = lock(shared);
-                    let summary = shared.hook_queue.take_summary(now);
-                    (shared.hook_queue.pop(), summary)
-                },
-                now,
-            );
+            let state = &self.state;
+            self.hooks
+                .run_pending(|now| state.next_hook_event(now), now);
             let timeout = self.next_wake(now);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -195,7 +189,7 @@ impl HttpServer {
                 // Like the listener's and the sender's: the node stops and
                 // says why (exit 1), rather than run without its endpoint
                 // and its hooks.
-                lock(&self.shared).fatal = Some(format!("status endpoint poll failed: {e}"));
+                self.state.fail(format!("status endpoint poll failed: {e}"));
                 self.shutdown.trigger();
                 break;
             }
@@ -250,7 +244,7 @@ impl HttpServer {
                 .filter(|client| client.remote == remote)
                 .count();
             if from_there >= MAX_HTTP_CONNECTIONS_PER_ADDRESS {
-                lock(&self.shared).stats.reject(
+                self.state.reject(
                     "http_too_many_from_address",
                     remote,
                     &format_args!(
@@ -263,7 +257,7 @@ impl HttpServer {
             if self.clients.iter().flatten().count() >= MAX_HTTP_CONNECTIONS
                 && !self.evict_oldest_idle()
             {
-                lock(&self.shared).stats.reject(
+                self.state.reject(
                     "http_too_many_connections",
                     remote,
                     &"status endpoint busy",
@@ -317,7 +311,7 @@ impl HttpServer {
             return false;
         };
         self.close(index);
-        lock(&self.shared).stats.reject(
+        self.state.reject(
             "http_evicted",
             remote,
             &"status endpoint full: the oldest idle client was closed for a new one",
@@ -342,7 +336,7 @@ impl HttpServer {
                     Ok(n) => {
                         client.request.extend_from_slice(&buffer[..n]);
                         if client.request.len() > MAX_HTTP_REQUEST {
-                            lock(&self.shared).stats.reject(
+                            self.state.reject(
                                 "http_too_large",
                                 client.remote,
                                 &format_args!(
@@ -376,10 +370,10 @@ impl HttpServer {
                                         && String::from_utf8_lossy(header.value)
                                             .contains("application/openmetrics-text")
                                 });
-                                route(&self.shared, method, path, openmetrics)
+                                route(&self.state, method, path, openmetrics)
                             }
                             Err(refusal) => {
-                                lock(&self.shared).stats.reject(
+                                self.state.reject(
                                     refusal.reason(),
                                     client.remote,
                                     &refusal,
@@ -391,7 +385,7 @@ impl HttpServer {
                     }
                     Ok(httparse::Status::Partial) => return,
                     Err(_) => {
-                        lock(&self.shared).stats.reject(
+                        self.state.reject(
                             "http_bad_request",
                             client.remote,
                             &"status endpoint: not an HTTP request",
@@ -543,7 +537,7 @@ fn names_endpoint(host: &str, local: SocketAddr) -> bool {
 /// everyone else gets the classic text format.
 /// The shared lock is held only to copy what the answer needs; rendering
 /// (tens of milliseconds at 1,024 peers) happens after it is released.
-fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> Vec<u8> {
+fn route(state: &State, method: &str, path: &str, openmetrics: bool) -> Vec<u8> {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let known = matches!(path, "/" | "/history" | "/metrics" | "/status" | "/healthz");
     if !known {
@@ -567,7 +561,7 @@ fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> V
     let now = Instant::now();
     match path {
         "/metrics" => {
-            let snapshot = Snapshot::take(&lock(shared));
+            let snapshot = state.view(Snapshot::take);
             if openmetrics {
                 response(
                     200,
@@ -589,16 +583,16 @@ fn route(shared: &SharedState, method: &str, path: &str, openmetrics: bool) -> V
                 .find_map(|pair| pair.strip_prefix("since="))
                 .and_then(|value| value.parse().ok())
                 .unwrap_or(0);
-            let snapshot = HistorySnapshot::take(&lock(shared), since);
+            let snapshot = state.view(|view| HistorySnapshot::take(view, since));
             let body = serde_json::to_vec(&history_json(&snapshot)).unwrap_or_default();
             response(200, "application/json", &body)
         }
         "/status" => {
-            let snapshot = Snapshot::take(&lock(shared));
+            let snapshot = state.view(Snapshot::take);
             let body = serde_json::to_vec_pretty(&status_json(&snapshot, now)).unwrap_or_default();
             response(200, "application/json", &body)
         }
-        _ if lock(shared).listener_running => response(200, "text/plain", b"ok\n"),
+        _ if state.listener_running() => response(200, "text/plain", b"ok\n"),
         _ => response(503, "text/plain", b"listener not running\n"),
     }
 }

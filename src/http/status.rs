@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::limits::{HISTORY_STEP, HISTORY_WINDOW};
 use crate::names;
-use crate::node::Shared;
+use crate::node::View;
 use crate::node::sample::Sample;
 use crate::peers::{Origin, Peer, PeerId, PeerState};
 use crate::report::history::{History, Point, Ring};
@@ -77,10 +77,10 @@ pub struct PeerSnapshot {
 
 impl Snapshot {
     /// Copies what the answers need; call it with the lock held, render after.
-    pub fn take(shared: &Shared) -> Snapshot {
+    pub fn take(shared: &View<'_>) -> Snapshot {
         Snapshot {
-            name: shared.name.clone(),
-            listening: shared.listening.clone(),
+            name: shared.name.to_string(),
+            listening: shared.listening.to_vec(),
             started: shared.table.started(),
             cut_off: shared.table.is_cut_off(),
             own: shared.own,
@@ -90,7 +90,7 @@ impl Snapshot {
                 open_connections: shared.stats.open_connections,
                 rejected: shared.stats.rejected.clone(),
             },
-            output_dropped: shared.output.dropped,
+            output_dropped: shared.output_dropped,
             peers: shared.table.iter().map(PeerSnapshot::of).collect(),
         }
     }
@@ -135,7 +135,7 @@ pub struct HistorySnapshot {
 impl HistorySnapshot {
     /// Copies the points of the last [`HISTORY_WINDOW`] not older than
     /// `since` (unix seconds); call it with the lock held, render after.
-    pub fn take(shared: &Shared, since: u64) -> HistorySnapshot {
+    pub fn take(shared: &View<'_>, since: u64) -> HistorySnapshot {
         let now = unix_seconds();
         let since = since.max(History::window_start(now));
         let points = |ring: Option<&Ring>| -> Vec<Point> {
@@ -146,7 +146,7 @@ impl HistorySnapshot {
         HistorySnapshot {
             now,
             since,
-            name: shared.name.clone(),
+            name: shared.name.to_string(),
             own: points(shared.history.own()),
             peers: shared
                 .table

@@ -45,7 +45,7 @@ use crate::limits::{
 };
 use crate::node::sender::{LinkChange, is_own_address};
 use crate::node::shutdown::Shutdown;
-use crate::node::{Shared, SharedState, SharedStdout, lock};
+use crate::node::{Change, SharedStdout, State};
 use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report, offline_threshold};
 use crate::proto::Dialect;
 use crate::proto::seal::{Admitted, Freshness, Gate};
@@ -165,7 +165,7 @@ pub struct Listener {
     per_address: HashMap<IpAddr, usize>,
     /// Connections to serve on the next turn, each once (see `Connection::queued`).
     ready: Vec<usize>,
-    shared: SharedState,
+    state: State,
     stdout: SharedStdout,
     shutdown: Shutdown,
     offline_after: Duration,
@@ -187,7 +187,7 @@ impl Listener {
     /// Registers the listening sockets and a waker for shutdown.
     pub fn new(
         mut listeners: Vec<TcpListener>,
-        shared: SharedState,
+        state: State,
         stdout: SharedStdout,
         shutdown: &Shutdown,
         config: &Config,
@@ -199,11 +199,8 @@ impl Listener {
         }
         let waker = std::sync::Arc::new(Waker::new(poll.registry(), WAKE)?);
         shutdown.add_waker(waker.clone());
-        let keyring = {
-            let mut shared = lock(&shared);
-            shared.writer_waker = Some(waker);
-            shared.keyring.clone()
-        };
+        state.set_writer_waker(waker);
+        let keyring = state.keyring().cloned();
         Ok(Listener {
             poll,
             listeners,
@@ -212,7 +209,7 @@ impl Listener {
             open: 0,
             per_address: HashMap::new(),
             ready: Vec::new(),
-            shared,
+            state,
             stdout,
             shutdown: shutdown.clone(),
             offline_after: config.offline_after,
@@ -237,7 +234,7 @@ impl Listener {
         // Recompute the next deadline at least this often when something
         // structural happened (a close, an accept, a wake from the sender).
         let mut recheck = false;
-        lock(&self.shared).listener_running = true;
+        self.state.set_listener_running(true);
         while !self.shutdown.is_triggered() {
             self.write_out();
             // Connections left with data are served again without waiting.
@@ -250,14 +247,12 @@ impl Listener {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                let mut shared = lock(&self.shared);
-                shared.fatal = Some(format!("listener poll failed: {e}"));
-                drop(shared);
+                self.state.fail(format!("listener poll failed: {e}"));
                 self.shutdown.trigger();
                 break;
             }
             let open_before = self.open;
-            let generation = lock(&self.shared).table.generation();
+            let generation = self.state.read(PeerTable::generation);
             for listener_index in std::mem::take(&mut self.accept_more) {
                 self.accept(listener_index);
             }
@@ -269,7 +264,7 @@ impl Listener {
                 }
             }
             self.serve_ready();
-            if self.open != open_before || lock(&self.shared).table.generation() != generation {
+            if self.open != open_before || self.state.read(PeerTable::generation) != generation {
                 recheck = true;
             }
             let now = Instant::now();
@@ -281,19 +276,13 @@ impl Listener {
                 recheck = false;
             }
         }
-        lock(&self.shared).listener_running = false;
+        self.state.set_listener_running(false);
         self.write_out();
     }
 
     /// Writes pending event lines to stdout, outside the shared lock.
     fn write_out(&self) {
-        let bytes = lock(&self.shared).output.take();
-        if !bytes.is_empty() {
-            self.stdout
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .write(&bytes);
-        }
+        crate::node::write_bytes(&self.state.take_output(), &self.stdout);
     }
 
     /// Accepts up to [`ACCEPT_BUDGET`] waiting connections on one listening
@@ -311,7 +300,7 @@ impl Listener {
                     // EMFILE and friends: count, log (rate-limited), retry on the next tick.
                     self.accept_stalled = true;
                     let unspecified = IpAddr::from([0, 0, 0, 0]);
-                    lock(&self.shared).stats.reject(
+                    self.state.reject(
                         "accept_failed",
                         unspecified,
                         &format_args!("cannot accept a connection: {}", describe_io_error(&e)),
@@ -326,7 +315,7 @@ impl Listener {
             if from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
                 self.evict_from_address(ip, now);
             } else if self.open >= self.max_connections && !self.make_room(from_ip, now) {
-                lock(&self.shared).stats.reject(
+                self.state.reject(
                     "too_many_connections",
                     ip,
                     &format_args!(
@@ -373,9 +362,11 @@ impl Listener {
             });
             self.open += 1;
             *self.per_address.entry(ip).or_insert(0) += 1;
-            let mut shared = lock(&self.shared);
-            shared.stats.accepted += 1;
-            shared.stats.open_connections = self.open as u64;
+            let open = self.open as u64;
+            self.state.count(|stats| {
+                stats.accepted += 1;
+                stats.open_connections = open;
+            });
         }
         // The budget ran out before WouldBlock: the edge-triggered poll will
         // not report the rest again.
@@ -404,7 +395,7 @@ impl Listener {
         let Some(index) = self.victim(|info| info.source == ip) else {
             return;
         };
-        lock(&self.shared).stats.reject(
+        self.state.reject(
             "address_limit",
             ip,
             &format_args!(
@@ -451,9 +442,7 @@ impl Listener {
             .get(index)
             .and_then(Option::as_ref)
             .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.info.source);
-        lock(&self.shared)
-            .stats
-            .reject("evicted", source, &reason, now);
+        self.state.reject("evicted", source, &reason, now);
         self.close(index, Closed::ByUs, now);
         true
     }
@@ -502,19 +491,10 @@ impl Listener {
         let mut buffered = connection.backlog;
         loop {
             if buffered {
-                let turn = {
-                    let mut shared = lock(&self.shared);
-                    let turn = take_frames(
-                        connection,
-                        &mut self.gate,
-                        self.membership,
-                        &mut shared,
-                        &mut frames_left,
-                        now,
-                    );
-                    shared.publish();
-                    turn
-                };
+                let (gate, membership) = (&mut self.gate, self.membership);
+                let turn = self.state.change(|change| {
+                    take_frames(connection, gate, membership, change, &mut frames_left, now)
+                });
                 greet(connection);
                 connection.backlog = matches!(turn, Turn::Budget);
                 match turn {
@@ -576,41 +556,36 @@ impl Listener {
                 self.per_address.remove(&source);
             }
         }
-        let mut shared = lock(&self.shared);
-        shared.stats.open_connections = self.open as u64;
-        let info = &mut connection.info;
-        if let Closed::ByPeer(error) = &how {
-            // The Python original sends its status without a newline and closes.
-            if let Some(rest) = connection.frames.take_rest() {
-                handle_frame(
-                    info,
-                    &mut self.gate,
-                    self.membership,
-                    &mut shared,
-                    &rest,
-                    now,
-                );
+        let open = self.open as u64;
+        let (gate, membership) = (&mut self.gate, self.membership);
+        self.state.change(|change| {
+            change.stats.open_connections = open;
+            let info = &mut connection.info;
+            if let Closed::ByPeer(error) = &how {
+                // The Python original sends its status without a newline and closes.
+                if let Some(rest) = connection.frames.take_rest() {
+                    handle_frame(info, gate, membership, change, &rest, now);
+                }
+                if let Some(error) = error {
+                    log::debug!(
+                        "connection from {} failed: {}",
+                        info.source,
+                        describe_io_error(error)
+                    );
+                }
             }
-            if let Some(error) = error {
-                log::debug!(
-                    "connection from {} failed: {}",
-                    info.source,
-                    describe_io_error(error)
-                );
+            if let (Some(peer), Dialect::V1) = (info.peer, info.dialect) {
+                let graceful = info.left || matches!(how, Closed::ByUs);
+                change.table.on_inbound_closed(peer, graceful, now);
             }
-        }
-        if let (Some(peer), Dialect::V1) = (info.peer, info.dialect) {
-            let graceful = info.left || matches!(how, Closed::ByUs);
-            shared.table.on_inbound_closed(peer, graceful, now);
-        }
-        shared.publish();
+        });
     }
 
     /// When the loop must run the timers next: the table's next deadline or a
     /// connection's, never sooner than [`TICK`] (a burst of deadlines is
     /// handled in one pass) and never later than [`MAX_TICK`].
     fn next_wake(&self, now: Instant) -> Instant {
-        let table = lock(&self.shared).table.next_deadline(now);
+        let table = self.state.read(|table| table.next_deadline(now));
         let connections = self
             .connections
             .iter()
@@ -636,15 +611,13 @@ impl Listener {
                 self.accept(index);
             }
         }
-        {
-            let mut shared = lock(&self.shared);
-            let Shared { table, events, .. } = &mut *shared;
-            table.tick(now, events);
+        let gate = &mut self.gate;
+        self.state.change(|change| {
+            change.table.tick(now, change.events);
             // Peers gone from the table (left, forgotten, evicted) take their
             // freshness with them.
-            self.gate.retain(|peer| table.get(peer).is_some());
-            shared.publish();
-        }
+            gate.retain(|peer| change.table.get(peer).is_some());
+        });
         let expired: Vec<(usize, &'static str)> = self
             .connections
             .iter()
@@ -665,9 +638,7 @@ impl Listener {
                     "handshake_timeout" => "no accepted message in time, connection closed",
                     _ => "connection idle too long, closed",
                 };
-                lock(&self.shared)
-                    .stats
-                    .reject(reason, source, &detail, now);
+                self.state.reject(reason, source, &detail, now);
             }
             self.close(index, Closed::ByUs, now);
         }
@@ -679,7 +650,7 @@ fn take_frames(
     connection: &mut Connection,
     gate: &mut Gate,
     membership: Membership,
-    shared: &mut Shared,
+    change: &mut Change<'_>,
     budget: &mut usize,
     now: Instant,
 ) -> Turn {
@@ -687,7 +658,7 @@ fn take_frames(
         let frame = match connection.frames.next_frame() {
             None => return Turn::Drained,
             Some(Err(e)) => {
-                shared
+                change
                     .stats
                     .reject(e.reason(), connection.info.source, &e, now);
                 return Turn::Close;
@@ -695,7 +666,7 @@ fn take_frames(
             Some(Ok(frame)) => frame,
         };
         *budget -= 1;
-        if !handle_frame(&mut connection.info, gate, membership, shared, frame, now) {
+        if !handle_frame(&mut connection.info, gate, membership, change, frame, now) {
             return Turn::Close;
         }
     }
@@ -732,19 +703,19 @@ fn handle_frame(
     info: &mut ConnInfo,
     gate: &mut Gate,
     membership: Membership,
-    shared: &mut Shared,
+    change: &mut Change<'_>,
     frame: &[u8],
     now: Instant,
 ) -> bool {
     let admitted = match gate.admit(frame, info.source, info.local, now, crate::time::unix_ms()) {
         Ok(admitted) => admitted,
         Err(e) => {
-            shared.stats.reject(e.reason(), info.source, &e, now);
+            change.stats.reject(e.reason(), info.source, &e, now);
             if info.dialect == Dialect::Unknown {
                 return false;
             }
             if info.count_invalid(now) {
-                shared.stats.reject(
+                change.stats.reject(
                     "too_many_invalid",
                     info.source,
                     &format_args!(
@@ -767,12 +738,12 @@ fn handle_frame(
     // pushed back to: plaintext let in by --allow-plaintext reports, no more.
     let may_teach = membership.learn && (authenticated || !gate.keyed());
     let mut learned: Vec<PeerId> = Vec::new();
-    let Shared {
+    let Change {
         table,
         events,
         stats,
         ..
-    } = shared;
+    } = change;
     let result = match message {
         Message::Legacy { cpu, memory } => {
             let peer = table.legacy_id(info.source);
@@ -851,7 +822,7 @@ fn handle_frame(
         Err(refusal) => stats.reject(refusal.reason(), info.source, &refusal, now),
     }
     if !learned.is_empty() {
-        shared.change_links(learned.into_iter().map(|id| {
+        change.change_links(learned.into_iter().map(|id| {
             LinkChange::Learn(PeerAddr {
                 host: Host::Ip(id.0.ip()),
                 port: id.0.port(),

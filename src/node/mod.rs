@@ -11,203 +11,35 @@ pub mod run;
 pub mod sample;
 pub mod sender;
 pub mod shutdown;
+mod state;
+
+pub use state::{Change, State, View};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
-
-use mio::Waker;
 
 use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::{Config, Host, PeerAddr};
+use crate::config::{Config, PeerAddr};
 use crate::limits::{
     FILES_PER_HOOK, JOIN_DEADLINE, MAX_HOOKS_RUNNING, MAX_HTTP_CONNECTIONS, MAX_PEERS, SPARE_FILES,
 };
 use crate::node::listener::Listener;
 use crate::node::reload::{ConfigChange, KeyReload};
-use crate::node::sample::Sample;
 use crate::node::sender::{LinkChange, Sender};
 use crate::node::shutdown::Shutdown;
-use crate::peers::{Event, PeerState, PeerTable};
-use crate::proto::seal::{Keyring, SharedKeyring};
-use crate::report::history::History;
-use crate::report::hooks::HookQueue;
+use crate::peers::PeerTable;
+use crate::proto::seal::Keyring;
 use crate::report::output::{Output, Stdout};
-use crate::report::stats::Stats;
 use crate::sys::describe_io_error;
-
-/// State shared by the listener and sender threads.
-#[derive(Debug)]
-pub struct Shared {
-    pub table: PeerTable,
-    pub output: Output,
-    pub stats: Stats,
-    /// Events caused by the last table update, not yet published.
-    pub events: Vec<Event>,
-    /// Set by a thread that stopped on an unrecoverable error.
-    pub fatal: Option<String>,
-    /// Wakes the listener, which writes stdout, when the sender produced lines.
-    pub writer_waker: Option<Arc<Waker>>,
-    /// The cluster keys, `None` without --key-file. Behind their own lock:
-    /// SIGHUP swaps them while the threads run; the threads clone this handle.
-    pub keyring: Option<SharedKeyring>,
-    /// This node's display name and listening addresses (for /status).
-    pub name: String,
-    pub listening: Vec<String>,
-    /// The sender's last sample of this node.
-    pub own: Option<Sample>,
-    /// The listener's loop is running (GET /healthz).
-    pub listener_running: bool,
-    /// Events waiting for the hooks (only filled when hooks are configured),
-    /// fair between sources.
-    pub hook_queue: HookQueue,
-    pub hooks_enabled: bool,
-    /// Wakes the HTTP thread, which runs the hooks.
-    pub hook_waker: Option<Arc<Waker>>,
-    /// Peers to add or remove, for the sender to apply.
-    pub link_changes: Vec<LinkChange>,
-    /// Wakes the sender to apply them.
-    pub sender_waker: Option<Arc<Waker>>,
-    /// The last 15 minutes of every peer and of this node (GET /history).
-    pub history: History,
-}
-
-impl Shared {
-    /// Logs the reasons and prints the lines of the pending events, and
-    /// stops sending to members dropped from the table.
-    pub fn publish(&mut self) {
-        let removed = self.table.take_removed();
-        if !removed.is_empty() {
-            self.change_links(removed.into_iter().map(|id| {
-                LinkChange::Remove(PeerAddr {
-                    host: Host::Ip(id.0.ip()),
-                    port: id.0.port(),
-                })
-            }));
-        }
-        if self.events.is_empty() {
-            return;
-        }
-        let at = crate::time::unix_seconds();
-        for event in self.events.drain(..) {
-            record_history(&mut self.history, &self.table, &event, at);
-            match &event {
-                Event::Offline {
-                    peer,
-                    reason,
-                    last_seen,
-                    ..
-                } => match last_seen {
-                    Some(seen) => log::warn!(
-                        "peer {peer} offline: {reason}, last heard {:.1} s ago",
-                        seen.as_secs_f64()
-                    ),
-                    None => log::warn!("peer {peer} offline: {reason}"),
-                },
-                Event::Online { peer, away, .. } => {
-                    log::info!("peer {peer} back online after {:.1} s", away.as_secs_f64());
-                }
-                Event::Left { peer, .. } => log::info!("peer {peer} left"),
-                Event::Forgotten { peer, .. } => {
-                    log::info!(
-                        "peer {peer} forgotten: a learned member offline for longer than --forget-after"
-                    );
-                }
-                Event::Flapping { peer, reason, .. } => {
-                    log::warn!("peer {peer} is flapping: {reason}");
-                }
-                Event::CutOff { peers } => log::warn!(
-                    "all {peers} peers went silent within one threshold: this node's network is the likely cause"
-                ),
-                Event::Restored { peers, after } => log::info!(
-                    "contact restored with {peers} peers after {:.1} s",
-                    after.as_secs_f64()
-                ),
-                Event::Status { .. } => {}
-            }
-            self.output.event(&event);
-            if self.hooks_enabled && !matches!(event, Event::Status { .. }) {
-                let (dropped, line) = self.hook_queue.push(event, Instant::now());
-                if dropped > 0 {
-                    *self.stats.rejected.entry("hook_queue_full").or_insert(0) += dropped;
-                }
-                if let Some(line) = line {
-                    log::warn!("{line}");
-                }
-                if let Some(waker) = &self.hook_waker
-                    && let Err(e) = waker.wake()
-                {
-                    log::debug!("cannot wake the hook runner: {e}");
-                }
-            }
-        }
-    }
-
-    /// Keeps the sender's latest sample of this node, and its history.
-    pub fn set_own(&mut self, sample: Sample) {
-        self.own = Some(sample);
-        self.history
-            .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
-    }
-
-    /// Asks the sender to start or stop sending to peers.
-    pub fn change_links(&mut self, changes: impl IntoIterator<Item = LinkChange>) {
-        self.link_changes.extend(changes);
-        if let Some(waker) = &self.sender_waker
-            && let Err(e) = waker.wake()
-        {
-            log::debug!("cannot wake the sender: {e}");
-        }
-    }
-
-    /// Asks the listener thread to write pending lines now (the sender never
-    /// writes stdout itself, so a stalled stdout cannot stop it sending).
-    pub fn wake_writer(&self) {
-        if self.output.has_pending()
-            && let Some(waker) = &self.writer_waker
-            && let Err(e) = waker.wake()
-        {
-            log::debug!("cannot wake the listener: {e}");
-        }
-    }
-}
-
-/// Adds a status or a state change to the peer's history; the state of a
-/// status is the table's (a flapping peer's changes print nothing, but its
-/// state in the table is current).
-fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u64) {
-    let known = |id: &_| table.get(id).is_some();
-    let state_of = |id| table.get(id).map_or(PeerState::Online, |peer| peer.state);
-    match event {
-        Event::Status {
-            peer, cpu, memory, ..
-        } => history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known),
-        Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
-        Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
-        Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
-        Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
-        Event::Forgotten { peer, .. } => history.forget(peer),
-        Event::CutOff { .. } | Event::Restored { .. } => {}
-    }
-}
 
 /// The stdout writer, shared by the listener thread (which writes while the
 /// node runs) and `Node::join` (the last lines).
 pub type SharedStdout = Arc<Mutex<Stdout>>;
-
-/// The shared state behind its lock.
-pub type SharedState = Arc<Mutex<Shared>>;
-
-/// Locks the shared state. A thread that panicked while holding it left the
-/// data consistent enough to keep monitoring (each update is small), so a
-/// poisoned lock is used anyway rather than taking the node down.
-pub fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The node's fourth thread, supplied by the layer above it (the status
 /// endpoint and the hooks, `crate::http`), so the node starts it without
@@ -221,7 +53,7 @@ pub trait Endpoint {
     fn start(
         self: Box<Self>,
         config: &Config,
-        shared: &SharedState,
+        state: &State,
         shutdown: &Shutdown,
     ) -> Result<Option<ThreadBody>, Error>;
 }
@@ -232,7 +64,7 @@ pub type ThreadBody = Box<dyn FnOnce() + Send>;
 /// A started node: two threads and the state they share.
 #[derive(Debug)]
 pub struct Node {
-    shared: SharedState,
+    state: State,
     stdout: SharedStdout,
     threads: Vec<JoinHandle<()>>,
     /// The addresses actually listened on.
@@ -296,30 +128,20 @@ impl Node {
 
         raise_open_file_limit(config);
         let started = Instant::now();
-        let shared = Arc::new(Mutex::new(Shared {
-            table: PeerTable::new(started, config.offline_after, config.interval)
-                .with_flap_rule(config.flap)
-                .with_forget_after(config.forget_after),
-            output,
-            stats: Stats::default(),
-            events: Vec::new(),
-            fatal: None,
-            writer_waker: None,
+        let table = PeerTable::new(started, config.offline_after, config.interval)
+            .with_flap_rule(config.flap)
+            .with_forget_after(config.forget_after);
+        let state = State::new(
+            config.name.clone(),
+            listening.iter().map(SocketAddr::to_string).collect(),
             keyring,
-            name: config.name.clone(),
-            listening: listening.iter().map(SocketAddr::to_string).collect(),
-            own: None,
-            listener_running: false,
-            hook_queue: HookQueue::default(),
-            hooks_enabled: !config.on_event.is_empty(),
-            hook_waker: None,
-            link_changes: Vec::new(),
-            sender_waker: None,
-            history: History::default(),
-        }));
-        let listener = Listener::new(listeners, shared.clone(), stdout.clone(), shutdown, config)
+            !config.on_event.is_empty(),
+            table,
+            output,
+        );
+        let listener = Listener::new(listeners, state.clone(), stdout.clone(), shutdown, config)
             .map_err(|e| Error::Runtime(format!("cannot start the listener: {e}")))?;
-        let sender = Sender::new(config, shared.clone(), shutdown)
+        let sender = Sender::new(config, state.clone(), shutdown)
             .map_err(|e| Error::Runtime(format!("cannot start the sender: {e}")))?;
         let mut bodies = vec![
             (
@@ -328,7 +150,7 @@ impl Node {
             ),
             ("sender", Box::new(move || sender.run())),
         ];
-        if let Some(body) = endpoint.start(config, &shared, shutdown)? {
+        if let Some(body) = endpoint.start(config, &state, shutdown)? {
             bodies.push(("http", body));
         }
         let mut threads = Vec::new();
@@ -340,7 +162,7 @@ impl Node {
             threads.push(handle);
         }
         Ok(Node {
-            shared,
+            state,
             stdout,
             threads,
             listening,
@@ -374,7 +196,7 @@ impl Node {
             .cloned()
             .map(remove)
             .chain(change.added.iter().cloned().map(LinkChange::Add));
-        lock(&self.shared).change_links(links);
+        self.state.change_links(links);
         self.config.peers = peers.to_vec();
     }
 
@@ -382,8 +204,7 @@ impl Node {
     /// and the keys in use are kept. Logs how many messages each old key
     /// opened, so an operator sees when a retired key is no longer used.
     pub fn reload_key(&self) -> KeyReload {
-        let keyring = lock(&self.shared).keyring.clone();
-        let (Some(path), Some(keyring)) = (&self.config.key_file, keyring) else {
+        let (Some(path), Some(keyring)) = (&self.config.key_file, self.state.keyring()) else {
             return KeyReload::NoKey;
         };
         match Keyring::load(path) {
@@ -405,11 +226,6 @@ impl Node {
         }
     }
 
-    /// The state shared by the threads (for the demo and tests).
-    pub fn shared(&self) -> &SharedState {
-        &self.shared
-    }
-
     /// Waits for both threads (after the shutdown was triggered) until
     /// `deadline`, and prints the last line. Fails if a thread stopped on an
     /// error. A thread still running at the deadline (stuck writing to a
@@ -424,29 +240,33 @@ impl Node {
                 all_done = false;
                 log::warn!("a thread did not stop within {JOIN_DEADLINE:?}; exiting anyway");
             } else if thread.join().is_err() {
-                lock(&self.shared).fatal = Some("a thread panicked".into());
+                self.state.fail("a thread panicked".into());
             }
         }
-        let mut shared = lock(&self.shared);
-        shared.output.stopping();
+        let last = self.state.take_last_output();
         if all_done {
-            write_out(&mut shared.output, &self.stdout);
+            write_bytes(&last, &self.stdout);
         }
-        match shared.fatal.take() {
-            Some(fatal) => Err(Error::Runtime(fatal)),
+        match self.state.fatal() {
+            Some(fatal) => Err(Error::Runtime(fatal.to_string())),
             None => Ok(()),
         }
     }
 }
 
-/// Writes the formatted lines of `output` to stdout.
-pub fn write_out(output: &mut Output, stdout: &SharedStdout) {
-    let bytes = output.take();
+/// Writes the formatted lines of `output` to stdout (before the threads start).
+fn write_out(output: &mut Output, stdout: &SharedStdout) {
+    write_bytes(&output.take(), stdout);
+}
+
+/// Writes formatted lines to stdout, outside the shared lock: the one place
+/// that writes stdout (the listener writes through it while the node runs).
+pub fn write_bytes(bytes: &[u8], stdout: &SharedStdout) {
     if !bytes.is_empty() {
         stdout
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .write(&bytes);
+            .write(bytes);
     }
 }
 

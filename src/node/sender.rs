@@ -27,11 +27,11 @@ use socket2::{Domain, Socket, Type};
 
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{LEAVE_DEADLINE, MAX_FIRST_FRAME, MAX_LISTENER_REPLY};
+use crate::node::State;
 use crate::node::link::{self, Dropped, Due, Failed, Link, Links, PeerFacts, Wrote};
 use crate::node::listener::set_keepalive;
 use crate::node::sample::Sampler;
 use crate::node::shutdown::Shutdown;
-use crate::node::{Shared, SharedState, lock};
 use crate::peers::{LinkFailure, PeerId, PeerState, PeerTable};
 use crate::proto::seal::{self, SharedKeyring};
 use crate::proto::wire::{self, Header, Message};
@@ -41,7 +41,7 @@ use crate::time::unix_ms;
 const WAKE: Token = Token(usize::MAX);
 
 /// A change to the set of peers we send to, asked for at run time by another
-/// thread (config reload, membership) through `Shared::change_links`.
+/// thread (config reload, membership) through `State::change_links`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkChange {
     /// A configured peer (--peers, the config file).
@@ -63,7 +63,7 @@ pub struct Sender {
     /// Each link's socket, by the link's slot (its token): present exactly
     /// while the link is open.
     streams: Vec<Option<TcpStream>>,
-    shared: SharedState,
+    state: State,
     shutdown: Shutdown,
     sampler: Sampler,
     name: String,
@@ -83,19 +83,19 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(config: &Config, shared: SharedState, shutdown: &Shutdown) -> io::Result<Sender> {
+    pub fn new(config: &Config, state: State, shutdown: &Shutdown) -> io::Result<Sender> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         shutdown.add_waker(waker.clone());
-        lock(&shared).sender_waker = Some(waker);
+        state.set_sender_waker(waker);
         let now = Instant::now();
-        let keyring = lock(&shared).keyring.clone();
+        let keyring = state.keyring().cloned();
         let links = Links::new(&config.peers, config.interval, now);
         Ok(Sender {
             poll,
             streams: (0..links.len()).map(|_| None).collect(),
             links,
-            shared,
+            state,
             shutdown: shutdown.clone(),
             sampler: Sampler::new()?,
             name: config.name.clone(),
@@ -125,13 +125,13 @@ impl Sender {
                 self.drive(index, now);
             }
             let wake_at = self.links.next_deadline(next_round);
-            lock(&self.shared).wake_writer();
+            self.state.wake_writer();
             let timeout = wake_at.saturating_duration_since(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                lock(&self.shared).fatal = Some(format!("sender poll failed: {e}"));
+                self.state.fail(format!("sender poll failed: {e}"));
                 self.shutdown.trigger();
                 break;
             }
@@ -147,7 +147,7 @@ impl Sender {
 
     /// Adds and removes peers asked for at run time (see [`LinkChange`]).
     fn apply_link_changes(&mut self, now: Instant) {
-        let changes = std::mem::take(&mut lock(&self.shared).link_changes);
+        let changes = self.state.take_link_changes();
         for change in changes {
             match change {
                 LinkChange::Add(addr) => self.add_link(addr, false, now),
@@ -155,7 +155,7 @@ impl Sender {
                 LinkChange::Remove(addr) => self.remove_link(&addr, now),
                 LinkChange::Unconfigure(addr) => {
                     if let Some(id) = self.links.unconfigure(&addr) {
-                        lock(&self.shared).table.demote(id);
+                        self.state.change(|change| change.table.demote(id));
                     }
                 }
             }
@@ -180,14 +180,14 @@ impl Sender {
         let id = self.links[index].retire();
         self.close_socket(index);
         if let Some(id) = id {
-            lock(&self.shared).table.unconfigure(id);
+            self.state.change(|change| change.table.unconfigure(id));
         }
     }
 
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
         let sample = self.sampler.sample();
-        lock(&self.shared).set_own(sample);
+        self.state.set_own(sample);
         let message = Message::Status {
             header: self.header(),
             cpu: sample.cpu,
@@ -197,7 +197,7 @@ impl Sender {
         debug_assert!(frame.len() < MAX_FIRST_FRAME);
         // Peers that speak v1 also get what we know of the members; a peer
         // not known to speak v1 (maybe the Python original) gets the bare status.
-        let digest = lock(&self.shared).table.digest(now);
+        let digest = self.state.change(|change| change.table.digest(now));
         let with_members = (!digest.is_empty()).then(|| {
             let mut header = self.header();
             header.members = digest;
@@ -235,7 +235,7 @@ impl Sender {
     /// What the table knows of `peer` (nothing before it is resolved).
     fn facts(&self, peer: Option<PeerId>) -> Option<PeerFacts> {
         let id = peer?;
-        Some(facts_of(&lock(&self.shared).table, id))
+        Some(self.state.read(|table| facts_of(table, id)))
     }
 
     /// Does what is due on a link: a connect, a connect's expiry, writing.
@@ -309,7 +309,9 @@ impl Sender {
             return Ok(None);
         }
         if self.links[index].resolved(id)
-            && let Err(refusal) = lock(&self.shared).table.add_configured(id, Instant::now())
+            && let Err(refusal) = self
+                .state
+                .change(|change| change.table.add_configured(id, Instant::now()))
         {
             log::warn!("cannot track peer {id}: {refusal}");
         }
@@ -372,14 +374,12 @@ impl Sender {
             .and_then(|stream| stream.local_addr().ok())
             .map(|local| local.ip().to_canonical());
         let facts = self.links[index].peer().map(|id| {
-            let mut shared = lock(&self.shared);
-            let Shared { table, events, .. } = &mut *shared;
-            table.on_connected(id, now, events);
-            // Read after: connecting may itself bring a send-only peer back
-            // online, with a new offline count.
-            let facts = facts_of(table, id);
-            shared.publish();
-            facts
+            self.state.change(|change| {
+                change.table.on_connected(id, now, change.events);
+                // Read after: connecting may itself bring a send-only peer back
+                // online, with a new offline count.
+                facts_of(change.table, id)
+            })
         });
         self.links[index].connected(local, facts, now);
     }
@@ -427,21 +427,23 @@ impl Sender {
     fn talked_back(&mut self, index: usize, dropped: Dropped, now: Instant) {
         self.close_socket(index);
         let link = &self.links[index];
-        let mut shared = lock(&self.shared);
-        if let Some(source) = link.dialed().map(|addr| addr.ip()) {
-            shared.stats.reject(
+        let source = link.dialed().map(|addr| addr.ip());
+        let addr = link.addr().clone();
+        self.state.change(|change| {
+            if let Some(source) = source {
+                change.stats.reject(
                 "peer_talks_back",
                 source,
                 &format_args!(
-                    "{} wrote more than the {MAX_LISTENER_REPLY} bytes a hello may take on our connection; closed",
-                    link.addr()
+                    "{addr} wrote more than the {MAX_LISTENER_REPLY} bytes a hello may take on our connection; closed"
                 ),
                 now,
             );
-        }
-        if let Some(id) = dropped.peer {
-            shared.table.on_disconnected(id, now);
-        }
+            }
+            if let Some(id) = dropped.peer {
+                change.table.on_disconnected(id, now);
+            }
+        });
     }
 
     /// Writes the frame in progress, then the pending one.
@@ -477,9 +479,10 @@ impl Sender {
                         dropped,
                     } => {
                         if let Some(id) = delivered_to {
-                            let mut shared = lock(&self.shared);
-                            shared.stats.sent += 1;
-                            shared.table.on_delivered(id, now);
+                            self.state.change(|change| {
+                                change.stats.sent += 1;
+                                change.table.on_delivered(id, now);
+                            });
                         }
                         if let Some(dropped) = dropped {
                             self.dropped(index, dropped, now);
@@ -515,7 +518,8 @@ impl Sender {
     fn dropped(&mut self, index: usize, dropped: Dropped, now: Instant) {
         self.close_socket(index);
         if let Some(id) = dropped.peer {
-            lock(&self.shared).table.on_disconnected(id, now);
+            self.state
+                .change(|change| change.table.on_disconnected(id, now));
         }
     }
 
@@ -530,14 +534,15 @@ impl Sender {
         else {
             return;
         };
-        let mut shared = lock(&self.shared);
-        let Shared { table, events, .. } = &mut *shared;
-        table.on_link_failed(peer, failure, attempt_began, detail, now, events);
-        let still_online = table
-            .get(&peer)
-            .is_some_and(|p| p.state == PeerState::Online);
-        shared.publish();
-        drop(shared);
+        let still_online = self.state.change(|change| {
+            change
+                .table
+                .on_link_failed(peer, failure, attempt_began, detail, now, change.events);
+            change
+                .table
+                .get(&peer)
+                .is_some_and(|p| p.state == PeerState::Online)
+        });
         self.links[index].warn_if_unread(failure, still_online, now);
     }
 
@@ -609,7 +614,7 @@ impl Sender {
             self.links[index].close();
             self.close_socket(index);
         }
-        lock(&self.shared).wake_writer();
+        self.state.wake_writer();
     }
 }
 
