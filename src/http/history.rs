@@ -43,3 +43,45 @@ pub fn history_json(snapshot: &HistorySnapshot) -> Value {
         "peers": peers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::PeerState;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn points_are_arrays_and_peers_are_listed_by_address() {
+        let point = |at, cpu: Option<u16>, state| Point {
+            at,
+            cpu_tenths: cpu,
+            memory_tenths: cpu.map(|t| t + 1),
+            state,
+        };
+        let id = |last| PeerId::new(IpAddr::from(Ipv4Addr::new(10, 0, 0, last)), 5000);
+        let snapshot = HistorySnapshot {
+            now: 1_700_000_100,
+            since: 1_700_000_000,
+            name: "alpha".to_string(),
+            own: vec![point(1_700_000_050, Some(123), PeerState::Online)],
+            peers: vec![
+                (id(9), vec![point(1_700_000_060, None, PeerState::Offline)]),
+                (id(2), Vec::new()),
+            ],
+        };
+        assert_eq!(
+            history_json(&snapshot),
+            json!({
+                "now": 1_700_000_100_u64,
+                "since": 1_700_000_000_u64,
+                "window_s": HISTORY_WINDOW.as_secs(),
+                "step_s": HISTORY_STEP.as_secs(),
+                "node": {"name": "alpha", "points": [[1_700_000_050_u32, 12.3, 12.4, "online"]]},
+                "peers": [
+                    {"peer": "10.0.0.2", "points": []},
+                    {"peer": "10.0.0.9", "points": [[1_700_000_060_u32, null, null, "offline"]]},
+                ],
+            })
+        );
+    }
+}
