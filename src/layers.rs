@@ -13,7 +13,9 @@ const BASE: &[&str] = &["error", "limits"];
 
 /// The top-level helpers: they import only the ground floor, and every
 /// module may import them.
-const HELPERS: &[&str] = &["error", "limits", "logging", "names", "sys", "time"];
+const HELPERS: &[&str] = &[
+    "error", "limits", "logging", "names", "sys", "time", "units",
+];
 
 /// What each top-level module may import besides the helpers. Read as a
 /// stack: every module names only modules listed above it, so no circle

@@ -48,6 +48,7 @@ pub mod proto;
 pub mod report;
 pub mod sys;
 pub mod time;
+pub mod units;
 
 #[cfg(test)]
 mod layers;

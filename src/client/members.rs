@@ -4,81 +4,27 @@
 //! heard and how long it has been in its state. Text from the node is
 //! printed with control characters escaped (`names::for_terminal`).
 
-use std::io::{IsTerminal, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
-
-use serde_json::Value;
+use std::io::IsTerminal;
 
 use crate::Error;
 use crate::cli::MembersArgs;
+use crate::client::fetch;
+use crate::http::document::StatusDocument;
 use crate::names;
 
-/// Time to connect to and hear from the node.
-const TIMEOUT: Duration = Duration::from_secs(3);
-/// Largest /status answer read (1024 peers fit many times over).
-const MAX_ANSWER: u64 = 16 * 1024 * 1024;
-
 pub fn run(args: &MembersArgs) -> Result<(), Error> {
-    let body = fetch_status(&args.http)?;
     if args.json {
-        println!("{body}");
+        // The document as the node sent it, unparsed.
+        println!("{}", fetch::get(&args.http, "/status")?);
         return Ok(());
     }
-    let status: Value = serde_json::from_str(&body)
-        .map_err(|e| Error::Runtime(format!("the node at {} sent bad JSON: {e}", args.http)))?;
+    let status = fetch::status(&args.http)?;
     print!("{}", table(&status, std::io::stdout().is_terminal()));
     Ok(())
 }
 
-/// GET /status from `addr` (`IP:PORT`, `HOST:PORT` or `:PORT`).
-pub fn fetch_status(addr: &str) -> Result<String, Error> {
-    let target = if addr.starts_with(':') {
-        format!("127.0.0.1{addr}")
-    } else {
-        addr.to_string()
-    };
-    let no_answer = |why: String| {
-        Error::Runtime(format!(
-            "no p2pmon node answers at {addr}: {why} (is it running, with --http {addr}?)"
-        ))
-    };
-    let socket: SocketAddr = target
-        .to_socket_addrs()
-        .map_err(|e| Error::Usage(format!("invalid address {addr:?}: {e}")))?
-        .next()
-        .ok_or_else(|| Error::Usage(format!("invalid address {addr:?}")))?;
-    let mut stream = TcpStream::connect_timeout(&socket, TIMEOUT)
-        .map_err(|e| no_answer(crate::sys::describe_io_error(&e)))?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
-        .and_then(|()| {
-            stream.write_all(
-                // The address reached, not the name typed: the node answers
-                // only requests whose Host names its address (no DNS rebinding).
-                format!("GET /status HTTP/1.1\r\nHost: {socket}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-        })
-        .map_err(|e| no_answer(crate::sys::describe_io_error(&e)))?;
-    let mut answer = String::new();
-    stream
-        .take(MAX_ANSWER)
-        .read_to_string(&mut answer)
-        .map_err(|e| no_answer(crate::sys::describe_io_error(&e)))?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| no_answer("not an HTTP answer".into()))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        let line = head.lines().next().unwrap_or_default();
-        return Err(no_answer(format!("it answered {line:?}")));
-    }
-    Ok(body.to_string())
-}
-
 /// The members table for a /status document.
-pub fn table(status: &Value, colour: bool) -> String {
+pub fn table(status: &StatusDocument, colour: bool) -> String {
     let mut rows = vec![[
         "PEER".to_string(),
         "NAME".to_string(),
@@ -88,30 +34,24 @@ pub fn table(status: &Value, colour: bool) -> String {
         "LAST SEEN".to_string(),
         "SINCE".to_string(),
     ]];
-    let empty = Vec::new();
-    for peer in status["peers"].as_array().unwrap_or(&empty) {
-        let percent = |key: &str| {
-            peer[key]
-                .as_f64()
-                .map_or("-".to_string(), |v| format!("{v:.1}%"))
-        };
-        let state = peer["state"].as_str().unwrap_or("?").to_string();
-        let state = if peer["flapping"].as_bool() == Some(true) {
+    for peer in &status.peers {
+        let percent = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.1}%"));
+        let state = peer.state.as_deref().unwrap_or("?");
+        let state = if peer.flapping {
             format!("{state} (flapping)")
         } else {
-            state
+            state.to_string()
         };
         rows.push([
             // Text from the node (and its peers) reaches the terminal escaped.
-            names::for_terminal(peer["peer"].as_str().unwrap_or("?")).into_owned(),
-            names::for_terminal(peer["name"].as_str().unwrap_or("-")).into_owned(),
+            names::for_terminal(peer.peer.as_deref().unwrap_or("?")).into_owned(),
+            names::for_terminal(peer.name.as_deref().unwrap_or("-")).into_owned(),
             names::for_terminal(&state).into_owned(),
-            percent("cpu"),
-            percent("memory"),
-            peer["last_seen_s"]
-                .as_f64()
+            percent(peer.cpu),
+            percent(peer.memory),
+            peer.last_seen_s
                 .map_or("never".to_string(), |s| format!("{} ago", human(s))),
-            peer["since_s"].as_f64().map_or("-".to_string(), human),
+            peer.since_s.map_or("-".to_string(), human),
         ]);
     }
     let widths: Vec<usize> = (0..7)
@@ -167,11 +107,15 @@ pub(crate) fn human(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn document(status: Value) -> StatusDocument {
+        StatusDocument::parse(&status.to_string()).unwrap_or_default()
+    }
 
     #[test]
     fn the_table_lines_up_and_colours_only_on_request() {
-        let status = json!({
+        let status = document(json!({
             "node": {"name": "a"},
             "peers": [
                 {"peer": "10.0.0.2", "name": "b", "state": "online", "cpu": 3.2, "memory": 41.7,
@@ -179,7 +123,7 @@ mod tests {
                 {"peer": "10.0.0.3:5001", "name": null, "state": "offline", "cpu": null, "memory": null,
                  "last_seen_s": null, "since_s": 7300.0, "flapping": true},
             ]
-        });
+        }));
         let plain = table(&status, false);
         let lines: Vec<&str> = plain.lines().collect();
         assert_eq!(lines.len(), 3);
@@ -204,9 +148,9 @@ mod tests {
 
     #[test]
     fn control_characters_from_the_node_are_escaped_not_printed() {
-        let status = json!({
+        let status = document(json!({
             "peers": [{"peer": "10.0.0.2", "name": "\u{1b}]0;x\u{7}\r\u{202e}", "state": "online\u{1b}[2J"}]
-        });
+        }));
         let plain = table(&status, false);
         assert!(
             !plain.contains(['\x1b', '\x07', '\r', '\u{202e}']),

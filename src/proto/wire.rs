@@ -303,7 +303,7 @@ struct RawOut<'a> {
 /// Encodes a v1 status or leave as one line, newline included. cpu and memory
 /// are rounded to one decimal (what is printed) to keep frames short.
 pub fn encode(message: &Message) -> Vec<u8> {
-    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let round = crate::units::round1;
     let (kind, header, cpu, memory) = match message {
         Message::Status {
             header,

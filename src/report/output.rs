@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::limits::MAX_OUTPUT_BUFFER;
 use crate::peers::Event;
+use crate::units::round1;
 
 /// Event line format on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
@@ -318,10 +319,6 @@ impl std::fmt::Display for OneDecimal {
         let tenths = tenths as u32;
         write!(f, "{}.{}", tenths / 10, tenths % 10)
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 fn now_rfc3339() -> String {
