@@ -155,9 +155,18 @@ impl Node {
         }
         let mut threads = Vec::new();
         for (name, body) in bodies {
+            // A thread that panics stops the node (exit 1) instead of leaving
+            // it running deaf; release builds abort on panic anyway.
+            let (state, shutdown) = (state.clone(), shutdown.clone());
+            let guarded = move || {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+                    state.fail(format!("the {name} thread panicked"));
+                    shutdown.trigger();
+                }
+            };
             let handle = std::thread::Builder::new()
                 .name(name.into())
-                .spawn(body)
+                .spawn(guarded)
                 .map_err(|e| Error::Runtime(format!("cannot start the {name} thread: {e}")))?;
             threads.push(handle);
         }
