@@ -5,6 +5,10 @@
 //! is an error naming its line, so a typo never goes unnoticed. Values are
 //! kept as written (a duration as a number of seconds or a text) for the
 //! merge to parse with the flags' own rules and messages.
+//!
+//! The tests below hold the keys and the flags together: every key has its
+//! flag, every flag but a few listed ones has its key, and
+//! config.example.toml shows every key.
 
 use std::path::{Path, PathBuf};
 
@@ -83,11 +87,146 @@ impl FileConfig {
     }
 }
 
+/// The keys serde accepts, read from the derive itself rather than from a
+/// copy kept by hand: serde hands a struct's field names to
+/// `deserialize_struct`, and this deserializer only records them.
+#[cfg(test)]
+pub(super) fn keys() -> &'static [&'static str] {
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct Keys(&'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for &mut Keys {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("FileConfig is a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("keys recorded"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut keys = Keys(&[]);
+    // The error is the point: deserializing stops once the keys are recorded.
+    let _ = FileConfig::deserialize(&mut keys);
+    keys.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::RunArgs;
+    use crate::cli::{Cli, RunArgs};
     use crate::config::Config;
+    use clap::CommandFactory;
+
+    /// Flags of `run` that are no setting of the file, on purpose: which
+    /// file to read, and how much to log (set before the file is read, so
+    /// the errors about the file itself obey it).
+    const FLAGS_WITHOUT_A_KEY: &[&str] = &["config", "verbose", "quiet"];
+
+    /// The long names of `run`'s flags, as the key each would be.
+    fn flags_as_keys() -> Vec<String> {
+        let cli = Cli::command();
+        let Some(run) = cli.find_subcommand("run") else {
+            panic!("no run subcommand");
+        };
+        run.get_arguments()
+            .map(|arg| match arg.get_long() {
+                Some(long) => long.replace('-', "_"),
+                None => panic!("run's argument {} has no long name", arg.get_id()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_keys_are_read_from_serde() {
+        let keys = keys();
+        assert!(
+            keys.contains(&"peers") && keys.contains(&"on_event"),
+            "{keys:?}"
+        );
+        let stranger = FileConfig::parse("not_a_key = 0", "test");
+        assert!(
+            matches!(&stranger, Err(ConfigError(message)) if message.contains("unknown field")),
+            "{stranger:?}"
+        );
+        // Every key listed is one the parser takes.
+        for key in keys {
+            let text = format!("{key} = 0");
+            let Err(ConfigError(message)) = FileConfig::parse(&text, "test") else {
+                continue;
+            };
+            assert!(!message.contains("unknown field"), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn every_key_has_its_flag_and_every_flag_its_key() {
+        let flags = flags_as_keys();
+        let keys = keys();
+        for key in keys {
+            assert!(
+                flags.iter().any(|flag| flag == key),
+                "config key {key} has no flag --{}",
+                key.replace('_', "-")
+            );
+        }
+        for flag in &flags {
+            let listed = FLAGS_WITHOUT_A_KEY.contains(&flag.as_str());
+            let is_key = keys.contains(&flag.as_str());
+            assert!(
+                listed != is_key,
+                "--{}: {}",
+                flag.replace('_', "-"),
+                if listed {
+                    "listed as having no key, but it is one"
+                } else {
+                    "no config key of that name (add one, or list it as an exception)"
+                }
+            );
+        }
+        for flag in FLAGS_WITHOUT_A_KEY {
+            assert!(flags.iter().any(|f| f == flag), "no flag --{flag} any more");
+        }
+    }
+
+    #[test]
+    fn the_example_config_shows_every_key_and_only_keys() {
+        let example = include_str!("../../config.example.toml");
+        // A key's line, set or commented out: `port = 5000`, `# name = "web-1"`.
+        let shown: Vec<&str> = example
+            .lines()
+            .map(|line| line.strip_prefix("# ").unwrap_or(line))
+            .filter_map(|line| line.split_once(" = ").map(|(key, _)| key))
+            .filter(|key| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        for key in keys() {
+            assert!(
+                shown.contains(key),
+                "config.example.toml does not show {key}"
+            );
+        }
+        for key in &shown {
+            assert!(
+                keys().contains(key),
+                "config.example.toml shows {key}, no key"
+            );
+        }
+    }
 
     #[test]
     fn unknown_keys_are_named() {

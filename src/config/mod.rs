@@ -8,7 +8,9 @@
 //!   text; the man page and completions are rendered from those definitions;
 //! - `file.rs`: [`FileConfig`], the TOML shape: the same settings as keys
 //!   (a flag's long name with underscores), every one optional, unknown keys
-//!   an error naming their line;
+//!   an error naming their line; its tests check that every key has its flag
+//!   and every flag but --config, -v and -q its key, and that
+//!   config.example.toml shows every key;
 //! - `parse.rs`: the values both spell the same way: peer, listen and HTTP
 //!   addresses ([`PeerAddr`]), and durations with their caps;
 //! - `merge.rs`: [`Config::merge`], flags over the file over the defaults,

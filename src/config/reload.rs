@@ -91,6 +91,9 @@ mod tests {
     use super::*;
     use crate::cli::RunArgs;
     use crate::config::{FileConfig, HttpSetting, parse_peer};
+    use crate::peers::FlapRule;
+    use crate::report::output::Format;
+    use std::time::Duration;
 
     fn config(peers: &[&str]) -> Config {
         let args = RunArgs {
@@ -131,6 +134,42 @@ mod tests {
         let change = current.diff(&new);
         assert_eq!(change.needs_restart, ["port", "listen", "http"]);
         assert_eq!(change.removed, peers(&["10.0.0.1"]));
+    }
+
+    #[test]
+    fn every_setting_but_peers_is_named_by_its_config_key() {
+        let current = config(&[]);
+        let new = Config {
+            peers: vec![],
+            port: 5001,
+            listen: Some(std::net::IpAddr::from([127, 0, 0, 2])),
+            interval: Duration::from_secs(1),
+            offline_after: Duration::from_secs(4),
+            name: "other".into(),
+            format: Format::Json,
+            changes_only: true,
+            timestamps: true,
+            key_file: Some("/etc/p2pmon/key".into()),
+            allow_plaintext: true,
+            flap: FlapRule {
+                changes: 9,
+                window: Duration::from_secs(9),
+            },
+            max_connections: 9,
+            http: HttpSetting::Off,
+            on_event: vec!["true".into()],
+            learn_peers: true,
+            forget_after: None,
+        };
+        let mut named = current.diff(&new).needs_restart;
+        named.sort_unstable();
+        let mut keys: Vec<&str> = crate::config::file::keys()
+            .iter()
+            .copied()
+            .filter(|key| *key != "peers")
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(named, keys, "the restart warning names config keys");
     }
 
     #[test]
