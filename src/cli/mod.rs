@@ -1,6 +1,17 @@
 //! The command line, as clap sees it. Only shapes and help texts live here;
 //! what the values mean, their defaults and how they merge with the config
 //! file is `config`'s job, so the file and the flags share one set of rules.
+//! As in ripgrep, flags go from low-level arguments (`RunArgs`: values as
+//! typed, `None` when not given) to high-level ones (`config::Config`:
+//! merged with the file, validated).
+//!
+//! These definitions are the one place each setting is spelled. `--help`,
+//! the man page and the shell completions ([`manual`]) are rendered from
+//! them at run time. The config file's keys (`config::FileConfig`) are
+//! checked against them by the tests of config/file.rs: every key is the
+//! long name of a `run` flag with underscores, every `run` flag but
+//! `--config`, `-v` and `-q` is a key, and config.example.toml shows every
+//! key. The test below checks that README's options table lists every flag.
 
 pub mod manual;
 
@@ -347,4 +358,59 @@ pub struct SinkArgs {
     /// Ignore the first part of the run (connection set-up) when judging gaps.
     #[arg(long, default_value = "5s")]
     pub warmup: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The words of the first column of README's options table
+    /// (`-p, --peers HOST[:PORT],...` gives `-p`, `--peers`, ...).
+    fn readme_options() -> Vec<&'static str> {
+        include_str!("../../README.md")
+            .split("### Options")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .skip_while(|line| line.trim().is_empty())
+            .take_while(|line| line.starts_with('|'))
+            // The header and the |---| line.
+            .skip(2)
+            .filter_map(|row| row.split(" | ").next())
+            .flat_map(|cell| cell.split([' ', '`', ',', '|', '\\']))
+            .filter(|word| word.starts_with('-'))
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_options_table_lists_every_run_flag() {
+        let shown = readme_options();
+        let cli = Cli::command();
+        let Some(run) = cli.find_subcommand("run") else {
+            panic!("no run subcommand");
+        };
+        let mut flags = Vec::new();
+        for arg in run.get_arguments() {
+            // The table shows the logging flags by their short names only.
+            let long = arg
+                .get_long()
+                .filter(|long| !matches!(*long, "verbose" | "quiet"));
+            flags.extend(long.map(|long| format!("--{long}")));
+            flags.extend(arg.get_short().map(|short| format!("-{short}")));
+        }
+        for flag in &flags {
+            assert!(
+                shown.contains(&flag.as_str()),
+                "README's options table lacks {flag}"
+            );
+        }
+        for word in shown {
+            // -vv is -v twice.
+            assert!(
+                flags.iter().any(|flag| flag == word) || word == "-vv",
+                "README's options table shows {word}, which `run` does not have"
+            );
+        }
+    }
 }

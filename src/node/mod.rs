@@ -24,12 +24,12 @@ use mio::net::TcpListener;
 use socket2::{Domain, Socket, Type};
 
 use crate::Error;
-use crate::config::{Config, PeerAddr};
+use crate::config::{Config, ConfigChange, PeerAddr};
 use crate::limits::{
     FILES_PER_HOOK, JOIN_DEADLINE, MAX_HOOKS_RUNNING, MAX_HTTP_CONNECTIONS, MAX_PEERS, SPARE_FILES,
 };
 use crate::node::listener::Listener;
-use crate::node::reload::{ConfigChange, KeyReload};
+use crate::node::reload::KeyReload;
 use crate::node::sender::{LinkChange, Sender};
 use crate::node::shutdown::Shutdown;
 use crate::peers::PeerTable;

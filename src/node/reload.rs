@@ -3,17 +3,20 @@
 //! rotate keys without a restart that other nodes would see as a leave.
 //!
 //! The file is merged with the original command line exactly as at start
-//! (flags still win), then compared with the settings in use. Only the peer
-//! list changes at run time, as a diff: added peers start getting statuses,
-//! removed ones get a leave and nothing more, and the connections to every
-//! other peer are left alone. Every other setting that differs is named as
-//! needing a restart. A file that does not load or validate changes nothing:
-//! the node runs on with what it has and logs why.
+//! (flags still win), then compared with the settings in use
+//! ([`Config::diff`], pure, in `crate::config`). Only the peer list changes
+//! at run time, as a diff: added peers start getting statuses, removed ones
+//! get a leave and nothing more, and the connections to every other peer
+//! are left alone. Every other setting that differs is named as needing a
+//! restart. A file that does not load or validate changes nothing: the node
+//! runs on with what it has and logs why. This file is the shell around the
+//! diff: the signal's work on the running node (links, leaves, keys) and
+//! the one summary line.
 
 use std::path::Path;
 
 use crate::cli::RunArgs;
-use crate::config::{Config, FileConfig, PeerAddr};
+use crate::config::{Config, ConfigChange, FileConfig, PeerAddr};
 use crate::node::Node;
 
 /// What a reload merges the file with: the command line the node started
@@ -22,83 +25,6 @@ use crate::node::Node;
 pub struct Source {
     pub args: RunArgs,
     pub default_name: String,
-}
-
-/// How the settings in a freshly read file differ from those in use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigChange {
-    /// Peers to start sending to, in the file's order.
-    pub added: Vec<PeerAddr>,
-    /// Peers to stop sending to, in the order they were configured.
-    pub removed: Vec<PeerAddr>,
-    /// Settings (by config key) that differ but only apply after a restart.
-    pub needs_restart: Vec<&'static str>,
-}
-
-/// Compares the settings in use with freshly merged ones. Pure, so the
-/// rules are tested without a node.
-pub fn diff(current: &Config, new: &Config) -> ConfigChange {
-    let added = new
-        .peers
-        .iter()
-        .filter(|peer| !current.peers.contains(peer))
-        .cloned()
-        .collect();
-    let removed = current
-        .peers
-        .iter()
-        .filter(|peer| !new.peers.contains(peer))
-        .cloned()
-        .collect();
-    // Destructured without `..`: a new setting does not compile until it is
-    // classified here.
-    let Config {
-        peers: _,
-        port,
-        listen,
-        interval,
-        offline_after,
-        name,
-        format,
-        changes_only,
-        timestamps,
-        key_file,
-        allow_plaintext,
-        flap,
-        max_connections,
-        http,
-        on_event,
-        learn_peers,
-        forget_after,
-    } = current;
-    let differs = [
-        ("port", *port != new.port),
-        ("listen", *listen != new.listen),
-        ("http", *http != new.http),
-        ("interval", *interval != new.interval),
-        ("offline_after", *offline_after != new.offline_after),
-        ("name", *name != new.name),
-        ("format", *format != new.format),
-        ("changes_only", *changes_only != new.changes_only),
-        ("timestamps", *timestamps != new.timestamps),
-        ("key_file", *key_file != new.key_file),
-        ("allow_plaintext", *allow_plaintext != new.allow_plaintext),
-        ("flap_changes", flap.changes != new.flap.changes),
-        ("flap_window", flap.window != new.flap.window),
-        ("max_connections", *max_connections != new.max_connections),
-        ("on_event", *on_event != new.on_event),
-        ("learn_peers", *learn_peers != new.learn_peers),
-        ("forget_after", *forget_after != new.forget_after),
-    ];
-    ConfigChange {
-        added,
-        removed,
-        needs_restart: differs
-            .into_iter()
-            .filter(|(_, differs)| *differs)
-            .map(|(key, _)| key)
-            .collect(),
-    }
 }
 
 /// How the key file reload went, for the summary line.
@@ -153,7 +79,7 @@ pub fn reload(node: &mut Node, source: Option<&Source>) {
     let change = source.and_then(|source| {
         let path = source.args.config.as_ref()?;
         let new = load(path, source)?;
-        let change = diff(node.config(), &new);
+        let change = node.config().diff(&new);
         if !change.needs_restart.is_empty() {
             log::warn!(
                 "config {}: {} changed but need(s) a restart; still using the old value(s)",
@@ -206,60 +132,11 @@ mod tests {
     use super::*;
     use crate::config::parse_peer;
 
-    fn config(peers: &[&str]) -> Config {
-        let args = RunArgs {
-            peers: peers.iter().map(|p| p.to_string()).collect(),
-            ..RunArgs::default()
-        };
-        Config::merge(&args, FileConfig::default(), "host").unwrap_or_else(|e| panic!("{e}"))
-    }
-
     fn peers(texts: &[&str]) -> Vec<PeerAddr> {
         texts
             .iter()
             .map(|t| parse_peer(t, 5000).unwrap_or_else(|e| panic!("{e}")))
             .collect()
-    }
-
-    #[test]
-    fn peers_are_a_diff_in_order() {
-        let current = config(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
-        let new = config(&["10.0.0.4", "10.0.0.2", "10.0.0.1:6000"]);
-        let change = diff(&current, &new);
-        assert_eq!(change.added, peers(&["10.0.0.4", "10.0.0.1:6000"]));
-        assert_eq!(change.removed, peers(&["10.0.0.1", "10.0.0.3"]));
-        assert!(change.needs_restart.is_empty());
-        // Same list, other order: nothing to do.
-        let reordered = config(&["10.0.0.3", "10.0.0.1", "10.0.0.2"]);
-        assert_eq!(diff(&current, &reordered), ConfigChange::default());
-    }
-
-    #[test]
-    fn settings_fixed_at_start_need_a_restart() {
-        let current = config(&["10.0.0.1"]);
-        let mut new = current.clone();
-        new.port = 5001;
-        new.http = crate::config::HttpSetting::Off;
-        new.listen = Some(std::net::IpAddr::from([127, 0, 0, 2]));
-        new.peers = vec![];
-        let change = diff(&current, &new);
-        assert_eq!(change.needs_restart, ["port", "listen", "http"]);
-        assert_eq!(change.removed, peers(&["10.0.0.1"]));
-    }
-
-    #[test]
-    fn command_line_peers_survive_a_file_with_others() {
-        let args = RunArgs {
-            peers: vec!["10.0.0.9".into()],
-            ..RunArgs::default()
-        };
-        let start =
-            Config::merge(&args, FileConfig::default(), "h").unwrap_or_else(|e| panic!("{e}"));
-        let file =
-            FileConfig::parse("peers = [\"10.0.0.1\"]", "test").unwrap_or_else(|e| panic!("{e}"));
-        assert!(file.has_peers());
-        let new = Config::merge(&args, file, "h").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(diff(&start, &new), ConfigChange::default());
     }
 
     #[test]
