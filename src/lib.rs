@@ -2,53 +2,58 @@
 //! memory and pushes them to its peers; every node listens, prints what its
 //! peers report, and says when one goes offline, comes back or leaves.
 //!
-//! A tour of the crate, in the order data flows:
-//! - [`cli`] and [`config`]: the command line and the TOML file, merged and
-//!   validated into a [`config::Config`] (errors exit 2);
-//! - [`node`]: binds the listening sockets, then starts two threads around
-//!   one shared state (peer table, output, counters);
-//! - [`sender`]: samples ([`sample`], the only user of sysinfo) and pushes a
-//!   status to every peer each interval, one `mio` event loop;
-//! - [`listener`]: accepts and reads every peer's frames on one `mio` event
-//!   loop and runs the timers;
-//! - [`wire`]: framing, encoding and strict decoding of protocol v1 and of the
-//!   Python original's messages; [`names`]: what a display name may hold,
-//!   and how each printer escapes one;
-//! - [`seal`]: with a cluster key, sealed frames, the keyring (SIGHUP reloads
-//!   it) and the checks that a message is authentic, for us and fresh;
+//! A tour of the crate, from the bottom up (the folders are the layers; a
+//! unit test, `layers`, holds the import rules: each module imports only
+//! those below it, so no circle can form):
+//! - helpers that import nothing above the ground floor: [`limits`] (every
+//!   size, count and timeout, with its reason), [`Error`] (and its exit
+//!   code), [`time`] (the wall clock), [`units`] (one-decimal rounding),
+//!   [`names`] (what a display name may hold and how each printer escapes
+//!   one), [`sys`] (naming I/O errors), [`logging`] (stderr);
+//! - [`proto`]: the protocol: framing and strict decoding of v1 and of the
+//!   Python original's messages, the cluster keys, sealing, freshness and
+//!   the admission gate every frame goes through, [`proto::PeerId`];
 //! - [`peers`]: the peer table and its state machine (online, offline, back
-//!   online, left), pure and tested with an injected clock;
-//! - [`output`]: the event lines on stdout, text or JSON;
-//! - [`stats`]: counters and the rate limit on rejection logs;
-//! - [`http`] and [`status`]: the status endpoint (/metrics, /status,
-//!   /healthz, and the web dashboard at / with its /history, kept by
-//!   [`history`]) on a third thread, which also runs the event [`hooks`];
-//! - [`members`]: `p2pmon members`, the peer table of a running node;
-//! - [`top`]: `p2pmon top`, the same table live and full-screen;
-//! - [`loadgen`]: simulated peers for the benchmarks (hidden subcommand);
-//! - [`shutdown`]: the one stop token that Ctrl+C and SIGTERM set;
-//! - [`reload`]: SIGHUP, which re-reads the config file's peer list and the
-//!   key file while the node runs;
-//! - [`manual`]: the man page and shell completions, from the clap definitions;
-//! - [`demo`]: three nodes in one process for a first look;
-//! - [`limits`]: every size, count and timeout, with its reason.
+//!   online, left, flapping, cut off, membership), pure logic on an injected
+//!   clock, one file per concept;
+//! - [`report`]: what the table decided, reported: stdout lines (text or
+//!   JSON), the dashboard's history, the event hooks, the counters;
+//! - [`cli`] and [`config`]: the command line (and the man page from it) and
+//!   the TOML file, merged and validated into a [`config::Config`] (errors
+//!   exit 2), with the SIGHUP diff;
+//! - [`node`]: a running node: its shared [`node::State`], the listener, the
+//!   sender with one pure `link` state machine per peer, sampling (the only
+//!   user of sysinfo), shutdown, and the run loop with signals and reload;
+//! - [`http`]: the status endpoint (/metrics, /status as a typed document,
+//!   /history, /healthz and the dashboard at /) on the node's fourth thread,
+//!   which also runs the hooks; it reads the node only through `State`;
+//! - [`client`]: `p2pmon members` and `p2pmon top`, which speak HTTP to a
+//!   node and read its typed `/status` document;
+//! - [`cmd`]: one-off commands, `demo`, `keygen` and the hidden `loadgen`.
+//!
+//! [`run`] dispatches a command line; `main` only turns its outcome into an
+//! exit code.
 
-pub mod cli;
-pub mod client;
-pub mod cmd;
-pub mod config;
+// The tour links the private modules on purpose: `cargo doc
+// --document-private-items` renders it for contributors.
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod cli;
+pub(crate) mod client;
+pub(crate) mod cmd;
+pub(crate) mod config;
 mod error;
-pub mod http;
+pub(crate) mod http;
 pub mod limits;
-pub mod logging;
-pub mod names;
-pub mod node;
-pub mod peers;
+pub(crate) mod logging;
+pub(crate) mod names;
+pub(crate) mod node;
+pub(crate) mod peers;
 pub mod proto;
-pub mod report;
-pub mod sys;
-pub mod time;
-pub mod units;
+pub(crate) mod report;
+pub(crate) mod sys;
+pub(crate) mod time;
+pub(crate) mod units;
 
 #[cfg(test)]
 mod layers;

@@ -256,6 +256,9 @@ pub enum SortKey {
     Seen,
 }
 
+// The keys and labels serve the full-screen `top` (the `tui` feature); the
+// lean build sorts by the flag only.
+#[cfg_attr(not(feature = "tui"), allow(dead_code))]
 impl SortKey {
     /// In the order of the number keys 1 to 6.
     pub const ALL: [SortKey; 6] = [

@@ -34,7 +34,9 @@ use crate::peers::FlapRule;
 use crate::report::output::Format;
 
 pub use file::FileConfig;
-pub use parse::{Host, PeerAddr, parse_duration, parse_duration_within, parse_http, parse_peer};
+#[cfg(test)]
+pub use parse::parse_peer;
+pub use parse::{Host, PeerAddr, parse_duration, parse_duration_within};
 pub use reload::ConfigChange;
 
 /// A bad flag, key or value.

@@ -363,10 +363,7 @@ impl Listener {
             self.open += 1;
             *self.per_address.entry(ip).or_insert(0) += 1;
             let open = self.open as u64;
-            self.state.count(|stats| {
-                stats.accepted += 1;
-                stats.open_connections = open;
-            });
+            self.state.count(|stats| stats.open_connections = open);
         }
         // The budget ran out before WouldBlock: the edge-triggered poll will
         // not report the rest again.

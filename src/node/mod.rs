@@ -1,8 +1,10 @@
 //! One running node: binds the listening sockets (failing fast), then starts
-//! the listener and sender threads around the state they share. The shared
-//! state is one mutex over the peer table, the output and the counters: a
-//! state change and the line that reports it happen together, so stdout never
-//! shows events out of order, and each lock is held for microseconds.
+//! its threads around the state they share ([`State`]): the listener (reads
+//! every peer, runs the timers, writes stdout), the sender (samples this host
+//! and drives one [`link`] per peer) and, supplied by the layer above as an
+//! [`Endpoint`], the HTTP thread (status endpoint and hooks). At most four
+//! threads with main, each an event loop. [`run`] is the loop around them:
+//! signals, SIGHUP [`reload`], shutdown.
 
 mod link;
 pub mod listener;
@@ -61,14 +63,13 @@ pub trait Endpoint {
 /// What a node's thread runs.
 pub type ThreadBody = Box<dyn FnOnce() + Send>;
 
-/// A started node: two threads and the state they share.
+/// A started node: its threads (listener, sender and, with the endpoint or
+/// hooks, the HTTP thread) and the state they share.
 #[derive(Debug)]
 pub struct Node {
     state: State,
     stdout: SharedStdout,
     threads: Vec<JoinHandle<()>>,
-    /// The addresses actually listened on.
-    pub listening: Vec<SocketAddr>,
     /// The settings in use; SIGHUP may change the peers (see `reload`).
     config: Config,
 }
@@ -174,7 +175,6 @@ impl Node {
             state,
             stdout,
             threads,
-            listening,
             config: config.clone(),
         })
     }
@@ -235,7 +235,7 @@ impl Node {
         }
     }
 
-    /// Waits for both threads (after the shutdown was triggered) until
+    /// Waits for the threads (after the shutdown was triggered) until
     /// `deadline`, and prints the last line. Fails if a thread stopped on an
     /// error. A thread still running at the deadline (stuck writing to a
     /// stalled stdout) is left behind: the process exits anyway.

@@ -466,7 +466,7 @@ mod tests {
             let refused = peers.learn(&member, id(2), t0);
             assert_eq!(refused, Err(Refusal::BadMember(addr)), "{bad}");
         }
-        assert!(peers.is_empty());
+        assert_eq!(peers.len(), 0);
         assert_eq!(peers.learn(&member(5, 1, 0), id(2), t0), Ok(true));
     }
 

@@ -74,10 +74,9 @@ mod timing;
 mod types;
 
 pub use crate::proto::PeerId;
-pub use flap::{FlapRule, FlapState};
+pub use flap::FlapRule;
 pub use links::LinkFailure;
-pub use membership::{Membership, learnable};
-pub use peer::{Incarnation, Peer, Signals};
+pub use peer::{Peer, Signals};
 pub use table::PeerTable;
 pub use timing::offline_threshold;
 pub use types::{Event, Origin, PeerState, Refusal, StatusReport, legacy_report};

@@ -92,12 +92,9 @@ impl PeerTable {
         self.peers.get(id)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.peers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
     }
 
     /// All peers, in no particular order.

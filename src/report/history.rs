@@ -166,6 +166,7 @@ impl History {
         self.own.as_ref()
     }
 
+    #[cfg(test)]
     pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &Ring)> {
         self.peers.iter()
     }

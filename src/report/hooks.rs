@@ -134,10 +134,12 @@ impl HookQueue {
     }
 
     /// Events queued, all sources together.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -239,10 +241,6 @@ impl Hooks {
             running: Vec::new(),
             starting: None,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
     }
 
     /// Reaps finished hooks, kills late ones, starts queued events' commands

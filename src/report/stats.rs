@@ -12,15 +12,14 @@ use std::time::Instant;
 
 use crate::limits::{MAX_REJECT_LOGS, REJECT_LOG_ENTRIES, REJECT_LOG_WINDOW};
 
-/// Node-wide counters (read by tests today, by /metrics later).
+/// Node-wide counters, read by `/metrics` and `/status` (through a snapshot).
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Valid messages received (statuses, leaves, legacy statuses).
     pub received: u64,
     /// Statuses handed to the kernel, all peers together.
     pub sent: u64,
-    /// Inbound connections accepted, and open now.
-    pub accepted: u64,
+    /// Inbound connections open now.
     pub open_connections: u64,
     /// Rejected frames and connections, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
@@ -51,6 +50,7 @@ impl Stats {
     }
 
     /// Total rejections for one reason.
+    #[cfg(test)]
     pub fn rejected(&self, reason: &str) -> u64 {
         self.rejected.get(reason).copied().unwrap_or(0)
     }

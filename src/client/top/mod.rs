@@ -11,8 +11,12 @@
 //! [`cells`] the text of a bar, a sparkline or a percentage, both tested
 //! without a terminal; `screen` only draws the view and reads keys.
 
-pub mod cells;
-pub mod model;
+#[cfg(feature = "tui")]
+mod cells;
+// Part of the model (history, labels for the live view) serves only the
+// full-screen view; the lean build prints the plain tables from the rest.
+#[cfg_attr(not(feature = "tui"), allow(dead_code))]
+pub(crate) mod model;
 #[cfg(feature = "tui")]
 mod screen;
 
