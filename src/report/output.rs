@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 
 use crate::limits::MAX_OUTPUT_BUFFER;
-use crate::peers::Event;
+use crate::peers::{Event, PeerId};
 use crate::units::round1;
 
 /// Event line format on stdout.
@@ -133,12 +133,7 @@ impl Output {
             self.pending.push(b' ');
         }
         // Writing into a Vec cannot fail.
-        let _ = writeln!(
-            self.pending,
-            "Received status from {peer}: CPU={}%, Memory={}%, Status=online",
-            OneDecimal(*cpu),
-            OneDecimal(*memory)
-        );
+        let _ = writeln!(self.pending, "{}", StatusSentence(peer, *cpu, *memory));
     }
 
     fn text(&mut self, line: &str) {
@@ -226,16 +221,29 @@ impl Stdout {
     }
 }
 
+/// The Python original's sentence for a status, in one place:
+/// `Received status from <IP>: CPU=<cpu>%, Memory=<memory>%, Status=online`,
+/// one decimal each.
+struct StatusSentence<'a>(&'a PeerId, f64, f64);
+
+impl std::fmt::Display for StatusSentence<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let StatusSentence(peer, cpu, memory) = self;
+        write!(
+            f,
+            "Received status from {peer}: CPU={}%, Memory={}%, Status=online",
+            OneDecimal(*cpu),
+            OneDecimal(*memory)
+        )
+    }
+}
+
 /// An event in the Python original's words (and a few of ours).
 fn text_line(event: &Event) -> String {
     match event {
         Event::Status {
             peer, cpu, memory, ..
-        } => format!(
-            "Received status from {peer}: CPU={}%, Memory={}%, Status=online",
-            OneDecimal(*cpu),
-            OneDecimal(*memory)
-        ),
+        } => StatusSentence(peer, *cpu, *memory).to_string(),
         Event::Offline { peer, .. } => format!("Peer {peer} is offline."),
         Event::Online { peer, .. } => format!("Peer {peer} is back online."),
         Event::Left { peer, .. } => format!("Peer {peer} left."),
