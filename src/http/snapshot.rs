@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::node::View;
 use crate::node::sample::Sample;
 use crate::peers::{Origin, Peer, PeerId, PeerState};
+use crate::proto::Dialect;
 use crate::report::history::{History, Point, Ring};
 use crate::time::unix_seconds;
 
@@ -99,7 +100,7 @@ impl PeerSnapshot {
             last_status: peer.signals.last_status,
             last_contact: peer.signals.last_contact,
             interval: peer.interval,
-            legacy: peer.incarnation.legacy,
+            legacy: peer.incarnation.dialect == Dialect::Python,
             cpu: peer.cpu,
             memory: peer.memory,
             last_error: peer.signals.last_error.clone(),

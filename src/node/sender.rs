@@ -622,7 +622,7 @@ impl Sender {
 fn facts_of(table: &PeerTable, id: PeerId) -> PeerFacts {
     PeerFacts {
         speaks_v1: table.speaks_v1(&id),
-        speaks_python: table.speaks_legacy(&id),
+        speaks_python: table.speaks_python(&id),
         authenticated: table.authenticated(&id),
         offline_count: table.offline_count(&id),
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::timing::offline_threshold;
 use super::{Event, Origin, Peer, PeerId, PeerState, PeerTable, Refusal};
 use crate::limits::{LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_MEMBERS_PER_MESSAGE, MAX_PEERS};
+use crate::proto::Dialect;
 use crate::proto::wire::Member;
 
 /// How a peer became known, and what that makes us do.
@@ -132,7 +133,7 @@ impl PeerTable {
             .values()
             .filter(|peer| {
                 peer.state == PeerState::Online
-                    && !peer.incarnation.legacy
+                    && peer.incarnation.dialect != Dialect::Python
                     && peer.incarnation.boot.is_some()
             })
             .map(|peer| peer.id)

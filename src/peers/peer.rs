@@ -2,6 +2,7 @@
 //! rule ends in: [`go_offline`] and [`come_alive`]. Both pass the change
 //! through flap damping before it becomes an event.
 
+use crate::proto::Dialect;
 use std::time::{Duration, Instant};
 
 use super::flap::{FlapState, announce};
@@ -45,8 +46,10 @@ pub struct Incarnation {
     /// Latest incarnation seen, and the highest seq in it.
     pub boot: Option<u64>,
     pub seq: Option<u64>,
-    /// It speaks the Python original's format.
-    pub legacy: bool,
+    /// What its last status spoke: `Python` for the original's bare status,
+    /// `V1` for a v1 status; `Unknown` before the first. (Whether it has
+    /// ever spoken v1 is `boot.is_some()`: a peer may do both.)
+    pub dialect: Dialect,
 }
 
 /// What says the peer is alive, or is not: its statuses, our connections to

@@ -16,6 +16,7 @@ use super::peer::{come_alive, go_offline};
 use super::timing::offline_threshold;
 use super::{Event, FlapRule, Origin, Peer, PeerId, PeerState, Refusal, StatusReport};
 use crate::limits::{DEFAULT_FORGET_AFTER, DEFAULT_PORT, MAX_PEERS, MAX_PEERS_PER_IP};
+use crate::proto::Dialect;
 
 /// All peers, keyed by identity, with the node's own timing settings.
 ///
@@ -114,11 +115,11 @@ impl PeerTable {
             .is_some_and(|peer| peer.incarnation.boot.is_some())
     }
 
-    /// Whether `id` has sent the Python original's bare statuses.
-    pub fn speaks_legacy(&self, id: &PeerId) -> bool {
+    /// Whether `id`'s last status was the Python original's bare one.
+    pub fn speaks_python(&self, id: &PeerId) -> bool {
         self.peers
             .get(id)
-            .is_some_and(|peer| peer.incarnation.legacy)
+            .is_some_and(|peer| peer.incarnation.dialect == Dialect::Python)
     }
 
     /// Whether `id` has authenticated to us (see [`Membership::authenticated`](super::Membership::authenticated)).
@@ -301,7 +302,11 @@ impl PeerTable {
             peer.incarnation.boot = Some(boot);
             peer.incarnation.seq = report.seq.max(peer.incarnation.seq);
         }
-        peer.incarnation.legacy = report.boot.is_none();
+        peer.incarnation.dialect = if report.boot.is_none() {
+            Dialect::Python
+        } else {
+            Dialect::V1
+        };
         let first = peer.signals.last_status.is_none();
         peer.signals.last_status = Some(now);
         peer.signals.closed_at = None;
