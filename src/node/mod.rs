@@ -33,7 +33,7 @@ use crate::node::sample::Sample;
 use crate::node::sender::{LinkChange, Sender};
 use crate::node::shutdown::Shutdown;
 use crate::peers::{Event, PeerState, PeerTable};
-use crate::proto::seal::{Keyring, SharedKeyring};
+use crate::proto::{Keyring, SharedKeyring};
 use crate::report::history::History;
 use crate::report::hooks::HookQueue;
 use crate::report::output::{Output, Stdout};
