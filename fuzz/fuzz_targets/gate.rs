@@ -2,10 +2,10 @@
 //! (bit 0: --allow-plaintext), then frames separated by newlines, admitted in
 //! order from one source (so freshness state carries over). A frame that
 //! starts with `S` is sealed by `Keyring::seal` for this node (a JSON object
-//! gets its `to` and `from`: the inner decoder is reached); one that starts with `R` is
-//! the rest encrypted as is, any plaintext at all; anything else is admitted
-//! as it is. Checks: without --allow-plaintext, nothing the fuzzer wrote
-//! itself (no key) is ever admitted.
+//! gets its `to` and `from`: the inner decoder is reached); one that starts
+//! with `R` is the rest encrypted as is, any plaintext at all; anything else
+//! is admitted as it is. Checks: without --allow-plaintext, nothing the
+//! fuzzer wrote itself (no key) is ever admitted.
 #![no_main]
 
 use std::net::{IpAddr, SocketAddr};
