@@ -20,8 +20,8 @@ use socket2::{Domain, Socket, Type};
 use crate::Error;
 use crate::cli::{LoadgenArgs, Mode, SendArgs, SinkArgs};
 use crate::config::parse_duration;
-use crate::proto::seal::Keyring;
-use crate::proto::wire::{self, FrameBuffer, HELLO, Header, Message};
+use crate::proto::wire::{self, HELLO, Header, Message};
+use crate::proto::{FrameBuffer, Keyring};
 use crate::time::unix_ms;
 
 pub fn run(args: &LoadgenArgs) -> Result<(), Error> {

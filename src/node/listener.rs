@@ -48,8 +48,8 @@ use crate::node::shutdown::Shutdown;
 use crate::node::{Change, SharedStdout, State};
 use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report, offline_threshold};
 use crate::proto::Dialect;
-use crate::proto::seal::{Admitted, Freshness, Gate};
-use crate::proto::wire::{self, FrameBuffer, Message};
+use crate::proto::wire::{self, Message};
+use crate::proto::{Admitted, FrameBuffer, Freshness, Gate};
 use crate::sys::describe_io_error;
 
 const WAKE: Token = Token(0);

@@ -35,7 +35,7 @@ use crate::node::reload::KeyReload;
 use crate::node::sender::{LinkChange, Sender};
 use crate::node::shutdown::Shutdown;
 use crate::peers::PeerTable;
-use crate::proto::seal::Keyring;
+use crate::proto::Keyring;
 use crate::report::output::{Output, Stdout};
 use crate::sys::describe_io_error;
 

@@ -33,7 +33,7 @@ use crate::node::listener::set_keepalive;
 use crate::node::sample::Sampler;
 use crate::node::shutdown::Shutdown;
 use crate::peers::{LinkFailure, PeerId, PeerState, PeerTable};
-use crate::proto::seal::{self, SharedKeyring};
+use crate::proto::keyring::{self, SharedKeyring};
 use crate::proto::wire::{self, Header, Message};
 use crate::sys::describe_io_error;
 use crate::time::unix_ms;
@@ -649,7 +649,7 @@ fn seal_for(
         log::debug!("{}: no connection addresses to seal for", link.addr());
         return None;
     };
-    match seal::read(keyring).seal(&frame, SocketAddr::new(local, port), to) {
+    match keyring::read(keyring).seal(&frame, SocketAddr::new(local, port), to) {
         Ok(sealed) => Some(sealed),
         Err(e) => {
             log::error!("{}: cannot seal a message: {e}", link.addr());

@@ -27,7 +27,7 @@ use crate::config::{Host, PeerAddr};
 use crate::node::sample::Sample;
 use crate::node::sender::LinkChange;
 use crate::peers::{Event, PeerState, PeerTable};
-use crate::proto::seal::SharedKeyring;
+use crate::proto::SharedKeyring;
 use crate::report::history::History;
 use crate::report::hooks::HookQueue;
 use crate::report::output::Output;

@@ -83,27 +83,3 @@ pub use types::{Event, Origin, PeerState, Refusal, StatusReport, legacy_report};
 
 #[cfg(test)]
 mod testing;
-
-#[cfg(test)]
-mod tests {
-    use crate::peers::testing::*;
-
-    #[test]
-    fn display_adds_the_port_only_when_not_5000() {
-        assert_eq!(id(2).to_string(), "127.0.0.2");
-        let other = PeerId::new(
-            "127.0.0.2"
-                .parse()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            5001,
-        );
-        assert_eq!(other.to_string(), "127.0.0.2:5001");
-        let mapped: IpAddr = "::ffff:10.1.2.3"
-            .parse()
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(PeerId::new(mapped, 5000).to_string(), "10.1.2.3");
-        let v6: IpAddr = "::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(PeerId::new(v6, 5000).to_string(), "::1");
-        assert_eq!(PeerId::new(v6, 6000).to_string(), "[::1]:6000");
-    }
-}

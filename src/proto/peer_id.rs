@@ -27,3 +27,27 @@ impl fmt::Display for PeerId {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    }
+
+    #[test]
+    fn display_adds_the_port_only_when_not_5000() {
+        assert_eq!(PeerId::new(ip("127.0.0.2"), 5000).to_string(), "127.0.0.2");
+        assert_eq!(
+            PeerId::new(ip("127.0.0.2"), 5001).to_string(),
+            "127.0.0.2:5001"
+        );
+        // IPv4-mapped IPv6 prints as plain IPv4, and is the same identity.
+        let mapped = PeerId::new(ip("::ffff:10.1.2.3"), 5000);
+        assert_eq!(mapped.to_string(), "10.1.2.3");
+        assert_eq!(mapped, PeerId::new(ip("10.1.2.3"), 5000));
+        assert_eq!(PeerId::new(ip("::1"), 5000).to_string(), "::1");
+        assert_eq!(PeerId::new(ip("::1"), 6000).to_string(), "[::1]:6000");
+    }
+}
