@@ -230,7 +230,9 @@ fn idle_clients_from_many_addresses_give_way_oldest_first() {
     let node = Node::on(&net.ip_at(1, 1), &[], &["--http", to]);
     let asker: &str = &net.ip_at(1, 250);
     wait_healthz(asker, to, &node);
-    let idle: Vec<TcpStream> = (1..=32).map(|n| connect_from(&net.ip_at(2, n), to)).collect();
+    let idle: Vec<TcpStream> = (1..=32)
+        .map(|n| connect_from(&net.ip_at(2, n), to))
+        .collect();
     // The node accepts in order: let it take all 32 before the newcomer.
     std::thread::sleep(Duration::from_millis(300));
     let answer = get(asker, to, "/healthz", Some(to));
