@@ -27,10 +27,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The second octets handed out. 127.40–127.87 are tests/adversarial's
-/// fixed blocks until they take theirs from here too; 127.0 is the
-/// namespaced tests' and the demo's.
-const BLOCKS: std::ops::RangeInclusive<u8> = 100..=250;
+/// The second octets handed out: every test takes its block from here, so
+/// none is kept by hand. Below 10 stays free: 127.0 is the namespaced
+/// tests' and the demo's.
+const BLOCKS: std::ops::RangeInclusive<u8> = 10..=250;
+
+/// Blocks in [`BLOCKS`] never handed out: scripts/ uses them with fixed
+/// addresses (prometheus-scrape.sh 127.55, bench-abuse.sh and abuse.py
+/// 127.60 and 127.61, bench-dashboard.sh 127.90), and one may run while the
+/// suite does.
+const SCRIPTS_BLOCKS: [u8; 4] = [55, 60, 61, 90];
 
 /// How long [`Block::take`] waits for a free block (other test processes,
 /// e.g. other worktrees' suites, may hold them all) before failing.
@@ -67,6 +73,9 @@ impl Block {
             for _ in 0..count {
                 let offset = NEXT.fetch_add(1, Ordering::Relaxed) % count;
                 let n = BLOCKS.start() + u8::try_from(offset).expect("fewer than 256 blocks");
+                if SCRIPTS_BLOCKS.contains(&n) {
+                    continue;
+                }
                 let name = format!("p2pmon-test-block-{n}");
                 let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
                     .expect("a short abstract name");
