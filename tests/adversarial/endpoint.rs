@@ -172,14 +172,33 @@ fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
     assert_eq!(rejected(&metrics, "http_misdirected"), 10, "{metrics}");
 }
 
+/// A port for block `n`'s wildcard bind, outside the kernel's ephemeral
+/// range (where outgoing connections take their source ports): just above
+/// it, or just below it if it reaches too high.
+fn wildcard_port(n: u8) -> u16 {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|b| b.parse::<u16>().ok());
+    let low = bounds.next().unwrap_or(32768);
+    let high = bounds.next().unwrap_or(60999);
+    match high.checked_add(1 + u16::from(n)) {
+        Some(port) if high < u16::MAX - 256 => port,
+        _ => low.saturating_sub(256) + u16::from(n),
+    }
+}
+
 /// A wildcard bind: the Host must name the address the client reached (the
 /// connection's local address), not some other address of the host.
 #[test]
 fn behind_a_wildcard_bind_the_host_must_name_the_address_reached() {
     let net = Block::take();
-    // An odd port: a wildcard bind must not collide with the others' :5080,
-    // nor with this test running in another process (a port per block).
-    let port = 57000 + u16::from(net.n());
+    // A wildcard bind takes its port on every address, so it must collide
+    // neither with the others' :5080, nor with this test in another process
+    // (a port per block), nor with a source port the kernel picked for some
+    // test's outgoing connection (a port outside the ephemeral range).
+    let port = wildcard_port(net.n());
     let node = Node::on(&net.ip(10), &[], &["--http", &format!("0.0.0.0:{port}")]);
     let from: &str = &net.ip(11);
     let to: &str = &format!("{}:{port}", net.ip(12));
