@@ -1,7 +1,11 @@
 //! Every limit and protocol constant in one place, each with the reason it
-//! has the value it has. Nothing else in the crate hard-codes a size, a count
-//! or a timeout: a reader tuning p2pmon, or checking that it stays bounded
-//! under hostile input, only has to read this file. It also holds [`later`],
+//! has the value it has: whatever bounds what the network, a peer, a client
+//! of the endpoint or a hook can cost, and every timing of the protocol. A
+//! reader tuning p2pmon, or checking that it stays bounded under hostile
+//! input, only has to read this file (and docs/PROTOCOL.md, which lists
+//! them). What stays beside its code is layout, not policy: event-loop token
+//! numbers, the cipher's sizes, `top`'s refresh and drawing, the clients'
+//! own request timeout. It also holds [`later`],
 //! the overflow-proof way to put a deadline a configured or peer-derived
 //! duration ahead.
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use p2pmon::wire::{Message, decode, encode};
+use p2pmon::proto::wire::{Message, decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(message) = decode(data) else {

@@ -1,4 +1,4 @@
-//! The frame reader (`wire::FrameBuffer::push`) against a reference split,
+//! The frame reader (`proto::FrameBuffer::push`) against a reference split,
 //! under arbitrary chunking. Input: a byte `n`, then `n % 16` chunk sizes
 //! (cycled; a size byte `s` is `s` bytes below 128, else `s - 127` KiB; 0
 //! counts as 1), then the stream. In the stream, `0xFF k` expands to
@@ -11,7 +11,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use p2pmon::limits::MAX_FRAME;
-use p2pmon::wire::{FrameBuffer, decode};
+use p2pmon::proto::FrameBuffer;
+use p2pmon::proto::wire::decode;
 
 fn expand(stream: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(stream.len());

@@ -1,11 +1,11 @@
-//! The seal gate (`seal::Gate::admit`) with a fixed key. Input: a flags byte
+//! The seal gate (`proto::Gate::admit`) with a fixed key. Input: a flags byte
 //! (bit 0: --allow-plaintext), then frames separated by newlines, admitted in
 //! order from one source (so freshness state carries over). A frame that
 //! starts with `S` is sealed by `Keyring::seal` for this node (a JSON object
-//! gets its `to`: the inner decoder is reached); one that starts with `R` is
-//! the rest encrypted as is, any plaintext at all; anything else is admitted
-//! as it is. Checks: without --allow-plaintext, nothing the fuzzer wrote
-//! itself (no key) is ever admitted.
+//! gets its `to` and `from`: the inner decoder is reached); one that starts
+//! with `R` is the rest encrypted as is, any plaintext at all; anything else
+//! is admitted as it is. Checks: without --allow-plaintext, nothing the
+//! fuzzer wrote itself (no key) is ever admitted.
 #![no_main]
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,13 +17,16 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use libfuzzer_sys::fuzz_target;
-use p2pmon::seal::{ASSOCIATED_DATA, Gate, KEY_LEN, Keyring};
+use p2pmon::proto::seal::{ASSOCIATED_DATA, KEY_LEN};
+use p2pmon::proto::{Gate, Keyring};
 
 const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
 /// The wall clock of the run: seeds' `boot` and `ts` are near it.
 const T0: u64 = 1_700_000_000_000;
 const HERE: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)), 5000);
 const SOURCE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
+/// What a node at SOURCE names itself in its seals (`from`).
+const FROM: SocketAddr = SocketAddr::new(SOURCE, 5000);
 
 fn seal_raw(plaintext: &[u8]) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(&KEY.into());
@@ -61,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             Some((b'S', rest)) => {
                 let mut line = rest.to_vec();
                 line.push(b'\n');
-                match keyring.seal(&line, HERE) {
+                match keyring.seal(&line, FROM, HERE) {
                     Ok(mut sealed) => {
                         sealed.pop();
                         (true, sealed)

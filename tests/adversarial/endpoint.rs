@@ -1,15 +1,12 @@
 //! The status endpoint under attack (issue 12, items 11, 12 and 15): a web
 //! page reading `/status` through DNS rebinding, idle clients holding every
 //! slot, and a client hammering `/metrics` to hold the shared lock.
-//! Blocks: 127.72 (Host checks and headers), 127.73 (loadgen's 1,023 peers),
-//! 127.74 (fast peer), 127.75 (lock holds), 127.76 (open-file limit),
-//! 127.77 (endpoint slots).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, connect_from, times_of};
+use crate::util::{Block, Node, connect_from, largest_gap_between, times_of};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -87,47 +84,48 @@ fn rejected(metrics: &str, reason: &str) -> u64 {
 
 #[test]
 fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
-    let to = "127.72.0.1:5080";
-    let from = "127.72.0.2";
-    let node = Node::on("127.72.0.1", &[], &["--http", to, "--name", "secret-name"]);
+    let net = Block::take();
+    let to: &str = &net.http(1);
+    let from: &str = &net.ip(2);
+    let node = Node::on(&net.ip(1), &[], &["--http", to, "--name", "secret-name"]);
     wait_healthz(from, to, &node);
 
     // A page at http://evil.example:5080/ whose name now resolves to us.
     for host in [
-        "evil.example",
-        "evil.example:5080",
-        "127.72.0.1.evil.example:5080",
-        "localhost.evil.example",
-        "127.72.0.2:5080",
-        "127.72.0.1:",
-        "[::2]:5080",
-        "",
+        "evil.example".to_string(),
+        "evil.example:5080".to_string(),
+        format!("{}.evil.example:5080", net.ip(1)),
+        "localhost.evil.example".to_string(),
+        net.http(2),
+        format!("{}:", net.ip(1)),
+        "[::2]:5080".to_string(),
+        String::new(),
     ] {
-        let answer = get(from, to, "/status", Some(host));
+        let answer = get(from, to, "/status", Some(&host));
         assert_eq!(code(&answer), 421, "Host {host:?}: {answer}");
         assert!(!answer.contains("secret-name"), "Host {host:?}: {answer}");
     }
     // The bound address, and for a loopback bind the loopback names.
     for host in [
-        "127.72.0.1:5080",
-        "127.72.0.1",
-        "localhost",
-        "LocalHost:5080",
-        "127.0.0.1:5080",
-        "127.0.0.1",
-        "[::1]:5080",
-        "[::1]",
-        // Through a tunnel (ssh -L 8080:127.72.0.1:5080): the port differs.
-        "127.0.0.1:8080",
+        net.http(1),
+        net.ip(1),
+        "localhost".to_string(),
+        "LocalHost:5080".to_string(),
+        "127.0.0.1:5080".to_string(),
+        "127.0.0.1".to_string(),
+        "[::1]:5080".to_string(),
+        "[::1]".to_string(),
+        // Through a tunnel (ssh -L 8080:127.N.0.1:5080): the port differs.
+        "127.0.0.1:8080".to_string(),
     ] {
-        let answer = get(from, to, "/status", Some(host));
+        let answer = get(from, to, "/status", Some(&host));
         assert_eq!(code(&answer), 200, "Host {host:?}: {answer}");
         assert!(answer.contains("secret-name"), "Host {host:?}: {answer}");
     }
     // HTTP/1.1 requires exactly one Host; HTTP/1.0 (no browser) may omit it.
     assert_eq!(code(&get(from, to, "/status", None)), 400);
-    let two = b"GET /status HTTP/1.1\r\nHost: 127.72.0.1:5080\r\nHost: evil.example\r\n\r\n";
-    assert_eq!(code(&ask(from, to, two)), 400);
+    let two = format!("GET /status HTTP/1.1\r\nHost: {to}\r\nHost: evil.example\r\n\r\n");
+    assert_eq!(code(&ask(from, to, two.as_bytes())), 400);
     let old = ask(from, to, b"GET /healthz HTTP/1.0\r\n\r\n");
     assert_eq!(code(&old), 200, "{old}");
     let old_foreign = ask(
@@ -155,7 +153,7 @@ fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
         ask(
             from,
             to,
-            b"POST /status HTTP/1.1\r\nHost: 127.72.0.1:5080\r\n\r\n",
+            format!("POST /status HTTP/1.1\r\nHost: {to}\r\n\r\n").as_bytes(),
         ),
     ));
     let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
@@ -174,24 +172,46 @@ fn a_rebinding_host_gets_421_and_every_answer_is_no_store_nosniff() {
     assert_eq!(rejected(&metrics, "http_misdirected"), 10, "{metrics}");
 }
 
+/// A port for block `n`'s wildcard bind, outside the kernel's ephemeral
+/// range (where outgoing connections take their source ports): just above
+/// it, or just below it if it reaches too high.
+fn wildcard_port(n: u8) -> u16 {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|b| b.parse::<u16>().ok());
+    let low = bounds.next().unwrap_or(32768);
+    let high = bounds.next().unwrap_or(60999);
+    match high.checked_add(1 + u16::from(n)) {
+        Some(port) if high < u16::MAX - 256 => port,
+        _ => low.saturating_sub(256) + u16::from(n),
+    }
+}
+
 /// A wildcard bind: the Host must name the address the client reached (the
 /// connection's local address), not some other address of the host.
 #[test]
 fn behind_a_wildcard_bind_the_host_must_name_the_address_reached() {
-    // An odd port: a wildcard bind must not collide with the others' :5080.
-    let node = Node::on("127.72.0.10", &[], &["--http", "0.0.0.0:57207"]);
-    let from = "127.72.0.11";
-    let to = "127.72.0.12:57207";
+    let net = Block::take();
+    // A wildcard bind takes its port on every address, so it must collide
+    // neither with the others' :5080, nor with this test in another process
+    // (a port per block), nor with a source port the kernel picked for some
+    // test's outgoing connection (a port outside the ephemeral range).
+    let port = wildcard_port(net.n());
+    let node = Node::on(&net.ip(10), &[], &["--http", &format!("0.0.0.0:{port}")]);
+    let from: &str = &net.ip(11);
+    let to: &str = &format!("{}:{port}", net.ip(12));
     wait_healthz(from, to, &node);
     for (host, expected) in [
-        ("127.72.0.12:57207", 200),
-        ("127.72.0.12", 200),
-        ("localhost:57207", 200),
-        ("127.72.0.10:57207", 421),
-        ("0.0.0.0:57207", 421),
-        ("evil.example:57207", 421),
+        (format!("{}:{port}", net.ip(12)), 200),
+        (net.ip(12), 200),
+        (format!("localhost:{port}"), 200),
+        (format!("{}:{port}", net.ip(10)), 421),
+        (format!("0.0.0.0:{port}"), 421),
+        (format!("evil.example:{port}"), 421),
     ] {
-        let answer = get(from, to, "/status", Some(host));
+        let answer = get(from, to, "/status", Some(&host));
         assert_eq!(code(&answer), expected, "Host {host:?}: {answer}");
     }
 }
@@ -199,14 +219,15 @@ fn behind_a_wildcard_bind_the_host_must_name_the_address_reached() {
 /// 32 idle connections from one address used to hold every slot.
 #[test]
 fn idle_clients_from_one_address_cannot_lock_others_out_of_healthz() {
-    let to = "127.77.0.1:5080";
-    let node = Node::on("127.77.0.1", &[], &["--http", to]);
-    wait_healthz("127.77.0.3", to, &node);
-    let idle: Vec<TcpStream> = (0..32).map(|_| connect_from("127.77.0.2", to)).collect();
-    let answer = get("127.77.0.3", to, "/healthz", Some(to));
+    let net = Block::take();
+    let to: &str = &net.http(1);
+    let node = Node::on(&net.ip(1), &[], &["--http", to]);
+    wait_healthz(&net.ip(3), to, &node);
+    let idle: Vec<TcpStream> = (0..32).map(|_| connect_from(&net.ip(2), to)).collect();
+    let answer = get(&net.ip(3), to, "/healthz", Some(to));
     assert_eq!(code(&answer), 200, "{answer}");
     assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
-    let metrics = get("127.77.0.3", to, "/metrics", Some(to));
+    let metrics = get(&net.ip(3), to, "/metrics", Some(to));
     assert_eq!(
         rejected(&metrics, "http_too_many_from_address"),
         24,
@@ -223,17 +244,19 @@ fn idle_clients_from_one_address_cannot_lock_others_out_of_healthz() {
 /// 32 idle connections from 32 addresses: the oldest gives way.
 #[test]
 fn idle_clients_from_many_addresses_give_way_oldest_first() {
-    let to = "127.77.1.1:5080";
-    let node = Node::on("127.77.1.1", &[], &["--http", to]);
-    wait_healthz("127.77.1.250", to, &node);
+    let net = Block::take();
+    let to: &str = &format!("{}:5080", net.ip_at(1, 1));
+    let node = Node::on(&net.ip_at(1, 1), &[], &["--http", to]);
+    let asker: &str = &net.ip_at(1, 250);
+    wait_healthz(asker, to, &node);
     let idle: Vec<TcpStream> = (1..=32)
-        .map(|n| connect_from(&format!("127.77.2.{n}"), to))
+        .map(|n| connect_from(&net.ip_at(2, n), to))
         .collect();
     // The node accepts in order: let it take all 32 before the newcomer.
     std::thread::sleep(Duration::from_millis(300));
-    let answer = get("127.77.1.250", to, "/healthz", Some(to));
+    let answer = get(asker, to, "/healthz", Some(to));
     assert_eq!(code(&answer), 200, "{answer}");
-    let metrics = get("127.77.1.250", to, "/metrics", Some(to));
+    let metrics = get(asker, to, "/metrics", Some(to));
     assert!(rejected(&metrics, "http_evicted") >= 1, "{metrics}");
     assert_eq!(rejected(&metrics, "http_too_many_connections"), 0);
     // The first idle client was closed, the last still waits.
@@ -249,37 +272,29 @@ fn idle_clients_from_many_addresses_give_way_oldest_first() {
     assert!(newest.read(&mut [0u8; 16]).is_err(), "still open");
 }
 
-/// The largest gap between consecutive times in `[from, to)`.
-fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
-    let window: Vec<Instant> = times
-        .iter()
-        .copied()
-        .filter(|at| *at >= from && *at < to)
-        .collect();
-    window
-        .windows(2)
-        .map(|pair| pair[1] - pair[0])
-        .max()
-        .unwrap_or(to - from)
-}
-
 /// At 1,024 peers, rendering /metrics takes tens of milliseconds; rendered
 /// under the shared lock, a client asking for it in a loop stalled the
 /// listener (every status waits for the lock).
 #[test]
 fn a_client_hammering_metrics_delays_no_status() {
-    let to = "127.75.0.1:5080";
-    let node = Node::on("127.75.0.1", &[], &["--http", to, "--interval", "1s"]);
+    let net = Block::take();
+    let to: &str = &net.http(1);
+    let target: &str = &net.addr(1);
+    // The fast peer alone in 127.N.3; loadgen gives the crowd's peer i the
+    // source + i: 1,023 addresses from 127.N.4.1 end at 127.N.7.255.
+    let fast_ip: &str = &net.ip_at(3, 1);
+    let crowd_from: &str = &net.ip_at(4, 1);
+    let node = Node::on(&net.ip(1), &[], &["--http", to, "--interval", "1s"]);
     crate::util::wait_listening(&node);
     let fast = Node::start(&[
         "loadgen",
         "send",
         "--target",
-        "127.75.0.1:5000",
+        target,
         "--peers",
         "1",
         "--source",
-        "127.74.0.1",
+        fast_ip,
         "--interval",
         "10ms",
         "--duration",
@@ -289,11 +304,11 @@ fn a_client_hammering_metrics_delays_no_status() {
         "loadgen",
         "send",
         "--target",
-        "127.75.0.1:5000",
+        target,
         "--peers",
         "1023",
         "--source",
-        "127.73.0.1",
+        crowd_from,
         "--interval",
         "1s",
         "--duration",
@@ -301,7 +316,7 @@ fn a_client_hammering_metrics_delays_no_status() {
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = get("127.75.0.2", to, "/status", Some(to));
+        let status = get(&net.ip(2), to, "/status", Some(to));
         if status.matches("\"peer\":").count() >= 1024 {
             break;
         }
@@ -313,17 +328,19 @@ fn a_client_hammering_metrics_delays_no_status() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let is_fast = crate::util::status_from("127.74.0.1");
+    let is_fast = crate::util::status_from(fast_ip);
     let quiet_from = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
     let quiet_to = Instant::now();
     let stop = quiet_to + Duration::from_secs(3);
     let hammers: Vec<_> = (0..2)
         .map(|n| {
+            let from = net.ip(10 + n);
+            let to = to.to_string();
             std::thread::spawn(move || {
                 let mut served = 0u32;
                 while Instant::now() < stop {
-                    let answer = get(&format!("127.75.0.{}", 10 + n), to, "/metrics", Some(to));
+                    let answer = get(&from, &to, "/metrics", Some(&to));
                     served += u32::from(code(&answer) == 200);
                 }
                 served
@@ -332,8 +349,8 @@ fn a_client_hammering_metrics_delays_no_status() {
         .collect();
     let served: u32 = hammers.into_iter().map(|h| h.join().unwrap_or(0)).sum();
     let times = times_of(&node, &is_fast);
-    let quiet = largest_gap(&times, quiet_from, quiet_to);
-    let hammered = largest_gap(&times, quiet_to, stop);
+    let quiet = largest_gap_between(&times, quiet_from, quiet_to);
+    let hammered = largest_gap_between(&times, quiet_to, stop);
     eprintln!(
         "largest gap between the fast peer's statuses: {quiet:?} quiet, {hammered:?} while \
          {served} /metrics were served"
@@ -348,6 +365,7 @@ fn a_client_hammering_metrics_delays_no_status() {
 /// --max-connections 8000 needs more descriptors than the default cap's 3,136.
 #[test]
 fn the_open_file_limit_follows_max_connections() {
+    let net = Block::take();
     let mut command = std::process::Command::new("sh");
     command.args([
         "-c",
@@ -358,9 +376,9 @@ fn the_open_file_limit_follows_max_connections() {
         command,
         &[
             "--listen",
-            "127.76.0.1",
+            &net.ip(1),
             "--http",
-            "127.76.0.1:5080",
+            &net.http(1),
             "--max-connections",
             "8000",
         ],

@@ -1,39 +1,17 @@
-//! Adversarial tests: see `mod.rs` for the item list and the address blocks.
+//! Adversarial tests: see `mod.rs` for the item list.
 //!
-//! Item 10, hooks (blocks 68-71): more than eight `--on-event` commands used
+//! Item 10, hooks: more than eight `--on-event` commands used
 //! to run none; one source's events could fill the queue so that a real
 //! peer's offline never ran its hook (with a warning per dropped event); a
 //! timed-out hook's children survived it.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::names::run_within;
-use crate::util::{Node, send_once, status_from, wait_listening};
+use crate::util::{
+    Block, Node, TempDir, left, offline, run_within, send_once, status_from, wait_listening,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A scratch directory of the test's own, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("p2pmon-adv-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A v1 status then a leave from `port`: one "left" event (a hook event).
 fn status_then_leave(port: u16) -> Vec<u8> {
@@ -71,7 +49,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn nine_hook_commands_all_run_for_one_event() {
-    let dir = TempDir::new("nine-hooks");
+    let dir = TempDir::new("adv-nine-hooks");
     let mut args = vec!["--http".to_string(), "off".to_string()];
     for n in 0..9 {
         args.push("--on-event".into());
@@ -81,10 +59,11 @@ fn nine_hook_commands_all_run_for_one_event() {
         ));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let node = Node::on("127.68.0.1", &[], &args);
+    let net = Block::take();
+    let node = Node::on(&net.ip(1), &[], &args);
     wait_listening(&node);
-    send_once("127.68.0.2", "127.68.0.1:5000", &status_then_leave(5000));
-    node.expect_line("Peer 127.68.0.2 left.", WAIT);
+    send_once(&net.ip(2), &net.addr(1), &status_then_leave(5000));
+    node.expect_line(&left(&net.ip(2)), WAIT);
     let deadline = Instant::now() + WAIT;
     let ran = loop {
         let ran = (0..9)
@@ -103,7 +82,9 @@ fn nine_hook_commands_all_run_for_one_event() {
 
 #[test]
 fn more_hook_commands_than_the_cap_exit_2_naming_the_limit() {
-    let mut args = vec!["--listen", "127.68.0.3", "--http", "off"];
+    let net = Block::take();
+    let listen = net.ip(1);
+    let mut args = vec!["--listen", &listen, "--http", "off"];
     for _ in 0..33 {
         args.extend(["--on-event", "true"]);
     }
@@ -114,21 +95,22 @@ fn more_hook_commands_than_the_cap_exit_2_naming_the_limit() {
 
 #[test]
 fn a_timed_out_hook_is_killed_with_its_whole_process_group() {
-    let dir = TempDir::new("hook-group");
+    let dir = TempDir::new("adv-hook-group");
     let waits = dir.path("waits.pid");
     let detaches = dir.path("detaches.pid");
     // One hook waits for its child (sh is killed at the timeout, the sleep
     // used to survive); one leaves a child behind and exits at once.
     let waiting = format!("sleep 1000 & echo $! > {waits}; wait");
     let detaching = format!("sleep 1000 & echo $! > {detaches}");
+    let net = Block::take();
     let node = Node::on(
-        "127.69.0.1",
+        &net.ip(1),
         &[],
         &["--on-event", &waiting, "--on-event", &detaching],
     );
     wait_listening(&node);
-    send_once("127.69.0.2", "127.69.0.1:5000", &status_then_leave(5000));
-    node.expect_line("Peer 127.69.0.2 left.", WAIT);
+    send_once(&net.ip(2), &net.addr(1), &status_then_leave(5000));
+    node.expect_line(&left(&net.ip(2)), WAIT);
     let pid_in = |path: &str| -> u32 {
         let text = file_until(path, WAIT, |t| t.ends_with('\n'));
         text.trim()
@@ -159,12 +141,13 @@ fn a_timed_out_hook_is_killed_with_its_whole_process_group() {
 
 #[test]
 fn hook_processes_do_not_outlive_the_node() {
-    let dir = TempDir::new("hook-exit");
+    let dir = TempDir::new("adv-hook-exit");
     let pid_file = dir.path("child.pid");
     let hook = format!("sleep 1000 & echo $! > {pid_file}; wait");
-    let mut node = Node::on("127.69.0.3", &[], &["--on-event", &hook]);
+    let net = Block::take();
+    let mut node = Node::on(&net.ip(1), &[], &["--on-event", &hook]);
     wait_listening(&node);
-    send_once("127.69.0.4", "127.69.0.3:5000", &status_then_leave(5000));
+    send_once(&net.ip(2), &net.addr(1), &status_then_leave(5000));
     let text = file_until(&pid_file, WAIT, |t| t.ends_with('\n'));
     let pid: u32 = text.trim().parse().expect("pid");
     assert!(alive(pid));
@@ -185,25 +168,28 @@ fn hook_processes_do_not_outlive_the_node() {
 
 #[test]
 fn a_flood_of_one_sources_events_does_not_push_out_another_peers_offline_hook() {
-    let dir = TempDir::new("hook-flood");
+    let dir = TempDir::new("adv-hook-flood");
     let log = dir.path("events.log");
     // Slow hooks (2 s each, 8 at once): the queue backs up.
     let hook = format!("echo \"$P2PMON_EVENT $P2PMON_PEER\" >> {log}; sleep 2");
-    let ips = ["127.70.0.1", "127.70.0.2"];
+    let net = Block::take();
+    let ips = net.ips([1, 2]);
+    let ips = [ips[0].as_str(), ips[1].as_str()];
     let a = Node::on(ips[0], &ips, &["--on-event", &hook]);
     let mut b = Node::on(ips[1], &ips, &[]);
     assert!(a.wait_line_from(0, WAIT, status_from(ips[1])).is_some());
     // 300 "peers" (one address, many declared ports) each join and leave.
     for port in 1000..1300u16 {
-        send_once("127.70.0.9", "127.70.0.1:5000", &status_then_leave(port));
+        send_once(&net.ip(9), &net.addr(1), &status_then_leave(port));
     }
-    a.expect_line("Peer 127.70.0.9:1299 left.", WAIT);
+    a.expect_line(&left(&format!("{}:1299", net.ip(9))), WAIT);
     b.signal("KILL");
     b.wait_exit(WAIT);
-    a.expect_line("Peer 127.70.0.2 is offline.", WAIT);
-    let text = file_until(&log, WAIT, |t| t.contains("offline 127.70.0.2"));
+    a.expect_line(&offline(ips[1]), WAIT);
+    let hook_ran = format!("offline {}", ips[1]);
+    let text = file_until(&log, WAIT, |t| t.contains(&hook_ran));
     assert!(
-        text.contains("offline 127.70.0.2"),
+        text.contains(&hook_ran),
         "the real peer's offline never ran its hook:\n{text}"
     );
     // Drops are counted and summarised, not logged one by one.

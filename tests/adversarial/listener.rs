@@ -1,18 +1,16 @@
-//! Adversarial tests: see `mod.rs` for the item list and the address blocks.
+//! Adversarial tests: see `mod.rs` for the item list.
 //!
 //! The listener (issue 12, items 4-6): one connection flooding frames must
 //! not starve the others or the timers; connections squatting the cap from
 //! one address must not lock out a real peer; a stranger's declared interval
 //! must not stretch the cut-off windows and mute verdicts.
-//! Blocks: 127.48 flood, 127.49 squatters and idle garbage, 127.50 long
-//! interval.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, connect_from, status_from, times_of};
+use crate::util::{Block, Node, connect_from, largest_gap, offline, status_from, times_of};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -38,33 +36,17 @@ fn wait_heard(nodes: &[(&Node, &str)], peers: &[&str]) {
     }
 }
 
-/// Largest gap between consecutive times within [from, to].
-fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
-    let mut inside: Vec<Instant> = times
-        .iter()
-        .copied()
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    inside.insert(0, from);
-    inside.push(to);
-    inside
-        .windows(2)
-        .map(|w| w[1].duration_since(w[0]))
-        .max()
-        .unwrap_or_default()
-}
-
 /// From `from`, sends `first`, then writes `filler` as fast as the node takes
 /// it for `duration` (or until the node closes). Returns the bytes written.
 fn flood(
-    from: &'static str,
-    to: &'static str,
+    from: String,
+    to: String,
     first: String,
     filler: &'static [u8],
     duration: Duration,
 ) -> JoinHandle<u64> {
     std::thread::spawn(move || {
-        let mut stream: TcpStream = connect_from(from, to);
+        let mut stream: TcpStream = connect_from(&from, &to);
         stream
             .set_write_timeout(Some(Duration::from_millis(200)))
             .expect("write timeout");
@@ -90,7 +72,9 @@ fn flood(
 
 #[test]
 fn a_flood_on_one_connection_starves_neither_the_real_peers_nor_the_timers() {
-    let ips = ["127.48.0.1", "127.48.0.2", "127.48.0.3"];
+    let net = Block::take();
+    let ips = net.ips([1, 2, 3]);
+    let ips = [ips[0].as_str(), ips[1].as_str(), ips[2].as_str()];
     let a = Node::on(ips[0], &ips, &[]);
     let b = Node::on(ips[1], &ips, &[]);
     let c = Node::on(ips[2], &ips, &[]);
@@ -101,22 +85,22 @@ fn a_flood_on_one_connection_starves_neither_the_real_peers_nor_the_timers() {
     // back to back (never invalid, so never closed: only the budget helps).
     let flooders = [
         flood(
-            "127.48.0.9",
-            "127.48.0.1:5000",
+            net.ip(9),
+            net.addr(1),
             status(5009, 0, 1000),
             b"\n",
             flood_for,
         ),
         flood(
-            "127.48.0.10",
-            "127.48.0.1:5000",
+            net.ip(10),
+            net.addr(1),
             status(5010, 0, 1000),
             b"{}\n",
             flood_for,
         ),
         flood(
-            "127.48.0.11",
-            "127.48.0.1:5000",
+            net.ip(11),
+            net.addr(1),
             status(5011, 0, 1000),
             status(5011, 1, 1000).leak().as_bytes(),
             flood_for,
@@ -152,14 +136,17 @@ fn a_flood_on_one_connection_starves_neither_the_real_peers_nor_the_timers() {
     assert!(verdicts(&b).is_empty(), "{:?}", verdicts(&b));
     assert!(verdicts(&c).is_empty(), "{:?}", verdicts(&c));
     // The invalid floods were cut short and counted.
-    a.expect_stderr("rejected message from 127.48.0.9:", WAIT);
-    a.expect_stderr("rejected message from 127.48.0.10:", WAIT);
+    a.expect_stderr(&format!("rejected message from {}:", net.ip(9)), WAIT);
+    a.expect_stderr(&format!("rejected message from {}:", net.ip(10)), WAIT);
     a.expect_stderr("[too_many_invalid;", WAIT);
 }
 
 #[test]
 fn squatters_from_one_address_cannot_fill_the_connection_cap() {
-    let ips = ["127.49.0.1", "127.49.0.2"];
+    let net = Block::take();
+    let ips = net.ips([1, 2]);
+    let ips = [ips[0].as_str(), ips[1].as_str()];
+    let squatter = net.ip(9);
     let a = Node::on(ips[0], &ips, &["--max-connections", "16"]);
     crate::util::wait_listening(&a);
     // 16 connections from one address, each sending one valid status
@@ -168,12 +155,12 @@ fn squatters_from_one_address_cannot_fill_the_connection_cap() {
     // connections stay strangers: both limits stand in the squatters' way.)
     let mut squatters = Vec::new();
     for n in 0..16u16 {
-        let mut stream = connect_from("127.49.0.9", "127.49.0.1:5000");
+        let mut stream = connect_from(&squatter, &net.addr(1));
         stream
             .write_all(status(6000 + n, 0, 3_600_000).as_bytes())
             .expect("write");
         if n < 8 {
-            let line = format!("Received status from 127.49.0.9:{}: CPU=", 6000 + n);
+            let line = format!("Received status from {squatter}:{}: CPU=", 6000 + n);
             assert!(
                 a.wait_line_from(0, WAIT, |l| l.starts_with(&line))
                     .is_some(),
@@ -200,9 +187,10 @@ fn squatters_from_one_address_cannot_fill_the_connection_cap() {
 
 #[test]
 fn a_connection_kept_busy_with_garbage_still_reaches_its_idle_deadline() {
-    let a = Node::on("127.49.0.5", &[], &[]);
+    let net = Block::take();
+    let a = Node::on(&net.ip(5), &[], &[]);
     crate::util::wait_listening(&a);
-    let mut stream = connect_from("127.49.0.6", "127.49.0.5:5000");
+    let mut stream = connect_from(&net.ip(6), &net.addr(5));
     stream
         .write_all(status(5000, 0, 1000).as_bytes())
         .expect("write");
@@ -221,21 +209,24 @@ fn a_connection_kept_busy_with_garbage_still_reaches_its_idle_deadline() {
 
 #[test]
 fn a_strangers_long_interval_does_not_mute_contact_restored_or_later_verdicts() {
-    let ips = ["127.50.0.1", "127.50.0.2", "127.50.0.3"];
+    let net = Block::take();
+    let ips = net.ips([1, 2, 3]);
+    let ips = [ips[0].as_str(), ips[1].as_str(), ips[2].as_str()];
+    let stranger_ip = net.ip(9);
     let a = Node::on(ips[0], &ips, &[]);
     let b = Node::on(ips[1], &ips, &[]);
     let c = Node::on(ips[2], &ips, &[]);
     wait_heard(&[(&a, ips[0]), (&b, ips[1]), (&c, ips[2])], &ips);
     // A stranger announces a 1 h interval, then goes away (a crash: offline).
     {
-        let mut stranger = connect_from("127.50.0.9", "127.50.0.1:5000");
+        let mut stranger = connect_from(&stranger_ip, &net.addr(1));
         stranger
             .write_all(status(5000, 0, 3_600_000).as_bytes())
             .expect("write");
-        let heard = a.wait_line_from(0, WAIT, status_from("127.50.0.9"));
+        let heard = a.wait_line_from(0, WAIT, status_from(&stranger_ip));
         assert!(heard.is_some(), "{}", a.stderr());
     }
-    a.expect_line("Peer 127.50.0.9 is offline.", WAIT);
+    a.expect_line(&offline(&stranger_ip), WAIT);
     // Both real peers freeze together: this node looks cut off.
     b.signal("STOP");
     c.signal("STOP");
@@ -252,7 +243,8 @@ fn a_strangers_long_interval_does_not_mute_contact_restored_or_later_verdicts() 
     // A real peer that freezes later is reported, not muted.
     let from = a.lines().len();
     b.signal("STOP");
-    let offline = a.wait_line_from(from, WAIT, |l| l == "Peer 127.50.0.2 is offline.");
+    let b_offline = offline(ips[1]);
+    let offline = a.wait_line_from(from, WAIT, |l| l == b_offline);
     b.signal("CONT");
     assert!(offline.is_some(), "{:?}\n{}", a.lines(), a.stderr());
 }

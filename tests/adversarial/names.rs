@@ -1,6 +1,6 @@
-//! Adversarial tests: see `mod.rs` for the item list and the address blocks.
+//! Adversarial tests: see `mod.rs` for the item list.
 //!
-//! Item 9, names (blocks 64-67): a peer name is display text chosen by the
+//! Item 9, names: a peer name is display text chosen by the
 //! sender. One with `"}`, a newline, a backslash or terminal escapes used to
 //! reach /metrics label values, `p2pmon members` and the hooks' environment
 //! raw. Now it is refused at decode (`bad_name`) and every printer escapes.
@@ -9,35 +9,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, binary, http, send_once, status_from, wait_listening};
+use crate::util::{Block, Node, http, run_within, send_once, status_from, wait_listening};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs the binary with `args` for at most `timeout` (a node that should
-/// have refused its command line would run for ever): (exit code, stdout,
-/// stderr), code -1 when it had to be killed.
-pub(super) fn run_within(args: &[&str], timeout: Duration) -> (i32, String, String) {
-    let mut child = std::process::Command::new(binary())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("p2pmon runs");
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if child.try_wait().ok().flatten().is_none() {
-        let _ = child.kill();
-    }
-    let output = child.wait_with_output().expect("output");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// A v1 status from `port` named `name` (a JSON string literal, escapes included).
 fn status_named(name_json: &str, port: u16) -> String {
@@ -60,23 +34,24 @@ fn http_until(addr: &str, path: &str, done: impl Fn(&str) -> bool) -> String {
 
 #[test]
 fn a_peer_name_with_quotes_newlines_and_escapes_is_rejected_at_decode_and_never_reaches_metrics() {
-    let web = "127.64.0.1:5080";
-    let node = Node::on("127.64.0.1", &[], &["--http", web]);
+    let net = Block::take();
+    let web: &str = &net.http(1);
+    let node = Node::on(&net.ip(1), &[], &["--http", web]);
     wait_listening(&node);
     // `"}`, a newline and a backslash forge a series; ESC drives terminals.
     let forged = r#""evil\"} 1\np2pmon_peer_up{peer=\"10.9.9.9:5000\",name=\"forged\\\u001b[2J""#;
     send_once(
-        "127.64.0.2",
-        "127.64.0.1:5000",
+        &net.ip(2),
+        &net.addr(1),
         status_named(forged, 5000).as_bytes(),
     );
     // A good peer afterwards shows the listener went on and gives a sync point.
     send_once(
-        "127.64.0.3",
-        "127.64.0.1:5000",
+        &net.ip(3),
+        &net.addr(1),
         status_named("\"good\"", 5000).as_bytes(),
     );
-    node.wait_line_from(0, WAIT, status_from("127.64.0.3"))
+    node.wait_line_from(0, WAIT, status_from(&net.ip(3)))
         .unwrap_or_else(|| panic!("good peer not heard:\n{}", node.stderr()));
     let status = http_until(web, "/status", |body| body.contains("bad_name"));
     let status: serde_json::Value = serde_json::from_str(&status).expect("status json");
@@ -92,12 +67,12 @@ fn a_peer_name_with_quotes_newlines_and_escapes_is_rejected_at_decode_and_never_
         .iter()
         .filter_map(|p| p["peer"].as_str())
         .collect();
-    assert_eq!(peers, ["127.64.0.3"], "{status:#}");
+    assert_eq!(peers, [net.ip(3)], "{status:#}");
     assert!(
         !node
             .lines()
             .iter()
-            .any(|line| line.contains("127.64.0.2") || line.contains('\x1b')),
+            .any(|line| line.contains(&net.ip(2)) || line.contains('\x1b')),
         "{:?}",
         node.lines()
     );
@@ -118,7 +93,8 @@ fn a_peer_name_with_quotes_newlines_and_escapes_is_rejected_at_decode_and_never_
 
 #[test]
 fn names_with_bidi_nul_or_other_control_characters_are_each_rejected() {
-    let node = Node::on("127.65.0.1", &[], &["--http", "127.65.0.1:5080"]);
+    let net = Block::take();
+    let node = Node::on(&net.ip(1), &[], &["--http", &net.http(1)]);
     wait_listening(&node);
     let names = [
         r#""a\u0000b""#, // NUL: made every hook spawn fail
@@ -134,22 +110,18 @@ fn names_with_bidi_nul_or_other_control_characters_are_each_rejected() {
         r#""a\u2028b""#, // line separator
     ];
     for (n, name) in names.iter().enumerate() {
-        let from = format!("127.65.0.{}", n + 10);
-        send_once(
-            &from,
-            "127.65.0.1:5000",
-            status_named(name, 5000).as_bytes(),
-        );
+        let from = net.ip(u8::try_from(n).expect("few names") + 10);
+        send_once(&from, &net.addr(1), status_named(name, 5000).as_bytes());
     }
     // Plain Unicode stays welcome.
     send_once(
-        "127.65.0.2",
-        "127.65.0.1:5000",
+        &net.ip(2),
+        &net.addr(1),
         status_named("\"nœud-é ü 東京\"", 5000).as_bytes(),
     );
-    node.wait_line_from(0, WAIT, status_from("127.65.0.2"))
+    node.wait_line_from(0, WAIT, status_from(&net.ip(2)))
         .unwrap_or_else(|| panic!("unicode name refused:\n{}", node.stderr()));
-    let body = http_until("127.65.0.1:5080", "/status", |body| {
+    let body = http_until(&net.http(1), "/status", |body| {
         body.contains(&format!("\"bad_name\":{}", names.len()))
     });
     let status: serde_json::Value = serde_json::from_str(&body).expect("json");
@@ -169,8 +141,10 @@ fn names_with_bidi_nul_or_other_control_characters_are_each_rejected() {
 
 #[test]
 fn an_own_name_with_control_characters_exits_2_naming_the_problem() {
+    let net = Block::take();
+    let listen = net.ip(1);
     for name in ["evil\x1b[2J", "a\"}\nb", "x\u{202e}y", "tab\there"] {
-        let args = ["--listen", "127.66.0.1", "--http", "off", "--name", name];
+        let args = ["--listen", &listen, "--http", "off", "--name", name];
         let (code, _, err) = run_within(&args, Duration::from_secs(5));
         assert_eq!(code, 2, "{name:?}: {err}");
         assert!(err.contains("--name"), "{name:?}: {err}");
@@ -217,15 +191,11 @@ fn members_and_plain_top_print_a_hostile_name_escaped_not_raw() {
                    "flapping": false}],
     })
     .to_string();
+    let net = Block::take();
+    let (members_at, top_at) = (net.http(1), net.http(2));
     for (addr, args) in [
-        (
-            "127.67.0.1:5080",
-            vec!["members", "--http", "127.67.0.1:5080"],
-        ),
-        (
-            "127.67.0.2:5080",
-            vec!["top", "--http", "127.67.0.2:5080", "--count", "1"],
-        ),
+        (&members_at, vec!["members", "--http", &members_at]),
+        (&top_at, vec!["top", "--http", &top_at, "--count", "1"]),
     ] {
         let server = serve_status_once(TcpListener::bind(addr).expect("bind"), body.clone());
         let (code, out, err) = run_within(&args, WAIT);

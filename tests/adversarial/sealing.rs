@@ -1,6 +1,6 @@
-//! Adversarial tests: see `mod.rs` for the item list and the address blocks.
+//! Adversarial tests: see `mod.rs` for the item list.
 //!
-//! Sealing and membership (issue 12, items 1-3), blocks 127.40-47: a frame
+//! Sealing and membership (issue 12, items 1-3): a frame
 //! replayed from another address, a configured peer against a table full of
 //! strangers, plaintext hearsay with a key, and the sticky downgrade to
 //! plaintext. Frames are crafted here with the cluster key (the attacker of
@@ -9,51 +9,29 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use p2pmon::wire::{self, Header, Member, Message};
+use p2pmon::proto::wire::{self, Header, Member, Message};
 
-use crate::util::{Node, accept_within, connect_from, fake_peer, http, send_once, status_from};
+use crate::util::{
+    Block, Node, TempDir, accept_within, connect_from, fake_peer, http, key, received, send_once,
+    status_from,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 const KEY: [u8; 32] = [7; 32];
 const SEALED: &[u8] = b"{\"v\":1,\"sealed\":\"";
 
-/// A private directory with the cluster key file, removed on drop.
-struct KeyDir(PathBuf);
-
-impl KeyDir {
-    fn new(test: &str) -> KeyDir {
-        let dir = std::env::temp_dir().join(format!("p2pmon-adv-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let keys = KeyDir(dir);
-        keys.write("key", &format!("{}\n", BASE64.encode(KEY)));
-        keys
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        path.to_str().expect("utf-8 path").to_string()
-    }
-
-    fn key_file(&self) -> String {
-        self.0.join("key").to_str().expect("utf-8 path").to_string()
-    }
-}
-
-impl Drop for KeyDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A private directory holding the cluster key file; returns it and the
+/// key file's path.
+fn key_dir(test: &str) -> (TempDir, String) {
+    let dir = TempDir::new(&format!("adv-{test}"));
+    let key_file = dir.file("key", &format!("{}\n", key(KEY[0])), 0o600);
+    (dir, key_file)
 }
 
 fn unix_ms() -> u64 {
@@ -134,12 +112,13 @@ fn read_frame(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
 /// (`wrong_sender`) and never becomes a peer.
 #[test]
 fn a_sealed_frame_replayed_from_another_address_is_refused_as_wrong_sender() {
-    let keys = KeyDir::new("replay-elsewhere");
-    let key_file = keys.key_file();
+    let (_keys, key_file) = key_dir("replay-elsewhere");
     let keyed = ["--key-file", key_file.as_str()];
     // The attacker stands where the receiver will be and records.
-    let recorder = fake_peer("127.40.0.2:5000");
-    let victim = Node::on("127.40.0.3", &["127.40.0.2"], &keyed);
+    let net = Block::take();
+    let [receiver_ip, victim_ip, attacker_ip] = net.ips([2, 3, 77]);
+    let recorder = fake_peer(&net.addr(2));
+    let victim = Node::on(&victim_ip, &[&receiver_ip], &keyed);
     let mut stream = accept_within(&recorder, WAIT, &victim);
     stream.write_all(wire::HELLO).expect("greet");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
@@ -150,15 +129,18 @@ fn a_sealed_frame_replayed_from_another_address_is_refused_as_wrong_sender() {
     drop(recorder);
     drop(victim);
 
-    let receiver = Node::on("127.40.0.2", &[], &keyed);
+    let receiver = Node::on(&receiver_ip, &[], &keyed);
     receiver.expect_line("Listening for peer updates...", WAIT);
     // Well inside the 30 s window, from an address the attacker owns.
-    let mut replay = connect_from("127.40.0.77", "127.40.0.2:5000");
+    let mut replay = connect_from(&attacker_ip, &net.addr(2));
     replay.write_all(&recorded).expect("replay");
     receiver.expect_stderr("[wrong_sender;", WAIT);
-    receiver.expect_stderr("sealed by 127.40.0.3:5000, arrived from 127.40.0.77", WAIT);
+    receiver.expect_stderr(
+        &format!("sealed by {}, arrived from {attacker_ip}", net.addr(3)),
+        WAIT,
+    );
     let accepted = receiver.wait_line_from(0, Duration::from_secs(2), |l| {
-        status_from("127.40.0.77")(l) || l.contains("127.40.0.77")
+        status_from(&attacker_ip)(l) || l.contains(&attacker_ip)
     });
     assert!(
         accepted.is_none(),
@@ -174,11 +156,15 @@ fn a_sealed_frame_replayed_from_another_address_is_refused_as_wrong_sender() {
 /// freshness state behind.
 #[test]
 fn a_configured_peer_joins_even_when_strangers_fill_the_table() {
-    let keys = KeyDir::new("table-full");
-    let key_file = keys.key_file();
-    let config = keys.write("config.toml", "peers = []\n");
+    let (keys, key_file) = key_dir("table-full");
+    let config = keys.file("config.toml", "peers = []\n", 0o600);
+    let net = Block::take();
+    let receiver_ip = net.ip_at(1, 1);
+    let receiver_at = format!("{receiver_ip}:5000");
+    let receiver_web = format!("{receiver_ip}:5080");
+    let member_ip = net.ip_at(1, 9);
     let receiver = Node::on(
-        "127.40.1.1",
+        &receiver_ip,
         &[],
         &[
             "--key-file",
@@ -186,21 +172,23 @@ fn a_configured_peer_joins_even_when_strangers_fill_the_table() {
             "--config",
             config.as_str(),
             "--http",
-            "127.40.1.1:5080",
+            &receiver_web,
         ],
     );
     receiver.expect_line("Listening for peer updates...", WAIT);
-    let to = addr("127.40.1.1:5000");
+    let to = addr(&receiver_at);
     let boot = unix_ms();
     let strangers = p2pmon::limits::MAX_PEERS + 8;
     for n in 0..strangers {
-        let ip = format!("127.41.{}.{}", n / 200, n % 200 + 2);
+        // 127.N.10.2 to 127.N.15.33, clear of the receiver's and member's 127.N.1.
+        let third = u8::try_from(10 + n / 200).expect("a few hundreds");
+        let ip = net.ip_at(third, u8::try_from(n % 200 + 2).expect("below 202"));
         let from = addr(&format!("{ip}:5000"));
         let frame = seal(&status(from, boot, 1, Vec::new()), from, to, n as u64);
-        send_once(&ip, "127.40.1.1:5000", &frame);
+        send_once(&ip, &receiver_at, &frame);
     }
     let table_full = || {
-        let (_, body) = http("127.40.1.1:5080", "GET", "/status");
+        let (_, body) = http(&receiver_web, "GET", "/status");
         let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         status["node"]["rejected"]["table_full"]
             .as_u64()
@@ -217,19 +205,23 @@ fn a_configured_peer_joins_even_when_strangers_fill_the_table() {
     }
 
     // A real member, then configured: it must be heard.
-    let member = Node::on("127.40.1.9", &["127.40.1.1"], &["--key-file", &key_file]);
+    let member = Node::on(&member_ip, &[&receiver_ip], &["--key-file", &key_file]);
     member.expect_line("Listening for peer updates...", WAIT);
-    keys.write("config.toml", "peers = [\"127.40.1.9\"]\n");
+    keys.file(
+        "config.toml",
+        &format!("peers = [\"{member_ip}\"]\n"),
+        0o600,
+    );
     receiver.signal("HUP");
     assert!(
         receiver
-            .wait_line_from(0, Duration::from_secs(15), status_from("127.40.1.9"))
+            .wait_line_from(0, Duration::from_secs(15), status_from(&member_ip))
             .is_some(),
         "the configured peer was never heard:\n{}",
         receiver
             .stderr()
             .lines()
-            .filter(|l| l.contains("127.40.1.9") || l.contains("table"))
+            .filter(|l| l.contains(&member_ip) || l.contains("table"))
             .collect::<Vec<_>>()
             .join("\n")
     );
@@ -240,28 +232,28 @@ fn a_configured_peer_joins_even_when_strangers_fill_the_table() {
 /// it names nor its unauthenticated sender is dialed.
 #[test]
 fn plaintext_hearsay_with_a_key_dials_nobody() {
-    let keys = KeyDir::new("plaintext-hearsay");
-    let key_file = keys.key_file();
-    let named = fake_peer("127.42.0.50:5000");
-    let sender_listener = fake_peer("127.42.0.2:5000");
+    let (_keys, key_file) = key_dir("plaintext-hearsay");
+    let net = Block::take();
+    let named = fake_peer(&net.addr(50));
+    let sender_listener = fake_peer(&net.addr(2));
     let receiver = Node::on(
-        "127.42.0.1",
+        &net.ip(1),
         &[],
         &["--key-file", key_file.as_str(), "--allow-plaintext"],
     );
     receiver.expect_line("Listening for peer updates...", WAIT);
     let member = Member {
-        addr: addr("127.42.0.50:5000"),
+        addr: addr(&net.addr(50)),
         name: Some("bait".into()),
         boot: 1,
         heard_ms: 0,
     };
-    let line = status(addr("127.42.0.2:5000"), unix_ms(), 1, vec![member]);
-    let mut plain = connect_from("127.42.0.2", "127.42.0.1:5000");
+    let line = status(addr(&net.addr(2)), unix_ms(), 1, vec![member]);
+    let mut plain = connect_from(&net.ip(2), &net.addr(1));
     plain.write_all(&line).expect("send");
     assert!(
         receiver
-            .wait_line_from(0, WAIT, status_from("127.42.0.2"))
+            .wait_line_from(0, WAIT, status_from(&net.ip(2)))
             .is_some(),
         "the plaintext status was not admitted:\n{}",
         receiver.stderr()
@@ -284,12 +276,12 @@ fn plaintext_hearsay_with_a_key_dials_nobody() {
 /// even with --allow-plaintext.
 #[test]
 fn a_peer_downgraded_by_one_close_gets_only_sealed_frames_once_it_authenticates() {
-    let keys = KeyDir::new("downgrade");
-    let key_file = keys.key_file();
-    let peer = fake_peer("127.43.0.2:5000");
+    let (_keys, key_file) = key_dir("downgrade");
+    let net = Block::take();
+    let peer = fake_peer(&net.addr(2));
     let node = Node::on(
-        "127.43.0.1",
-        &["127.43.0.2"],
+        &net.ip(1),
+        &[&net.ip(2)],
         &[
             "--key-file",
             key_file.as_str(),
@@ -310,22 +302,19 @@ fn a_peer_downgraded_by_one_close_gets_only_sealed_frames_once_it_authenticates(
     node.expect_stderr("closes the connection after each status", WAIT);
 
     // The peer authenticates: a sealed status from its own address.
-    let from = addr("127.43.0.2:5000");
+    let from = addr(&net.addr(2));
     let sealed = seal(
         &status(from, unix_ms(), 1, Vec::new()),
         from,
-        addr("127.43.0.1:5000"),
+        addr(&net.addr(1)),
         1,
     );
-    let mut talk = connect_from("127.43.0.2", "127.43.0.1:5000");
+    let mut talk = connect_from(&net.ip(2), &net.addr(1));
     talk.write_all(&sealed).expect("send");
-    node.expect_line(
-        "Received status from 127.43.0.2: CPU=1.0%, Memory=2.0%, Status=online",
-        WAIT,
-    );
+    node.expect_line(&received(&net.ip(2), "1.0", "2.0"), WAIT);
 
     // From now on, greeted connections: only sealed frames.
-    let peer = fake_peer("127.43.0.2:5000");
+    let peer = fake_peer(&net.addr(2));
     let mut frames = Vec::new();
     let deadline = Instant::now() + WAIT;
     while frames.len() < 4 && Instant::now() < deadline {
@@ -357,12 +346,12 @@ fn a_peer_downgraded_by_one_close_gets_only_sealed_frames_once_it_authenticates(
 /// status per connection, with a key and --allow-plaintext.
 #[test]
 fn a_python_receiver_that_never_greets_still_gets_plaintext_with_allow_plaintext() {
-    let keys = KeyDir::new("python-receiver");
-    let key_file = keys.key_file();
-    let peer = fake_peer("127.44.0.2:5000");
+    let (_keys, key_file) = key_dir("python-receiver");
+    let net = Block::take();
+    let peer = fake_peer(&net.addr(2));
     let node = Node::on(
-        "127.44.0.1",
-        &["127.44.0.2"],
+        &net.ip(1),
+        &[&net.ip(2)],
         &[
             "--key-file",
             key_file.as_str(),

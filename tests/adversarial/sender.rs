@@ -1,6 +1,5 @@
-//! The sender against listeners it dials (issue 12, items 7 and 8), block
-//! 127.56.0.0/16 to 127.63.0.0/16: a fake peer that greets and then streams
-//! data at us, and a connect refused before a peer's status arrived but
+//! The sender against listeners it dials (issue 12, items 7 and 8): a fake
+//! peer that greets and then streams data at us, and a connect refused before a peer's status arrived but
 //! processed after it.
 
 use std::io::Write;
@@ -9,25 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Node, connect_from, fake_peer, http, status_from, times_of, wait_listening};
+use crate::util::{
+    Block, Node, connect_from, fake_peer, http, largest_gap, status_from, times_of, wait_listening,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The longest gap between `times` within [from, to], the ends included.
-fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
-    let mut inside: Vec<Instant> = times
-        .iter()
-        .copied()
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    inside.insert(0, from);
-    inside.push(to);
-    inside
-        .windows(2)
-        .map(|w| w[1].duration_since(w[0]))
-        .max()
-        .unwrap_or_default()
-}
 
 /// CPU time (user + system) the process has used so far.
 fn cpu_time(pid: u32) -> Duration {
@@ -95,14 +80,16 @@ fn talking_listener(listener: TcpListener, stop: Arc<AtomicBool>) -> std::thread
 /// (`peer_talks_back`), logged once, and dialed again with the backoff.
 #[test]
 fn a_listener_that_streams_data_back_is_closed_and_starves_no_other_peer() {
-    let ips = ["127.56.0.1", "127.56.0.2", "127.56.0.3"];
-    let talker = fake_peer("127.56.0.2:5000");
+    let net = Block::take();
+    let ips = net.ips([1, 2, 3]);
+    let ips = [ips[0].as_str(), ips[1].as_str(), ips[2].as_str()];
+    let talker = fake_peer(&net.addr(2));
     let stop = Arc::new(AtomicBool::new(false));
     let talking = talking_listener(talker, stop.clone());
     let a = Node::on(
         ips[0],
         &[ips[1], ips[2]],
-        &["--interval", "200ms", "--http", "127.56.0.1:5080"],
+        &["--interval", "200ms", "--http", &net.http(1)],
     );
     let b = Node::on(ips[2], &[ips[0]], &["--interval", "200ms"]);
     wait_listening(&a);
@@ -129,7 +116,7 @@ fn a_listener_that_streams_data_back_is_closed_and_starves_no_other_peer() {
     // Closed and dialed again, with a backoff: a few connections, not a storm.
     assert!(connections >= 2, "the talker was never closed");
     assert!(connections <= 40, "{connections} connections in ~5 s");
-    let (code, body) = http("127.56.0.1:5080", "GET", "/status");
+    let (code, body) = http(&net.http(1), "GET", "/status");
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&body).expect("json");
     let rejected = status["node"]["rejected"]["peer_talks_back"]
@@ -175,7 +162,7 @@ fn connect_pending(from_ip: &str, to: &str) -> bool {
     })
 }
 
-/// A v1 status as the peer at `127.57.0.2:5000` sends it.
+/// A v1 status as the late peer (listening on port 5000) sends it.
 fn status_line(seq: u64) -> String {
     format!(
         "{{\"v\":1,\"type\":\"status\",\"node\":\"late\",\"port\":5000,\"boot\":1,\"seq\":{seq},\"ts\":1,\"interval_ms\":1000,\"cpu\":1,\"memory\":2}}\n"
@@ -195,8 +182,10 @@ fn status_line(seq: u64) -> String {
 /// refused. A real listener then takes the reconnect.
 #[test]
 fn a_connect_refused_before_the_peers_first_status_does_not_print_it_offline() {
-    let ips = ["127.57.0.1", "127.57.0.2"];
-    let peer = "127.57.0.2:5000";
+    let net = Block::take();
+    let ips = net.ips([1, 2]);
+    let ips = [ips[0].as_str(), ips[1].as_str()];
+    let peer: &str = &net.addr(2);
     let mut outcome = None;
     // The window is one second of a loaded machine's time: try again if missed.
     for attempt in 0..3 {
@@ -219,7 +208,7 @@ fn a_connect_refused_before_the_peers_first_status_does_not_print_it_offline() {
         assert!(connect_pending(ips[0], peer), "the node never dialed");
         wait_listening(&node);
         // The status arrives after the connect began, and is printed.
-        let mut talk = connect_from(ips[1], "127.57.0.1:5000");
+        let mut talk = connect_from(ips[1], &net.addr(1));
         talk.write_all(status_line(0).as_bytes()).expect("status");
         node.wait_line_from(0, WAIT, status_from(ips[1]))
             .expect("status printed");
@@ -231,7 +220,7 @@ fn a_connect_refused_before_the_peers_first_status_does_not_print_it_offline() {
         }
         // The retransmitted SYN is refused; a real listener takes the retry
         // (250 ms later) so no later attempt is refused.
-        node.expect_stderr("127.57.0.2:5000 failed: connection refused", WAIT);
+        node.expect_stderr(&format!("{peer} failed: connection refused"), WAIT);
         let listener = fake_peer(peer);
         outcome = Some((node, talk, listener));
         break;
@@ -247,7 +236,7 @@ fn a_connect_refused_before_the_peers_first_status_does_not_print_it_offline() {
         !node
             .lines()
             .iter()
-            .any(|l| l.contains("127.57.0.2 is offline")),
+            .any(|l| l.contains(&format!("{} is offline", ips[1]))),
         "{:?}\n{}",
         node.lines(),
         node.stderr()

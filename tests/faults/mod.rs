@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    Block, Netns, Node, accept_within, connect_from, offline, received, send_once, status_from,
-    times_of,
+    Block, Netns, Node, accept_within, connect_from, largest_gap, offline, received, send_once,
+    status_from, times_of,
 };
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -29,22 +29,6 @@ fn wait_mesh(nodes: &[(&Node, &str)]) {
             }
         }
     }
-}
-
-/// Largest gap between consecutive times within [from, to].
-fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
-    let mut inside: Vec<Instant> = times
-        .iter()
-        .copied()
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    inside.insert(0, from);
-    inside.push(to);
-    inside
-        .windows(2)
-        .map(|w| w[1].duration_since(w[0]))
-        .max()
-        .unwrap_or_default()
 }
 
 fn rss_kib(pid: u32) -> u64 {

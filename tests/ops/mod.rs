@@ -93,7 +93,7 @@ fn sighup_applies_the_peer_list_as_a_diff_and_survives_a_bad_file() {
     let node = Node::on(&node_ip, &[], &["--config", file.path()]);
 
     let mut stream = accept_within(&a, WAIT, &node);
-    stream.write_all(p2pmon::wire::HELLO).expect("greet");
+    stream.write_all(p2pmon::proto::wire::HELLO).expect("greet");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut from_node = BufReader::new(stream);
     for _ in 0..2 {

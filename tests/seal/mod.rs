@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,42 +12,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::util::{
-    Block, Node, accept_within, connect_from, fake_peer, offline, run, send_once, status_from,
-    wait_listening,
+    Block, Node, TempDir, accept_within, connect_from, fake_peer, key, offline, run, send_once,
+    status_from, wait_listening,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A fixed key, as a key file line.
-fn key(byte: u8) -> String {
-    BASE64.encode([byte; 32])
-}
-
-/// A private directory for one test's files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("p2pmon-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    /// Writes `text` to `name` with `mode`; returns its path as a string.
-    fn file(&self, name: &str, text: &str, mode: u32) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        path.to_str().expect("utf-8 path").to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Waits until `node` prints a status from each of `peers` after line `from`.
 fn expect_statuses_from(node: &Node, from: usize, peers: &[&str]) {
@@ -66,7 +35,7 @@ fn expect_statuses_from(node: &Node, from: usize, peers: &[&str]) {
 /// records `count` frames, newlines included.
 fn record(listener: &TcpListener, node: &Node, count: usize) -> Vec<Vec<u8>> {
     let mut stream = accept_within(listener, WAIT, node);
-    stream.write_all(p2pmon::wire::HELLO).expect("greet");
+    stream.write_all(p2pmon::proto::wire::HELLO).expect("greet");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut reader = BufReader::new(stream);
     (0..count)
@@ -406,7 +375,7 @@ fn keygen_writes_a_private_key_and_never_overwrites_by_accident() {
     assert_ne!(again.trim(), printed, "keys must be random");
 
     // To a file: mode 0600.
-    let out = dir.0.join("key");
+    let out = dir.root().join("key");
     let out_text = out.to_str().expect("path");
     let (code, stdout, stderr) = run(&["keygen", "--out", out_text]);
     assert_eq!(code, 0, "{stderr}");

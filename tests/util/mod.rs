@@ -19,16 +19,24 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The second octets handed out. 127.40–127.87 are tests/adversarial's
-/// fixed blocks until they take theirs from here too; 127.0 is the
-/// namespaced tests' and the demo's.
-const BLOCKS: std::ops::RangeInclusive<u8> = 100..=250;
+/// The second octets handed out: every test takes its block from here, so
+/// none is kept by hand. Below 10 stays free: 127.0 is the namespaced
+/// tests' and the demo's.
+const BLOCKS: std::ops::RangeInclusive<u8> = 10..=250;
+
+/// Blocks in [`BLOCKS`] never handed out: scripts/ uses them with fixed
+/// addresses (prometheus-scrape.sh 127.55, bench-abuse.sh and abuse.py
+/// 127.60 and 127.61, bench-dashboard.sh 127.90), and one may run while the
+/// suite does.
+const SCRIPTS_BLOCKS: [u8; 4] = [55, 60, 61, 90];
 
 /// How long [`Block::take`] waits for a free block (other test processes,
 /// e.g. other worktrees' suites, may hold them all) before failing.
@@ -65,6 +73,9 @@ impl Block {
             for _ in 0..count {
                 let offset = NEXT.fetch_add(1, Ordering::Relaxed) % count;
                 let n = BLOCKS.start() + u8::try_from(offset).expect("fewer than 256 blocks");
+                if SCRIPTS_BLOCKS.contains(&n) {
+                    continue;
+                }
                 let name = format!("p2pmon-test-block-{n}");
                 let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
                     .expect("a short abstract name");
@@ -365,6 +376,108 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs the binary with `args` for at most `timeout` (a node that should
+/// have refused its command line would run for ever): (exit code, stdout,
+/// stderr), code -1 when it had to be killed.
+pub fn run_within(args: &[&str], timeout: Duration) -> (i32, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("p2pmon runs");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().ok().flatten().is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A private directory for one test's files, `p2pmon-<tag>-<pid>` in the
+/// temporary directory, removed on drop. Tags are unique per test.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("p2pmon-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+
+    /// The path of `name` inside it (not created), as a string.
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().expect("utf-8 path").to_string()
+    }
+
+    /// Writes `text` to `name` with `mode`; returns its path as a string.
+    pub fn file(&self, name: &str, text: &str, mode: u32) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        path.to_str().expect("utf-8 path").to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The fixed key `[byte; 32]` as a key file holds it (base64, no newline).
+pub fn key(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// Largest gap between consecutive times within [from, to], the ends
+/// counted as times: a silence at the start or the end of the window counts.
+pub fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
+    let mut inside: Vec<Instant> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    inside.insert(0, from);
+    inside.push(to);
+    inside
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+/// Largest gap between two consecutive times inside [from, to), the ends
+/// not counted (only gaps between events); the whole window if fewer than
+/// two times fall in it.
+pub fn largest_gap_between(times: &[Instant], from: Instant, to: Instant) -> Duration {
+    let window: Vec<Instant> = times
+        .iter()
+        .copied()
+        .filter(|at| *at >= from && *at < to)
+        .collect();
+    window
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or(to - from)
 }
 
 /// Connects to `to` from the source address `from` (a loopback IP of the test's block).

@@ -1,0 +1,162 @@
+//! `p2pmon members`: the peer table of a running node, read from its
+//! `/status` and printed like `serf members` — one row per peer with its
+//! state (coloured on a terminal), last cpu and memory, when it was last
+//! heard and how long it has been in its state. Text from the node is
+//! printed with control characters escaped (`names::for_terminal`).
+
+use std::io::IsTerminal;
+
+use crate::Error;
+use crate::cli::MembersArgs;
+use crate::client::fetch;
+use crate::http::document::StatusDocument;
+use crate::names;
+
+pub fn run(args: &MembersArgs) -> Result<(), Error> {
+    if args.json {
+        // The document as the node sent it, unparsed.
+        println!("{}", fetch::get(&args.http, "/status")?);
+        return Ok(());
+    }
+    let status = fetch::status(&args.http)?;
+    print!("{}", table(&status, std::io::stdout().is_terminal()));
+    Ok(())
+}
+
+/// The members table for a /status document.
+pub fn table(status: &StatusDocument, colour: bool) -> String {
+    let mut rows = vec![[
+        "PEER".to_string(),
+        "NAME".to_string(),
+        "STATE".to_string(),
+        "CPU".to_string(),
+        "MEMORY".to_string(),
+        "LAST SEEN".to_string(),
+        "SINCE".to_string(),
+    ]];
+    for peer in &status.peers {
+        let percent = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.1}%"));
+        let state = peer.state.as_deref().unwrap_or("?");
+        let state = if peer.flapping {
+            format!("{state} (flapping)")
+        } else {
+            state.to_string()
+        };
+        rows.push([
+            // Text from the node (and its peers) reaches the terminal escaped.
+            names::for_terminal(peer.peer.as_deref().unwrap_or("?")).into_owned(),
+            names::for_terminal(peer.name.as_deref().unwrap_or("-")).into_owned(),
+            names::for_terminal(&state).into_owned(),
+            percent(peer.cpu),
+            percent(peer.memory),
+            peer.last_seen_s
+                .map_or("never".to_string(), |s| format!("{} ago", human(s))),
+            peer.since_s.map_or("-".to_string(), human),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            let padded = format!("{cell:<width$}", width = widths[column]);
+            let painted = if colour && column == 2 {
+                paint(cell, &padded)
+            } else {
+                padded
+            };
+            line.push_str(&painted);
+            if column < 6 {
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// ANSI colour by state (only on a terminal).
+fn paint(state: &str, padded: &str) -> String {
+    let code = if state.contains("flapping") {
+        "33"
+    } else if state.starts_with("online") {
+        "32"
+    } else if state.starts_with("offline") {
+        "31"
+    } else {
+        "2"
+    };
+    format!("\x1b[{code}m{padded}\x1b[0m")
+}
+
+/// Seconds as "4.2s", "3m10s", "2h05m".
+pub(crate) fn human(seconds: f64) -> String {
+    let whole = seconds.max(0.0) as u64;
+    if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else if whole < 3600 {
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else {
+        format!("{}h{:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn document(status: Value) -> StatusDocument {
+        StatusDocument::parse(&status.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_table_lines_up_and_colours_only_on_request() {
+        let status = document(json!({
+            "node": {"name": "a"},
+            "peers": [
+                {"peer": "10.0.0.2", "name": "b", "state": "online", "cpu": 3.2, "memory": 41.7,
+                 "last_seen_s": 0.4, "since_s": 125.0, "flapping": false},
+                {"peer": "10.0.0.3:5001", "name": null, "state": "offline", "cpu": null, "memory": null,
+                 "last_seen_s": null, "since_s": 7300.0, "flapping": true},
+            ]
+        }));
+        let plain = table(&status, false);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("PEER"));
+        assert!(
+            lines[1].contains("10.0.0.2")
+                && lines[1].contains("3.2%")
+                && lines[1].contains("0.4s ago")
+        );
+        assert!(lines[1].contains("2m05s"));
+        assert!(
+            lines[2].contains("offline (flapping)")
+                && lines[2].contains("never")
+                && lines[2].contains("2h01m")
+        );
+        // Columns line up: the state column starts at the same offset.
+        let offset = |line: &str, word: &str| line.find(word);
+        assert_eq!(offset(lines[1], "online"), offset(lines[2], "offline"));
+        assert!(!plain.contains('\x1b'));
+        assert!(table(&status, true).contains("\x1b[32m"));
+    }
+
+    #[test]
+    fn control_characters_from_the_node_are_escaped_not_printed() {
+        let status = document(json!({
+            "peers": [{"peer": "10.0.0.2", "name": "\u{1b}]0;x\u{7}\r\u{202e}", "state": "online\u{1b}[2J"}]
+        }));
+        let plain = table(&status, false);
+        assert!(
+            !plain.contains(['\x1b', '\x07', '\r', '\u{202e}']),
+            "{plain:?}"
+        );
+        assert!(plain.contains(r"\x1b]0;x\x07\x0d\u{202e}"), "{plain:?}");
+        assert!(plain.contains(r"online\x1b[2J"), "{plain:?}");
+    }
+}

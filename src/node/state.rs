@@ -1,0 +1,503 @@
+//! The node's shared state, as one cloneable handle (mini-redis's `Db`):
+//! what never changes (the name, the listening addresses, the keyring's
+//! handle) is read without a lock; what must change together (the peer
+//! table, its pending events, the output buffer, history, counters, this
+//! node's own sample, the hook queue, the sender's mailbox) sits behind one
+//! mutex that only this file's methods take; the health flags are atomics
+//! and a set-once cell.
+//!
+//! The rule the handle keeps: a change to the table and the events it caused
+//! are published in the same call ([`State::change`]: log lines, stdout,
+//! history and hooks in event order), and the threads that must react (the
+//! sender for link changes, the hooks runner, the stdout writer) are woken
+//! after the lock is released. Readers copy what they need under the lock
+//! ([`State::view`]) and render outside it. Each lock is held for
+//! microseconds; a thread that panicked while holding it left the data
+//! consistent enough to keep monitoring (each update is small), so a poisoned
+//! lock is used anyway rather than taking the node down.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
+
+use mio::Waker;
+
+use crate::config::{Host, PeerAddr};
+use crate::node::sample::Sample;
+use crate::node::sender::LinkChange;
+use crate::peers::{Event, PeerState, PeerTable};
+use crate::proto::SharedKeyring;
+use crate::report::history::History;
+use crate::report::hooks::HookQueue;
+use crate::report::output::Output;
+use crate::report::stats::Stats;
+
+/// The handle every thread holds.
+#[derive(Debug, Clone)]
+pub struct State {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// This node's display name and listening addresses (for /status).
+    name: String,
+    listening: Vec<String>,
+    /// The cluster keys, `None` without --key-file. Behind their own lock:
+    /// SIGHUP swaps the keys while the threads run.
+    keyring: Option<SharedKeyring>,
+    /// Events are queued for the hooks only when hooks are configured.
+    hooks_enabled: bool,
+    locked: Mutex<Locked>,
+    wakers: Wakers,
+    /// The listener's loop is running (GET /healthz).
+    listener_running: AtomicBool,
+    /// Why a thread stopped on an unrecoverable error (the first reason wins).
+    fatal: OnceLock<String>,
+}
+
+/// Who to wake when something changed, each set once at thread start.
+#[derive(Debug, Default)]
+struct Wakers {
+    /// The listener, which writes stdout.
+    writer: OnceLock<Arc<Waker>>,
+    /// The sender, which applies link changes.
+    sender: OnceLock<Arc<Waker>>,
+    /// The HTTP thread, which runs the hooks.
+    hooks: OnceLock<Arc<Waker>>,
+}
+
+/// What must change together.
+#[derive(Debug)]
+struct Locked {
+    table: PeerTable,
+    /// Events caused by the change in progress, not yet published.
+    events: Vec<Event>,
+    output: Output,
+    stats: Stats,
+    /// The last 15 minutes of every peer and of this node (GET /history).
+    history: History,
+    /// The sender's last sample of this node.
+    own: Option<Sample>,
+    /// Events waiting for the hooks, fair between sources.
+    hook_queue: HookQueue,
+    /// Peers to add or remove, for the sender to apply.
+    link_changes: Vec<LinkChange>,
+}
+
+/// A change in progress, under the lock: the table, the events it causes
+/// (pass `events` to the table's methods) and the counters. Whatever it
+/// does is published when [`State::change`] returns.
+#[derive(Debug)]
+pub struct Change<'a> {
+    pub table: &'a mut PeerTable,
+    pub events: &'a mut Vec<Event>,
+    pub stats: &'a mut Stats,
+    links: &'a mut Vec<LinkChange>,
+}
+
+impl Change<'_> {
+    /// Asks the sender to start or stop sending to peers.
+    pub fn change_links(&mut self, changes: impl IntoIterator<Item = LinkChange>) {
+        self.links.extend(changes);
+    }
+}
+
+/// A read-only look at the state, under the lock: copy what you need, render
+/// after [`State::view`] returns.
+#[derive(Debug)]
+pub struct View<'a> {
+    pub name: &'a str,
+    pub listening: &'a [String],
+    pub table: &'a PeerTable,
+    pub stats: &'a Stats,
+    pub history: &'a History,
+    pub own: Option<Sample>,
+    /// Lines dropped because stdout did not keep up.
+    pub output_dropped: u64,
+}
+
+/// Which threads to wake once the lock is released. (Not the writer: the
+/// listener writes stdout after every turn of its loop, so only the sender
+/// wakes it, with [`State::wake_writer`].)
+#[derive(Debug, Default, Clone, Copy)]
+struct Wake {
+    sender: bool,
+    hooks: bool,
+}
+
+impl State {
+    pub fn new(
+        name: String,
+        listening: Vec<String>,
+        keyring: Option<SharedKeyring>,
+        hooks_enabled: bool,
+        table: PeerTable,
+        output: Output,
+    ) -> State {
+        State {
+            inner: Arc::new(Inner {
+                name,
+                listening,
+                keyring,
+                hooks_enabled,
+                locked: Mutex::new(Locked {
+                    table,
+                    events: Vec::new(),
+                    output,
+                    stats: Stats::default(),
+                    history: History::default(),
+                    own: None,
+                    hook_queue: HookQueue::default(),
+                    link_changes: Vec::new(),
+                }),
+                wakers: Wakers::default(),
+                listener_running: AtomicBool::new(false),
+                fatal: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Locked> {
+        self.inner
+            .locked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cluster keys' handle, `None` without a key.
+    pub fn keyring(&self) -> Option<&SharedKeyring> {
+        self.inner.keyring.as_ref()
+    }
+
+    /// Applies a change and publishes the events it caused in the same call:
+    /// the reasons on stderr, the lines on stdout, history, the hook queue;
+    /// members the table dropped stop being sent to. The threads that must
+    /// react are woken after the lock is released.
+    pub fn change<R>(&self, f: impl FnOnce(&mut Change<'_>) -> R) -> R {
+        let (result, wake) = {
+            let mut locked = self.lock();
+            let Locked {
+                table,
+                events,
+                stats,
+                link_changes,
+                ..
+            } = &mut *locked;
+            let links_before = link_changes.len();
+            let result = f(&mut Change {
+                table,
+                events,
+                stats,
+                links: link_changes,
+            });
+            let mut wake = locked.publish(self.inner.hooks_enabled);
+            wake.sender |= locked.link_changes.len() > links_before;
+            (result, wake)
+        };
+        self.wake(wake);
+        result
+    }
+
+    /// Reads the table without changing it.
+    pub fn read<R>(&self, f: impl FnOnce(&PeerTable) -> R) -> R {
+        f(&self.lock().table)
+    }
+
+    /// Copies what a reader needs under the lock.
+    pub fn view<R>(&self, f: impl FnOnce(&View<'_>) -> R) -> R {
+        let locked = self.lock();
+        f(&View {
+            name: &self.inner.name,
+            listening: &self.inner.listening,
+            table: &locked.table,
+            stats: &locked.stats,
+            history: &locked.history,
+            own: locked.own,
+            output_dropped: locked.output.dropped,
+        })
+    }
+
+    /// Updates counters only (nothing to publish).
+    pub fn count<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
+        f(&mut self.lock().stats)
+    }
+
+    /// Counts a rejection and logs it (rate-limited).
+    pub fn reject(
+        &self,
+        reason: &'static str,
+        source: IpAddr,
+        detail: &dyn std::fmt::Display,
+        now: Instant,
+    ) {
+        self.lock().stats.reject(reason, source, detail, now);
+    }
+
+    /// Keeps the sender's latest sample of this node, and its history.
+    pub fn set_own(&self, sample: Sample) {
+        let mut locked = self.lock();
+        locked.own = Some(sample);
+        locked
+            .history
+            .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
+    }
+
+    /// Asks the sender to start or stop sending to peers (SIGHUP).
+    pub fn change_links(&self, changes: impl IntoIterator<Item = LinkChange>) {
+        self.change(|change| change.change_links(changes));
+    }
+
+    /// The link changes asked for since the last call (the sender's mailbox).
+    pub fn take_link_changes(&self) -> Vec<LinkChange> {
+        std::mem::take(&mut self.lock().link_changes)
+    }
+
+    /// The next event for the hooks and, now and then, the summary line of
+    /// what the queue dropped.
+    pub fn next_hook_event(&self, now: Instant) -> (Option<Event>, Option<String>) {
+        let mut locked = self.lock();
+        let summary = locked.hook_queue.take_summary(now);
+        (locked.hook_queue.pop(), summary)
+    }
+
+    /// The formatted stdout lines waiting to be written (outside the lock).
+    pub fn take_output(&self) -> Vec<u8> {
+        self.lock().output.take()
+    }
+
+    /// Formats the last line ("stopping") and takes what is left to write.
+    pub fn take_last_output(&self) -> Vec<u8> {
+        let mut locked = self.lock();
+        locked.output.stopping();
+        locked.output.take()
+    }
+
+    /// Asks the listener thread to write pending lines now: the sender never
+    /// writes stdout itself, so a stalled stdout cannot stop it sending.
+    pub fn wake_writer(&self) {
+        let pending = self.lock().output.has_pending();
+        if pending
+            && let Some(waker) = self.inner.wakers.writer.get()
+            && let Err(e) = waker.wake()
+        {
+            log::debug!("cannot wake the listener: {e}");
+        }
+    }
+
+    /// The listener's loop started or stopped.
+    pub fn set_listener_running(&self, running: bool) {
+        self.inner
+            .listener_running
+            .store(running, Ordering::Release);
+    }
+
+    /// Whether the listener's loop runs (GET /healthz).
+    pub fn listener_running(&self) -> bool {
+        self.inner.listener_running.load(Ordering::Acquire)
+    }
+
+    /// A thread stopped on an unrecoverable error: the node exits 1 with
+    /// this reason (the first one reported wins).
+    pub fn fail(&self, reason: String) {
+        let _ = self.inner.fatal.set(reason);
+    }
+
+    /// Why the node failed, if it did.
+    pub fn fatal(&self) -> Option<&str> {
+        self.inner.fatal.get().map(String::as_str)
+    }
+
+    /// Set once by the listener, which writes stdout.
+    pub fn set_writer_waker(&self, waker: Arc<Waker>) {
+        let _ = self.inner.wakers.writer.set(waker);
+    }
+
+    /// Set once by the sender, which applies link changes.
+    pub fn set_sender_waker(&self, waker: Arc<Waker>) {
+        let _ = self.inner.wakers.sender.set(waker);
+    }
+
+    /// Set once by the HTTP thread, which runs the hooks.
+    pub fn set_hook_waker(&self, waker: Arc<Waker>) {
+        let _ = self.inner.wakers.hooks.set(waker);
+    }
+
+    fn wake(&self, wake: Wake) {
+        let wakers = &self.inner.wakers;
+        for (wanted, waker, what) in [
+            (wake.sender, &wakers.sender, "the sender"),
+            (wake.hooks, &wakers.hooks, "the hook runner"),
+        ] {
+            if wanted
+                && let Some(waker) = waker.get()
+                && let Err(e) = waker.wake()
+            {
+                log::debug!("cannot wake {what}: {e}");
+            }
+        }
+    }
+}
+
+impl Locked {
+    /// Logs the reasons and prints the lines of the pending events, and
+    /// stops sending to members dropped from the table. Says whom to wake.
+    fn publish(&mut self, hooks_enabled: bool) -> Wake {
+        let mut wake = Wake::default();
+        let removed = self.table.take_removed();
+        if !removed.is_empty() {
+            self.link_changes.extend(removed.into_iter().map(|id| {
+                LinkChange::Remove(PeerAddr {
+                    host: Host::Ip(id.0.ip()),
+                    port: id.0.port(),
+                })
+            }));
+            wake.sender = true;
+        }
+        let at = crate::time::unix_seconds();
+        for event in std::mem::take(&mut self.events) {
+            record_history(&mut self.history, &self.table, &event, at);
+            log_reason(&event);
+            self.output.event(&event);
+            if hooks_enabled && !matches!(event, Event::Status { .. }) {
+                let (dropped, line) = self.hook_queue.push(event, Instant::now());
+                if dropped > 0 {
+                    *self.stats.rejected.entry("hook_queue_full").or_insert(0) += dropped;
+                }
+                if let Some(line) = line {
+                    log::warn!("{line}");
+                }
+                wake.hooks = true;
+            }
+        }
+        wake
+    }
+}
+
+/// The reason behind an event, on stderr.
+fn log_reason(event: &Event) {
+    match event {
+        Event::Offline {
+            peer,
+            reason,
+            last_seen,
+            ..
+        } => match last_seen {
+            Some(seen) => log::warn!(
+                "peer {peer} offline: {reason}, last heard {:.1} s ago",
+                seen.as_secs_f64()
+            ),
+            None => log::warn!("peer {peer} offline: {reason}"),
+        },
+        Event::Online { peer, away, .. } => {
+            log::info!("peer {peer} back online after {:.1} s", away.as_secs_f64());
+        }
+        Event::Left { peer, .. } => log::info!("peer {peer} left"),
+        Event::Forgotten { peer, .. } => {
+            log::info!(
+                "peer {peer} forgotten: a learned member offline for longer than --forget-after"
+            );
+        }
+        Event::Flapping { peer, reason, .. } => {
+            log::warn!("peer {peer} is flapping: {reason}");
+        }
+        Event::CutOff { peers } => log::warn!(
+            "all {peers} peers went silent within one threshold: this node's network is the likely cause"
+        ),
+        Event::Restored { peers, after } => log::info!(
+            "contact restored with {peers} peers after {:.1} s",
+            after.as_secs_f64()
+        ),
+        Event::Status { .. } => {}
+    }
+}
+
+/// Adds a status or a state change to the peer's history; the state of a
+/// status is the table's (a flapping peer's changes print nothing, but its
+/// state in the table is current).
+fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u64) {
+    let known = |id: &_| table.get(id).is_some();
+    let state_of = |id| table.get(id).map_or(PeerState::Online, |peer| peer.state);
+    match event {
+        Event::Status {
+            peer, cpu, memory, ..
+        } => history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known),
+        Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
+        Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
+        Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
+        Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
+        Event::Forgotten { peer, .. } => history.forget(peer),
+        Event::CutOff { .. } | Event::Restored { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::{PeerId, StatusReport};
+    use std::time::Duration;
+
+    fn state() -> (State, Instant) {
+        let t0 = Instant::now();
+        let table = PeerTable::new(t0, Duration::from_secs(3), Duration::from_secs(1));
+        let output = Output::new(crate::report::output::Format::Text, false, false);
+        let state = State::new("me".into(), vec![], None, true, table, output);
+        (state, t0)
+    }
+
+    fn report() -> StatusReport {
+        StatusReport {
+            name: Some("b".into()),
+            boot: Some(1),
+            seq: Some(0),
+            interval: Duration::from_secs(1),
+            cpu: 1.0,
+            memory: 2.0,
+        }
+    }
+
+    #[test]
+    fn a_change_and_its_events_are_published_in_the_same_call() {
+        let (state, t0) = state();
+        let peer = PeerId::new(IpAddr::from([127, 0, 0, 2]), 5000);
+        state.change(|c| c.table.add_configured(peer, t0)).ok();
+        let accepted = state.change(|c| c.table.on_status(peer, report(), t0, c.events).is_ok());
+        assert!(accepted);
+        // Printed and queued for the hooks? A first status prints, hooks skip statuses.
+        let out = String::from_utf8(state.take_output()).unwrap_or_default();
+        assert!(out.contains("Received status from 127.0.0.2"), "{out}");
+        assert_eq!(state.next_hook_event(t0).0, None);
+        // Nothing is left pending for a later change to publish by accident.
+        assert!(state.lock().events.is_empty());
+        // Silence past T: the offline is published by the change that caused it.
+        state.change(|c| c.table.tick(t0 + Duration::from_secs(10), c.events));
+        let out = String::from_utf8(state.take_output()).unwrap_or_default();
+        assert!(out.contains("Peer 127.0.0.2 is offline."), "{out}");
+        assert!(matches!(
+            state.next_hook_event(t0).0,
+            Some(Event::Offline { .. })
+        ));
+    }
+
+    #[test]
+    fn link_changes_reach_the_senders_mailbox_once() {
+        let (state, _) = state();
+        let addr = PeerAddr {
+            host: Host::Ip(IpAddr::from([127, 0, 0, 3])),
+            port: 5000,
+        };
+        state.change_links([LinkChange::Add(addr.clone())]);
+        assert_eq!(state.take_link_changes(), vec![LinkChange::Add(addr)]);
+        assert!(state.take_link_changes().is_empty());
+    }
+
+    #[test]
+    fn the_first_fatal_reason_wins() {
+        let (state, _) = state();
+        assert_eq!(state.fatal(), None);
+        state.fail("listener poll failed: x".into());
+        state.fail("a thread panicked".into());
+        assert_eq!(state.fatal(), Some("listener poll failed: x"));
+    }
+}

@@ -1,0 +1,299 @@
+//! The last quarter of an hour of every peer, and of this node, for the web
+//! dashboard's charts (`GET /history`).
+//!
+//! Each peer has a fixed-size ring of [`HISTORY_POINTS`] points, one per
+//! [`HISTORY_STEP`] at most: statuses arriving faster than that are merged
+//! into the current point, so memory does not depend on anyone's interval and
+//! the whole history is bounded by [`MAX_PEERS`] rings. A ring is allocated
+//! once, on a peer's first record; recording into it never allocates, so the
+//! listener's hot path (one status) stays a hash lookup and a few stores.
+//!
+//! Time is passed in as unix seconds: tests need no clock, and the page can
+//! put points on a wall-clock axis without knowing the node's monotonic time.
+
+use std::collections::HashMap;
+
+use crate::limits::{HISTORY_POINTS, HISTORY_STEP, HISTORY_WINDOW, MAX_PEERS};
+use crate::peers::{PeerId, PeerState};
+
+/// One point of a chart: the state at `at` and, while there were statuses,
+/// the latest CPU and memory reported (percent, in tenths, to keep points small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    /// Unix seconds of the last record merged into this point.
+    pub at: u32,
+    pub cpu_tenths: Option<u16>,
+    pub memory_tenths: Option<u16>,
+    pub state: PeerState,
+}
+
+impl Point {
+    pub fn cpu(&self) -> Option<f64> {
+        self.cpu_tenths.map(|t| f64::from(t) / 10.0)
+    }
+
+    pub fn memory(&self) -> Option<f64> {
+        self.memory_tenths.map(|t| f64::from(t) / 10.0)
+    }
+}
+
+/// Percent (0..=100, validated on the wire) in tenths.
+fn tenths(percent: f64) -> u16 {
+    (percent.clamp(0.0, 100.0) * 10.0).round() as u16
+}
+
+/// How bad a state is for a chart: within one step the worst state seen is
+/// kept, so an outage shorter than a step still shows.
+fn severity(state: PeerState) -> u8 {
+    match state {
+        PeerState::Online => 0,
+        PeerState::Unknown => 1,
+        PeerState::Left => 2,
+        PeerState::Offline => 3,
+    }
+}
+
+/// A fixed-size ring of points, oldest first when read.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    points: Box<[Option<Point>; HISTORY_POINTS]>,
+    /// Index of the newest point.
+    newest: usize,
+}
+
+impl Ring {
+    fn new() -> Ring {
+        Ring {
+            points: Box::new([None; HISTORY_POINTS]),
+            newest: HISTORY_POINTS - 1,
+        }
+    }
+
+    /// Adds a record: merged into the newest point when it falls in the same
+    /// step (or earlier: a wall clock stepped back), else a new point that
+    /// replaces the oldest.
+    pub fn record(&mut self, at: u64, values: Option<(f64, f64)>, state: PeerState) {
+        let at = u32::try_from(at).unwrap_or(u32::MAX);
+        let step = HISTORY_STEP.as_secs() as u32;
+        let (cpu_tenths, memory_tenths) = match values {
+            Some((cpu, memory)) => (Some(tenths(cpu)), Some(tenths(memory))),
+            None => (None, None),
+        };
+        if let Some(last) = &mut self.points[self.newest]
+            && at / step <= last.at / step
+        {
+            last.at = last.at.max(at);
+            if values.is_some() {
+                last.cpu_tenths = cpu_tenths;
+                last.memory_tenths = memory_tenths;
+            }
+            if severity(state) > severity(last.state) {
+                last.state = state;
+            }
+            return;
+        }
+        self.newest = (self.newest + 1) % HISTORY_POINTS;
+        self.points[self.newest] = Some(Point {
+            at,
+            cpu_tenths,
+            memory_tenths,
+            state,
+        });
+    }
+
+    /// The points not older than `since` (unix seconds), oldest first.
+    pub fn points_since(&self, since: u64) -> impl Iterator<Item = Point> + '_ {
+        (1..=HISTORY_POINTS)
+            .filter_map(move |offset| self.points[(self.newest + offset) % HISTORY_POINTS])
+            .filter(move |point| u64::from(point.at) >= since)
+    }
+}
+
+/// Every peer's ring and this node's.
+#[derive(Debug, Default)]
+pub struct History {
+    peers: HashMap<PeerId, Ring>,
+    own: Option<Ring>,
+}
+
+impl History {
+    /// Records a peer's status or state change. A peer seen for the first
+    /// time gets a ring; when [`MAX_PEERS`] rings exist, the rings of peers
+    /// `known` no longer holds are dropped first (the peer table is bounded by
+    /// the same constant, so there is then room).
+    pub fn record(
+        &mut self,
+        peer: PeerId,
+        at: u64,
+        values: Option<(f64, f64)>,
+        state: PeerState,
+        known: impl Fn(&PeerId) -> bool,
+    ) {
+        if let Some(ring) = self.peers.get_mut(&peer) {
+            ring.record(at, values, state);
+            return;
+        }
+        if self.peers.len() >= MAX_PEERS {
+            self.peers.retain(|id, _| known(id));
+            if self.peers.len() >= MAX_PEERS {
+                return;
+            }
+        }
+        let mut ring = Ring::new();
+        ring.record(at, values, state);
+        self.peers.insert(peer, ring);
+    }
+
+    /// Drops a peer's ring (the table forgot it).
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+
+    /// Records this node's own sample.
+    pub fn record_own(&mut self, at: u64, cpu: f64, memory: f64) {
+        self.own
+            .get_or_insert_with(Ring::new)
+            .record(at, Some((cpu, memory)), PeerState::Online);
+    }
+
+    /// A peer's ring.
+    pub fn peer(&self, peer: &PeerId) -> Option<&Ring> {
+        self.peers.get(peer)
+    }
+
+    /// This node's ring.
+    pub fn own(&self) -> Option<&Ring> {
+        self.own.as_ref()
+    }
+
+    #[cfg(test)]
+    pub fn peers(&self) -> impl Iterator<Item = (&PeerId, &Ring)> {
+        self.peers.iter()
+    }
+
+    /// Oldest unix second a chart shows at `now`.
+    pub fn window_start(now: u64) -> u64 {
+        now.saturating_sub(HISTORY_WINDOW.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const T0: u64 = 1_764_412_800;
+
+    fn peer(last: u8) -> PeerId {
+        PeerId::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 5000)
+    }
+
+    fn all(ring: &Ring) -> Vec<Point> {
+        ring.points_since(0).collect()
+    }
+
+    #[test]
+    fn statuses_within_one_step_merge_into_one_point() {
+        let mut ring = Ring::new();
+        ring.record(T0, Some((10.0, 20.0)), PeerState::Online);
+        ring.record(T0 + 1, Some((11.0, 21.0)), PeerState::Online);
+        ring.record(T0 + 4, Some((12.34, 22.0)), PeerState::Online);
+        let points = all(&ring);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].at, (T0 + 4) as u32);
+        assert_eq!(points[0].cpu(), Some(12.3));
+        assert_eq!(points[0].memory(), Some(22.0));
+        ring.record(T0 + 5, Some((1.0, 2.0)), PeerState::Online);
+        assert_eq!(all(&ring).len(), 2);
+    }
+
+    #[test]
+    fn an_outage_shorter_than_a_step_still_shows() {
+        let mut ring = Ring::new();
+        ring.record(T0, Some((10.0, 20.0)), PeerState::Online);
+        ring.record(T0 + 1, None, PeerState::Offline);
+        ring.record(T0 + 2, Some((11.0, 21.0)), PeerState::Online);
+        let points = all(&ring);
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].state, PeerState::Offline);
+        assert_eq!(points[0].cpu(), Some(11.0), "the latest values are kept");
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_points_whatever_the_interval() {
+        let mut ring = Ring::new();
+        // A status every 100 ms for an hour: 36,000 records.
+        for tenth in 0..36_000u64 {
+            ring.record(T0 + tenth / 10, Some((5.0, 5.0)), PeerState::Online);
+        }
+        let points = all(&ring);
+        assert_eq!(points.len(), HISTORY_POINTS);
+        assert_eq!(u64::from(points[HISTORY_POINTS - 1].at), T0 + 3599);
+        assert!(points.windows(2).all(|w| w[0].at < w[1].at), "oldest first");
+        let step = HISTORY_STEP.as_secs();
+        assert_eq!(
+            u64::from(points[0].at) / step,
+            (T0 + 3600) / step - HISTORY_POINTS as u64,
+            "the ring covers exactly the last {HISTORY_POINTS} steps"
+        );
+    }
+
+    #[test]
+    fn a_clock_stepping_back_merges_instead_of_disordering() {
+        let mut ring = Ring::new();
+        ring.record(T0 + 100, Some((1.0, 1.0)), PeerState::Online);
+        ring.record(T0, Some((2.0, 2.0)), PeerState::Online);
+        let points = all(&ring);
+        assert_eq!(points.len(), 1);
+        assert_eq!(u64::from(points[0].at), T0 + 100);
+        assert_eq!(points[0].cpu(), Some(2.0));
+    }
+
+    #[test]
+    fn points_since_filters_by_time() {
+        let mut ring = Ring::new();
+        for step in 0..10u64 {
+            ring.record(T0 + step * 5, Some((1.0, 1.0)), PeerState::Online);
+        }
+        assert_eq!(ring.points_since(T0 + 25).count(), 5);
+        assert_eq!(ring.points_since(T0 + 1000).count(), 0);
+    }
+
+    #[test]
+    fn rings_are_bounded_by_max_peers_and_forgotten_peers_make_room() {
+        let mut history = History::default();
+        let ids: Vec<PeerId> = (0..MAX_PEERS as u32 + 1)
+            .map(|n| PeerId::new(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 + n)), 5000))
+            .collect();
+        for id in &ids[..MAX_PEERS] {
+            history.record(*id, T0, Some((1.0, 1.0)), PeerState::Online, |_| true);
+        }
+        let newcomer = ids[MAX_PEERS];
+        history.record(newcomer, T0, None, PeerState::Online, |_| true);
+        assert!(history.peer(&newcomer).is_none(), "no room while all known");
+        let gone = ids[0];
+        history.record(newcomer, T0, None, PeerState::Online, |id| *id != gone);
+        assert!(history.peer(&newcomer).is_some());
+        assert!(history.peer(&gone).is_none());
+        assert_eq!(history.peers().count(), MAX_PEERS);
+        history.forget(&newcomer);
+        assert!(history.peer(&newcomer).is_none());
+    }
+
+    #[test]
+    fn a_ring_is_about_3_kib() {
+        assert!(std::mem::size_of::<Option<Point>>() <= 16);
+        assert_eq!(HISTORY_POINTS, 180);
+    }
+
+    #[test]
+    fn this_node_has_its_own_ring() {
+        let mut history = History::default();
+        assert!(history.own().is_none());
+        history.record_own(T0, 3.2, 41.7);
+        let own: Vec<Point> = history.own().map(all).unwrap_or_default();
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].memory(), Some(41.7));
+        assert!(history.peer(&peer(2)).is_none());
+    }
+}

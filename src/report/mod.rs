@@ -1,0 +1,9 @@
+//! Reporting what the peer table decided: the event lines on stdout
+//! ([`output`], text or JSON), the dashboard's 15-minute rings
+//! ([`history`]), the event hooks ([`hooks`]) and the counters with the
+//! rate limit on rejection logs ([`stats`]). Never imports the node.
+
+pub mod history;
+pub mod hooks;
+pub mod output;
+pub mod stats;

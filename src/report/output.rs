@@ -1,0 +1,579 @@
+//! stdout: the event lines and nothing else. Text lines keep the Python
+//! original's words; `--format json` prints one object per line with the
+//! field names of docs/PROTOCOL.md.
+//!
+//! Formatting and writing are apart on purpose. [`Output`] formats lines into
+//! a bounded in-memory buffer under the shared lock (cheap, never blocks);
+//! [`Stdout`] writes that buffer out, outside the lock, on the listener thread
+//! right before it blocks. So a pipe sees every event at once, a flood costs
+//! one write per batch rather than per line, and a stalled reader of stdout
+//! (`p2pmon | less`, paused) can never freeze the sender: past
+//! [`MAX_OUTPUT_BUFFER`] lines are dropped and counted instead.
+
+use clap::ValueEnum;
+use serde::Deserialize;
+use std::io::{self, Write};
+
+use serde_json::{Map, Value, json};
+
+use crate::limits::MAX_OUTPUT_BUFFER;
+use crate::peers::{Event, PeerId};
+use crate::units::round1;
+
+/// Event line format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The Python original's sentences.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Formats event lines into a bounded buffer.
+#[derive(Debug)]
+pub struct Output {
+    pending: Vec<u8>,
+    format: Format,
+    timestamps: bool,
+    changes_only: bool,
+    /// Discard everything (the demo's other nodes).
+    silent: bool,
+    /// Lines dropped because stdout did not keep up.
+    pub dropped: u64,
+}
+
+impl Output {
+    pub fn new(format: Format, timestamps: bool, changes_only: bool) -> Output {
+        Output {
+            pending: Vec::new(),
+            format,
+            timestamps,
+            changes_only,
+            silent: false,
+            dropped: 0,
+        }
+    }
+
+    /// Discards everything (the demo's other nodes).
+    pub fn silent() -> Output {
+        Output {
+            silent: true,
+            ..Output::new(Format::Text, false, true)
+        }
+    }
+
+    /// Takes the formatted lines out (to be written outside the lock).
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Whether lines wait to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The first line, before the node binds its port.
+    pub fn started(&mut self, node: &str) {
+        match self.format {
+            Format::Text => self.text("Starting P2P Network Monitoring System..."),
+            Format::Json => self.json("started", json!({ "name": node })),
+        }
+    }
+
+    /// Once the listener is bound.
+    pub fn listening(&mut self, addresses: &[String]) {
+        match self.format {
+            Format::Text => self.text("Listening for peer updates..."),
+            Format::Json => self.json("listening", json!({ "listen": addresses })),
+        }
+    }
+
+    /// On shutdown (json only: the text format has no such line).
+    pub fn stopping(&mut self) {
+        if self.format == Format::Json {
+            self.json("stopping", json!({}));
+        }
+    }
+
+    /// One peer event; statuses are skipped with --changes-only, except the
+    /// first one of each peer (so every peer shows up once).
+    pub fn event(&mut self, event: &Event) {
+        if let Event::Status { first, .. } = event
+            && self.changes_only
+            && !first
+        {
+            return;
+        }
+        match self.format {
+            Format::Text => self.text_event(event),
+            Format::Json => {
+                let (name, fields) = event_fields(event);
+                self.json(name, fields);
+            }
+        }
+    }
+
+    /// A text event line, formatted straight into the buffer: statuses are
+    /// the hot path (hundreds of thousands a second at full ingest), so no
+    /// intermediate String and no slow exact float formatting.
+    fn text_event(&mut self, event: &Event) {
+        let Event::Status {
+            peer, cpu, memory, ..
+        } = event
+        else {
+            return self.text(&text_line(event));
+        };
+        if self.silent || !self.room() {
+            return;
+        }
+        if self.timestamps {
+            self.pending.extend_from_slice(now_rfc3339().as_bytes());
+            self.pending.push(b' ');
+        }
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(self.pending, "{}", StatusSentence(peer, *cpu, *memory));
+    }
+
+    fn text(&mut self, line: &str) {
+        if self.silent || !self.room() {
+            return;
+        }
+        if self.timestamps {
+            self.pending.extend_from_slice(now_rfc3339().as_bytes());
+            self.pending.push(b' ');
+        }
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.push(b'\n');
+    }
+
+    fn json(&mut self, event: &str, fields: Value) {
+        if self.silent || !self.room() {
+            return;
+        }
+        let mut object = Map::new();
+        object.insert("ts".into(), Value::String(now_rfc3339()));
+        object.insert("event".into(), Value::String(event.into()));
+        if let Value::Object(fields) = fields {
+            object.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+        }
+        // Writing a Map of plain values into a Vec cannot fail.
+        if serde_json::to_writer(&mut self.pending, &object).is_ok() {
+            self.pending.push(b'\n');
+        }
+    }
+
+    /// Whether one more line fits; counts it as dropped if not.
+    fn room(&mut self) -> bool {
+        if self.pending.len() < MAX_OUTPUT_BUFFER {
+            return true;
+        }
+        if self.dropped == 0 {
+            log::warn!("stdout is not keeping up: event lines are being dropped");
+        }
+        self.dropped += 1;
+        false
+    }
+}
+
+/// The real stdout (or any writer, in tests), written outside the shared lock.
+pub struct Stdout {
+    writer: Box<dyn Write + Send>,
+    /// stdout went away (closed pipe): stop writing, keep monitoring.
+    broken: bool,
+}
+
+impl std::fmt::Debug for Stdout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stdout")
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stdout {
+    pub fn new(writer: Box<dyn Write + Send>) -> Stdout {
+        Stdout {
+            writer,
+            broken: false,
+        }
+    }
+
+    /// The process's stdout.
+    pub fn process() -> Stdout {
+        Stdout::new(Box::new(io::stdout()))
+    }
+
+    /// Writes a batch of lines and flushes them.
+    pub fn write(&mut self, bytes: &[u8]) {
+        if self.broken || bytes.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .writer
+            .write_all(bytes)
+            .and_then(|()| self.writer.flush())
+        {
+            self.broken = true;
+            log::warn!("stdout is gone ({e}); events are no longer printed");
+        }
+    }
+}
+
+/// The Python original's sentence for a status, in one place:
+/// `Received status from <IP>: CPU=<cpu>%, Memory=<memory>%, Status=online`,
+/// one decimal each.
+struct StatusSentence<'a>(&'a PeerId, f64, f64);
+
+impl std::fmt::Display for StatusSentence<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let StatusSentence(peer, cpu, memory) = self;
+        write!(
+            f,
+            "Received status from {peer}: CPU={}%, Memory={}%, Status=online",
+            OneDecimal(*cpu),
+            OneDecimal(*memory)
+        )
+    }
+}
+
+/// An event in the Python original's words (and a few of ours).
+fn text_line(event: &Event) -> String {
+    match event {
+        Event::Status {
+            peer, cpu, memory, ..
+        } => StatusSentence(peer, *cpu, *memory).to_string(),
+        Event::Offline { peer, .. } => format!("Peer {peer} is offline."),
+        Event::Online { peer, .. } => format!("Peer {peer} is back online."),
+        Event::Left { peer, .. } => format!("Peer {peer} left."),
+        Event::Forgotten { peer, .. } => format!("Peer {peer} forgotten."),
+        Event::Flapping { peer, .. } => format!("Peer {peer} is flapping."),
+        Event::CutOff { peers } => {
+            format!("Lost contact with all {peers} peers; this node may be cut off.")
+        }
+        Event::Restored { peers, after } => format!(
+            "Contact restored with {peers} peers after {:.0} s.",
+            after.as_secs_f64()
+        ),
+    }
+}
+
+/// An event's name and fields, as in json event lines (without `ts`), for
+/// hooks. Statuses have one too, though hooks never get them.
+pub fn event_fields(event: &Event) -> (&'static str, Value) {
+    let mut fields = match event {
+        Event::Status {
+            peer,
+            name,
+            cpu,
+            memory,
+            ..
+        } => (
+            "status",
+            json!({ "peer": peer.to_string(), "name": name, "cpu": cpu, "memory": memory }),
+        ),
+        Event::Offline {
+            peer,
+            name,
+            reason,
+            last_seen,
+        } => (
+            "offline",
+            json!({
+                "peer": peer.to_string(),
+                "name": name,
+                "reason": reason,
+                "last_seen_s": last_seen.map(|d| round1(d.as_secs_f64())),
+            }),
+        ),
+        Event::Online { peer, name, away } => (
+            "online",
+            json!({ "peer": peer.to_string(), "name": name, "away_s": round1(away.as_secs_f64()) }),
+        ),
+        Event::Left { peer, name } => ("left", json!({ "peer": peer.to_string(), "name": name })),
+        Event::Forgotten { peer, name } => (
+            "forgotten",
+            json!({ "peer": peer.to_string(), "name": name }),
+        ),
+        Event::Flapping { peer, name, reason } => (
+            "flapping",
+            json!({ "peer": peer.to_string(), "name": name, "reason": reason }),
+        ),
+        Event::CutOff { peers } => ("cut_off", json!({ "peers": peers })),
+        Event::Restored { peers, after } => (
+            "restored",
+            json!({ "peers": peers, "away_s": round1(after.as_secs_f64()) }),
+        ),
+    };
+    if let Value::Object(map) = &mut fields.1 {
+        map.insert("event".into(), Value::String(fields.0.into()));
+        map.retain(|_, value| !value.is_null());
+    }
+    fields
+}
+
+/// A percentage (0..=100, as the wire guarantees) with one decimal, rounded
+/// half away from zero like the wire encoding. Integer arithmetic: `{:.1}`'s
+/// exact float formatting was the top cost in the ingest profile.
+struct OneDecimal(f64);
+
+impl std::fmt::Display for OneDecimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenths = (self.0 * 10.0).round();
+        if !(0.0..=10_000.0).contains(&tenths) {
+            return write!(f, "{:.1}", self.0);
+        }
+        let tenths = tenths as u32;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::PeerId;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Ok(mut bytes) = self.0.lock() {
+                bytes.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            self.0
+                .lock()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        }
+    }
+
+    fn peer() -> PeerId {
+        PeerId::new(std::net::IpAddr::from([127, 0, 0, 2]), 5000)
+    }
+
+    fn status(first: bool) -> Event {
+        Event::Status {
+            peer: peer(),
+            name: Some("b".into()),
+            cpu: 3.25,
+            memory: 41.66,
+            first,
+        }
+    }
+
+    /// An output whose lines the test reads back through a [`Stdout`].
+    struct Harness {
+        output: Output,
+        stdout: Stdout,
+        captured: Captured,
+    }
+
+    impl std::ops::Deref for Harness {
+        type Target = Output;
+        fn deref(&self) -> &Output {
+            &self.output
+        }
+    }
+
+    impl std::ops::DerefMut for Harness {
+        fn deref_mut(&mut self) -> &mut Output {
+            &mut self.output
+        }
+    }
+
+    impl Harness {
+        fn text(&mut self) -> String {
+            let bytes = self.output.take();
+            self.stdout.write(&bytes);
+            self.captured.text()
+        }
+    }
+
+    fn output(format: Format, timestamps: bool, changes_only: bool) -> (Harness, ()) {
+        let captured = Captured::default();
+        let harness = Harness {
+            output: Output::new(format, timestamps, changes_only),
+            stdout: Stdout::new(Box::new(captured.clone())),
+            captured,
+        };
+        (harness, ())
+    }
+
+    #[test]
+    fn text_lines_keep_the_python_words() {
+        let (mut out, ()) = output(Format::Text, false, false);
+        out.started("a");
+        out.listening(&["0.0.0.0:5000".into()]);
+        out.event(&status(true));
+        out.event(&Event::Offline {
+            peer: peer(),
+            name: None,
+            reason: "x".into(),
+            last_seen: None,
+        });
+        out.event(&Event::Online {
+            peer: peer(),
+            name: None,
+            away: Duration::from_secs(3),
+        });
+        out.event(&Event::Left {
+            peer: PeerId::new(std::net::IpAddr::from([127, 0, 0, 2]), 5001),
+            name: None,
+        });
+        out.event(&Event::Flapping {
+            peer: peer(),
+            name: None,
+            reason: "x".into(),
+        });
+        out.event(&Event::CutOff { peers: 3 });
+        out.event(&Event::Restored {
+            peers: 3,
+            after: Duration::from_millis(12_400),
+        });
+        out.stopping();
+        assert_eq!(
+            out.text(),
+            "Starting P2P Network Monitoring System...\n\
+             Listening for peer updates...\n\
+             Received status from 127.0.0.2: CPU=3.3%, Memory=41.7%, Status=online\n\
+             Peer 127.0.0.2 is offline.\n\
+             Peer 127.0.0.2 is back online.\n\
+             Peer 127.0.0.2:5001 left.\n\
+             Peer 127.0.0.2 is flapping.\n\
+             Lost contact with all 3 peers; this node may be cut off.\n\
+             Contact restored with 3 peers after 12 s.\n"
+        );
+    }
+
+    #[test]
+    fn changes_only_skips_repeated_statuses() {
+        let (mut out, ()) = output(Format::Text, false, true);
+        out.event(&status(true));
+        out.event(&status(false));
+        out.event(&Event::Left {
+            peer: peer(),
+            name: None,
+        });
+        assert_eq!(out.text().lines().count(), 2);
+    }
+
+    #[test]
+    fn timestamps_prefix_text_lines() {
+        let (mut out, ()) = output(Format::Text, true, false);
+        out.event(&status(false));
+        let text = out.text();
+        let (stamp, rest) = text.split_once(' ').unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "{stamp}"
+        );
+        assert!(rest.starts_with("Received status from 127.0.0.2"));
+    }
+
+    #[test]
+    fn json_lines_use_the_documented_fields() {
+        let (mut out, ()) = output(Format::Json, false, false);
+        out.started("a");
+        out.event(&status(false));
+        out.event(&Event::Offline {
+            peer: peer(),
+            name: Some("b".into()),
+            reason: "connection refused".into(),
+            last_seen: Some(Duration::from_millis(7240)),
+        });
+        out.stopping();
+        let lines: Vec<Value> = out
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["event"], "started");
+        assert_eq!(lines[1]["event"], "status");
+        assert_eq!(lines[1]["peer"], "127.0.0.2");
+        assert_eq!(lines[1]["cpu"], 3.25);
+        assert!(
+            lines[1]["ts"]
+                .as_str()
+                .is_some_and(|ts| chrono::DateTime::parse_from_rfc3339(ts).is_ok())
+        );
+        assert_eq!(lines[2]["event"], "offline");
+        assert_eq!(lines[2]["reason"], "connection refused");
+        assert_eq!(lines[2]["last_seen_s"], 7.2);
+        assert_eq!(lines[3]["event"], "stopping");
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn one_decimal_formatting() {
+        for (value, text) in [
+            (0.0, "0.0"),
+            (3.24, "3.2"),
+            (3.25, "3.3"),
+            (41.66, "41.7"),
+            (99.96, "100.0"),
+            (100.0, "100.0"),
+            (0.04, "0.0"),
+            (12.5, "12.5"),
+        ] {
+            assert_eq!(OneDecimal(value).to_string(), text, "{value}");
+        }
+        // Agrees with {:.1} away from exact halves.
+        for n in 0..10_000 {
+            let value = f64::from(n) * 0.0137;
+            if ((value * 100.0).round() as u64) % 10 != 5 {
+                assert_eq!(
+                    OneDecimal(value).to_string(),
+                    format!("{value:.1}"),
+                    "{value}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stalled_stdout_costs_bounded_memory() {
+        let mut out = Output::new(Format::Text, false, false);
+        let event = Event::Left {
+            peer: crate::peers::PeerId::new(std::net::IpAddr::from([127, 0, 0, 2]), 5000),
+            name: None,
+        };
+        for _ in 0..200_000 {
+            out.event(&event);
+        }
+        assert!(out.pending.len() <= MAX_OUTPUT_BUFFER + 100);
+        assert!(out.dropped > 0);
+        let taken = out.take();
+        assert!(taken.starts_with(b"Peer 127.0.0.2 left.\n"));
+        assert!(!out.has_pending());
+    }
+
+    #[test]
+    fn silent_output_prints_nothing() {
+        let mut out = Output::silent();
+        out.started("x");
+        assert!(!out.has_pending());
+    }
+}
