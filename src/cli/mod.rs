@@ -107,7 +107,7 @@ pub struct TopArgs {
 #[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
     /// Peers to push to: HOST or HOST:PORT, comma-separated, repeatable;
-    /// IPv6 in brackets ([::1]:5000). The node's own address is skipped.
+    /// IPv6 in brackets (`[::1]:5000`). The node's own address is skipped.
     /// With membership learning, one running member is enough (alias --join).
     #[arg(
         short = 'p',

@@ -2,7 +2,7 @@
 //! every answer carries. Five paths, GET only: the dashboard `/` (one page
 //! embedded in the binary, under a Content-Security-Policy), `/status` (the
 //! typed [`StatusDocument`]), `/metrics`, `/history` and `/healthz`. The
-//! answers are rendered from a snapshot taken in one call ([`snapshot`]),
+//! answers are rendered from a snapshot taken in one call ([`super::snapshot`]),
 //! outside the shared lock.
 
 use std::time::Instant;

@@ -134,7 +134,7 @@ pub struct HistorySnapshot {
 }
 
 impl HistorySnapshot {
-    /// Copies the points of the last [`HISTORY_WINDOW`] not older than
+    /// Copies the points of the last [`HISTORY_WINDOW`](crate::limits::HISTORY_WINDOW) not older than
     /// `since` (unix seconds); call it with the lock held, render after.
     pub fn take(shared: &View<'_>, since: u64) -> HistorySnapshot {
         let now = unix_seconds();

@@ -300,7 +300,7 @@ fn raise_open_file_limit(config: &Config) {
 }
 
 /// Binds the listening sockets: the `--listen` address, or 0.0.0.0 plus, where
-/// the host has IPv6, [::] (IPv6-only, so the two do not collide).
+/// the host has IPv6, `[::]` (IPv6-only, so the two do not collide).
 fn bind(config: &Config) -> Result<Vec<TcpListener>, Error> {
     match config.listen {
         Some(ip) => Ok(vec![bind_one(SocketAddr::new(ip, config.port), false)?]),

@@ -48,14 +48,14 @@
 //! One file per concept (reading the list is reading the design):
 //! - `types.rs`: the words of the table: [`PeerState`], [`StatusReport`],
 //!   [`Event`], [`Origin`], [`Refusal`];
-//! - `peer.rs`: one [`Peer`] (its groups [`Incarnation`] and [`Signals`]) and
+//! - `peer.rs`: one [`Peer`] (its groups [`Incarnation`](peer::Incarnation) and [`Signals`]) and
 //!   the two transitions every rule ends in, offline and alive;
 //! - `table.rs`: [`PeerTable`]: admission, statuses, leaves, the configured
 //!   list, the tick and its next deadline;
 //! - `links.rs`: what connections say ([`LinkFailure`], the close grace);
 //! - `membership.rs`: hearsay, the digest, tombstones, forgetting
-//!   ([`Membership`]);
-//! - `flap.rs`: flap damping ([`FlapRule`], [`FlapState`]);
+//!   ([`Membership`](membership::Membership));
+//! - `flap.rs`: flap damping ([`FlapRule`], [`FlapState`](flap::FlapState));
 //! - `cutoff.rs`: the "lost contact with all peers" episode;
 //! - `timing.rs`: the offline threshold T and the interval cap.
 //!

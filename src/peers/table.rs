@@ -122,7 +122,7 @@ impl PeerTable {
             .is_some_and(|peer| peer.incarnation.dialect == Dialect::Python)
     }
 
-    /// Whether `id` has authenticated to us (see [`Membership::authenticated`](super::Membership::authenticated)).
+    /// Whether `id` has authenticated to us (see `Membership::authenticated`).
     pub fn authenticated(&self, id: &PeerId) -> bool {
         self.peers
             .get(id)
