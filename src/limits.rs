@@ -31,6 +31,22 @@ pub const MAX_LISTENER_REPLY: usize = 64;
 /// (What a name may contain is `names::is_forbidden`'s.)
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Filesystems one status may carry (the fullest first): enough for a host's
+/// real disks, small enough that a status stays well under
+/// [`MAX_FIRST_FRAME`] for the Python original's single read.
+pub const MAX_FILESYSTEMS: usize = 8;
+
+/// Longest mount point accepted in a status (as for names: printable text,
+/// bounded so the table's memory does not depend on input).
+pub const MAX_MOUNT_LEN: usize = 255;
+
+/// Most logical CPUs a status may claim (far above any host, low enough
+/// that per-CPU arithmetic stays meaningful).
+pub const MAX_CPUS: u32 = 1 << 16;
+
+/// Highest load average accepted (a million runnable tasks: no real host).
+pub const MAX_LOAD: f64 = 1e6;
+
 /// Most peers tracked at once (configured plus heard from). Past it, statuses
 /// from new senders are rejected and counted: memory stays bounded.
 pub const MAX_PEERS: usize = 1024;

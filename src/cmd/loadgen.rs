@@ -20,6 +20,7 @@ use socket2::{Domain, Socket, Type};
 use crate::Error;
 use crate::cli::{LoadgenArgs, Mode, SendArgs, SinkArgs};
 use crate::config::parse_duration;
+use crate::proto::health::Health;
 use crate::proto::wire::{self, HELLO, Header, Message};
 use crate::proto::{FrameBuffer, Keyring};
 use crate::time::unix_ms;
@@ -136,6 +137,7 @@ fn run_send(args: &SendArgs) -> Result<(), Error> {
                     },
                     cpu: (peer.seq % 100) as f64,
                     memory: 42.0,
+                    health: Health::default(),
                 };
                 peer.seq += 1;
                 let line = wire::encode(&message);

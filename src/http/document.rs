@@ -122,10 +122,10 @@ impl StatusDocument {
         StatusDocument {
             node: NodeStatus {
                 connections_open: snapshot.stats.open_connections,
-                cpu: snapshot.own.map(|s| round1(s.cpu)),
+                cpu: snapshot.own.as_ref().map(|s| round1(s.cpu)),
                 cut_off: snapshot.cut_off,
                 listen: snapshot.listening.clone(),
-                memory: snapshot.own.map(|s| round1(s.memory)),
+                memory: snapshot.own.as_ref().map(|s| round1(s.memory)),
                 messages_received: snapshot.stats.received,
                 messages_sent: snapshot.stats.sent,
                 name: Some(snapshot.name.clone()),
@@ -257,8 +257,8 @@ mod tests {
                 "listen": snapshot.listening,
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime_s": age(snapshot.started),
-                "cpu": snapshot.own.map(|s| round1(s.cpu)),
-                "memory": snapshot.own.map(|s| round1(s.memory)),
+                "cpu": snapshot.own.as_ref().map(|s| round1(s.cpu)),
+                "memory": snapshot.own.as_ref().map(|s| round1(s.memory)),
                 "cut_off": snapshot.cut_off,
                 "messages_received": snapshot.stats.received,
                 "messages_sent": snapshot.stats.sent,
@@ -331,6 +331,7 @@ mod tests {
             own: Some(Sample {
                 cpu: 12.345,
                 memory: 99.95,
+                health: Default::default(),
             }),
             stats: StatsSnapshot {
                 received: 1234,

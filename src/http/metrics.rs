@@ -51,7 +51,7 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
 
     let own_cpu = FloatGauge::default();
     let own_memory = FloatGauge::default();
-    if let Some(sample) = snapshot.own {
+    if let Some(sample) = &snapshot.own {
         own_cpu.set(sample.cpu / 100.0);
         own_memory.set(sample.memory / 100.0);
     }

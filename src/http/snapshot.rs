@@ -69,7 +69,7 @@ impl Snapshot {
             listening: shared.listening.to_vec(),
             started: shared.table.started(),
             cut_off: shared.table.is_cut_off(),
-            own: shared.own,
+            own: shared.own.clone(),
             stats: StatsSnapshot {
                 received: shared.stats.received,
                 sent: shared.stats.sent,

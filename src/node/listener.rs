@@ -754,6 +754,7 @@ fn handle_frame(
             mut header,
             cpu,
             memory,
+            health,
         } => {
             let peer = PeerId::new(info.source, header.port);
             let members = std::mem::take(&mut header.members);
@@ -765,6 +766,7 @@ fn handle_frame(
                 interval,
                 cpu,
                 memory,
+                health,
             };
             let result = table.on_status(peer, report, now, events);
             if result.is_ok() {

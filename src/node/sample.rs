@@ -4,17 +4,21 @@
 
 use sysinfo::System;
 
+use crate::proto::health::Health;
+
 /// A source of CPU and memory percentages.
 #[derive(Debug)]
 pub struct Sampler {
     system: System,
 }
 
-/// One reading, in percent (0..=100).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One reading: CPU and memory in percent (0..=100), and the rest of the
+/// host's health.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub cpu: f64,
     pub memory: f64,
+    pub health: Health,
 }
 
 impl Sampler {
@@ -41,6 +45,7 @@ impl Sampler {
         Sample {
             cpu: clamp_percent(cpu),
             memory: clamp_percent(memory),
+            health: Health::default(),
         }
     }
 }

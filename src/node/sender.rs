@@ -187,11 +187,12 @@ impl Sender {
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
         let sample = self.sampler.sample();
-        self.state.set_own(sample);
+        self.state.set_own(sample.clone());
         let message = Message::Status {
             header: self.header(),
             cpu: sample.cpu,
             memory: sample.memory,
+            health: sample.health.clone(),
         };
         let frame = wire::encode(&message);
         debug_assert!(frame.len() < MAX_FIRST_FRAME);
@@ -205,6 +206,7 @@ impl Sender {
                 header,
                 cpu: sample.cpu,
                 memory: sample.memory,
+                health: sample.health.clone(),
             })
         });
         self.seq += 1;

@@ -214,7 +214,7 @@ impl State {
             table: &locked.table,
             stats: &locked.stats,
             history: &locked.history,
-            own: locked.own,
+            own: locked.own.clone(),
             output_dropped: locked.output.dropped,
         })
     }
@@ -238,10 +238,10 @@ impl State {
     /// Keeps the sender's latest sample of this node, and its history.
     pub fn set_own(&self, sample: Sample) {
         let mut locked = self.lock();
-        locked.own = Some(sample);
         locked
             .history
             .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
+        locked.own = Some(sample);
     }
 
     /// Asks the sender to start or stop sending to peers (SIGHUP).
@@ -454,6 +454,7 @@ mod tests {
             interval: Duration::from_secs(1),
             cpu: 1.0,
             memory: 2.0,
+            health: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! through flap damping before it becomes an event.
 
 use crate::proto::Dialect;
+use crate::proto::health::Health;
 use std::time::{Duration, Instant};
 
 use super::flap::{FlapState, announce};
@@ -26,6 +27,8 @@ pub struct Peer {
     /// Its last reported load, in percent.
     pub cpu: Option<f64>,
     pub memory: Option<f64>,
+    /// The rest of its last reported health (load, disks, network...).
+    pub health: Health,
     /// Which run of the peer we hear.
     pub incarnation: Incarnation,
     /// Its signs of life and the state of our connections with it.
@@ -81,6 +84,7 @@ impl Peer {
             interval,
             cpu: None,
             memory: None,
+            health: Health::default(),
             incarnation: Incarnation::default(),
             signals: Signals::default(),
             flap: FlapState::default(),

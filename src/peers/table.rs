@@ -316,12 +316,14 @@ impl PeerTable {
         }
         peer.cpu = Some(report.cpu);
         peer.memory = Some(report.memory);
+        peer.health = report.health.clone();
         come_alive(peer, now, rule, events);
         let status = Event::Status {
             peer: id,
             name: peer.name.clone(),
             cpu: report.cpu,
             memory: report.memory,
+            health: report.health.clone(),
             first,
         };
         if known != self.peers.get(&id).map(|peer| peer.state) {

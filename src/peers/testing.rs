@@ -21,6 +21,7 @@ pub(crate) fn report(boot: u64, seq: u64) -> StatusReport {
         interval: SEC,
         cpu: 1.0,
         memory: 2.0,
+        health: crate::proto::health::Health::default(),
     }
 }
 

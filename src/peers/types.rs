@@ -14,6 +14,7 @@ use super::PeerId;
 use crate::limits::{
     LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_PEERS, MAX_PEERS_PER_IP, PYTHON_INTERVAL,
 };
+use crate::proto::health::Health;
 
 /// Where a peer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct StatusReport {
     pub interval: Duration,
     pub cpu: f64,
     pub memory: f64,
+    /// The rest of the host's health (empty from the Python original).
+    pub health: Health,
 }
 
 /// Something worth telling the user, in the order it happened.
@@ -58,6 +61,8 @@ pub enum Event {
         name: Option<String>,
         cpu: f64,
         memory: f64,
+        /// The rest of the host's health, as the status said it.
+        health: Health,
         /// First status ever from this peer (printed even with --changes-only).
         first: bool,
     },
@@ -172,5 +177,6 @@ pub fn legacy_report(cpu: f64, memory: f64) -> StatusReport {
         interval: PYTHON_INTERVAL,
         cpu,
         memory,
+        health: Health::default(),
     }
 }

@@ -219,6 +219,7 @@ mod properties {
                             header,
                             cpu: (cpu * 10.0).round() / 10.0,
                             memory: (memory * 10.0).round() / 10.0,
+                            health: Default::default(),
                         }
                     }
                 },

@@ -28,6 +28,7 @@ mod dialect;
 pub mod frame;
 pub mod freshness;
 pub mod gate;
+pub mod health;
 pub mod keyring;
 mod peer_id;
 pub mod seal;

@@ -50,6 +50,7 @@ pub(crate) fn status(boot: u64, seq: u64, ts: u64) -> Vec<u8> {
         },
         cpu: 3.2,
         memory: 41.7,
+        health: Default::default(),
     })
 }
 

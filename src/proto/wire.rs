@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::{MAX_FRAME, MAX_MEMBERS_PER_MESSAGE, MAX_NAME_LEN, MAX_PEER_INTERVAL};
 use crate::names::{self, NameError};
+use crate::proto::health::{Filesystem, Health, HealthOut, RawHealth, rounded_fs};
 
 /// Written once by a v1 listener on a connection it accepted, after the first
 /// valid v1 message arrived on it. The Python original never writes on an
@@ -61,6 +62,8 @@ pub enum Message {
         header: Header,
         cpu: f64,
         memory: f64,
+        /// The rest of the host's health, each part where the sender has it.
+        health: Health,
     },
     /// A v1 leave: the sender is shutting down on purpose.
     Leave { header: Header },
@@ -155,6 +158,15 @@ struct RawMessage<'a> {
     memory: Option<f64>,
     sealed: Option<serde::de::IgnoredAny>,
     members: Option<Vec<RawMember>>,
+    // The host's health (see `health`), inline rather than flattened: serde's
+    // flatten would buffer every frame before decoding it.
+    load: Option<Vec<f64>>,
+    cpus: Option<u64>,
+    swap: Option<f64>,
+    fs: Option<Vec<Filesystem>>,
+    net_rx: Option<u64>,
+    net_tx: Option<u64>,
+    uptime_s: Option<u64>,
 }
 
 /// A member entry as written; an entry with a bad address is skipped, not
@@ -261,10 +273,22 @@ fn decode_v1(raw: RawMessage<'_>) -> Result<Message, DecodeError> {
     }
     let cpu = percent("cpu", raw.cpu)?;
     let memory = percent("memory", raw.memory)?;
+    let health = RawHealth {
+        load: raw.load,
+        cpus: raw.cpus,
+        swap: raw.swap,
+        fs: raw.fs,
+        net_rx: raw.net_rx,
+        net_tx: raw.net_tx,
+        uptime_s: raw.uptime_s,
+    }
+    .check()
+    .map_err(|(field, value)| DecodeError::OutOfRange(field, value))?;
     Ok(Message::Status {
         header,
         cpu,
         memory,
+        health,
     })
 }
 
@@ -298,19 +322,28 @@ struct RawOut<'a> {
     memory: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     members: Vec<RawMember>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    health: Option<HealthOut<'a>>,
 }
 
 /// Encodes a v1 status or leave as one line, newline included. cpu and memory
 /// are rounded to one decimal (what is printed) to keep frames short.
 pub fn encode(message: &Message) -> Vec<u8> {
     let round = crate::units::round1;
-    let (kind, header, cpu, memory) = match message {
+    let (kind, header, cpu, memory, health) = match message {
         Message::Status {
             header,
             cpu,
             memory,
-        } => ("status", header, Some(round(*cpu)), Some(round(*memory))),
-        Message::Leave { header } => ("leave", header, None, None),
+            health,
+        } => (
+            "status",
+            header,
+            Some(round(*cpu)),
+            Some(round(*memory)),
+            Some(health),
+        ),
+        Message::Leave { header } => ("leave", header, None, None, None),
         Message::Legacy { cpu, memory } => {
             // The Python original's own format: no newline, one per connection.
             return format!(
@@ -321,6 +354,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
             .into_bytes();
         }
     };
+    let fs = health.map(rounded_fs).unwrap_or_default();
     let raw = RawOut {
         v: 1,
         kind,
@@ -342,6 +376,7 @@ pub fn encode(message: &Message) -> Vec<u8> {
                 heard_ms: member.heard_ms,
             })
             .collect(),
+        health: health.map(|health| HealthOut::of(health, &fs)),
     };
     // Serializing a struct of plain fields into a Vec cannot fail.
     let mut line = serde_json::to_vec(&raw).unwrap_or_default();
@@ -377,6 +412,7 @@ mod tests {
             header: header(),
             cpu: 3.24,
             memory: 41.66,
+            health: Health::default(),
         };
         let line = encode(&message);
         assert_eq!(line.last(), Some(&b'\n'));
@@ -387,9 +423,63 @@ mod tests {
             Ok(Message::Status {
                 header: header(),
                 cpu: 3.2,
-                memory: 41.7
+                memory: 41.7,
+                health: Health::default(),
             })
         );
+    }
+
+    #[test]
+    fn health_round_trips_rounded_and_is_left_out_when_absent() {
+        use crate::proto::health::Filesystem;
+        let health = Health {
+            load: Some([0.123, 1.5, 2.0]),
+            cpus: Some(2),
+            swap: Some(12.34),
+            fs: vec![Filesystem {
+                mount: "/".into(),
+                used: 71.26,
+                size: 1 << 30,
+            }],
+            net_rx: Some(123_456),
+            net_tx: Some(654_321),
+            uptime_s: Some(86_400),
+        };
+        let message = Message::Status {
+            header: header(),
+            cpu: 1.0,
+            memory: 2.0,
+            health,
+        };
+        let line = encode(&message);
+        let text = String::from_utf8_lossy(&line).to_string();
+        assert!(text.contains(r#""load":[0.12,1.5,2.0]"#), "{text}");
+        assert!(
+            text.contains(r#""fs":[{"mount":"/","used":71.3,"size":1073741824}]"#),
+            "{text}"
+        );
+        let Ok(Message::Status { health, .. }) = decode(line.trim_ascii_end()) else {
+            panic!("{text}");
+        };
+        assert_eq!(health.swap, Some(12.3));
+        assert_eq!(health.fs[0].used, 71.3);
+        assert_eq!(health.uptime_s, Some(86_400));
+        // Absent parts are absent on the wire, not zero.
+        let bare = encode(&Message::Status {
+            header: header(),
+            cpu: 1.0,
+            memory: 2.0,
+            health: Health::default(),
+        });
+        let bare = String::from_utf8_lossy(&bare).to_string();
+        for field in [
+            "load", "cpus", "swap", "\"fs\"", "net_rx", "net_tx", "uptime_s",
+        ] {
+            assert!(!bare.contains(field), "{field} in {bare}");
+        }
+        // A bad field rejects the whole frame, by its name.
+        let bad = status_json("1", "2").replace('}', r#","load":[1,2,-3]}"#);
+        assert_eq!(reason(bad.as_bytes()), "out_of_range");
     }
 
     #[test]
@@ -417,6 +507,7 @@ mod tests {
             header: with_members,
             cpu: 1.0,
             memory: 2.0,
+            health: Health::default(),
         };
         let line = encode(&message);
         assert_eq!(decode(line.trim_ascii_end()), Ok(message));

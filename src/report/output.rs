@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::limits::MAX_OUTPUT_BUFFER;
 use crate::peers::{Event, PeerId};
+use crate::proto::health::Health;
 use crate::units::round1;
 
 /// Event line format on stdout.
@@ -259,6 +260,39 @@ fn text_line(event: &Event) -> String {
     }
 }
 
+/// Adds the present health fields of a status, with the wire's names.
+fn add_health(fields: &mut Value, health: &Health) {
+    let Value::Object(map) = fields else {
+        return;
+    };
+    if let Some(load) = health.load {
+        map.insert("load".into(), json!(load));
+    }
+    if let Some(cpus) = health.cpus {
+        map.insert("cpus".into(), json!(cpus));
+    }
+    if let Some(swap) = health.swap {
+        map.insert("swap".into(), json!(round1(swap)));
+    }
+    if !health.fs.is_empty() {
+        let fs: Vec<Value> = health
+            .fs
+            .iter()
+            .map(|fs| json!({ "mount": fs.mount, "used": round1(fs.used), "size": fs.size }))
+            .collect();
+        map.insert("fs".into(), Value::Array(fs));
+    }
+    for (key, value) in [
+        ("net_rx", health.net_rx),
+        ("net_tx", health.net_tx),
+        ("uptime_s", health.uptime_s),
+    ] {
+        if let Some(value) = value {
+            map.insert(key.into(), json!(value));
+        }
+    }
+}
+
 /// An event's name and fields, as in json event lines (without `ts`), for
 /// hooks. Statuses have one too, though hooks never get them.
 pub fn event_fields(event: &Event) -> (&'static str, Value) {
@@ -268,11 +302,14 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
             name,
             cpu,
             memory,
+            health,
             ..
-        } => (
-            "status",
-            json!({ "peer": peer.to_string(), "name": name, "cpu": cpu, "memory": memory }),
-        ),
+        } => {
+            let mut fields =
+                json!({ "peer": peer.to_string(), "name": name, "cpu": cpu, "memory": memory });
+            add_health(&mut fields, health);
+            ("status", fields)
+        }
         Event::Offline {
             peer,
             name,
@@ -375,6 +412,7 @@ mod tests {
             name: Some("b".into()),
             cpu: 3.25,
             memory: 41.66,
+            health: Default::default(),
             first,
         }
     }

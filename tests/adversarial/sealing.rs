@@ -54,6 +54,7 @@ fn status(from: SocketAddr, boot: u64, seq: u64, members: Vec<Member>) -> Vec<u8
         },
         cpu: 1.0,
         memory: 2.0,
+        health: Default::default(),
     })
 }
 
