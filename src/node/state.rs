@@ -408,7 +408,7 @@ impl Locked {
             let rule = match duty::turn(setup.hooks_on, own, &event, now, candidates) {
                 Turn::Run(rule) => rule,
                 Turn::StandDown { on_duty } => {
-                    log::debug!(
+                    log::info!(
                         "hooks for the {} of {}: {on_duty} is on duty, not this node",
                         crate::report::output::event_fields(&event).0,
                         source_name(&event),
