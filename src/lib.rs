@@ -17,7 +17,8 @@
 //!   online, left, flapping, cut off, membership), pure logic on an injected
 //!   clock, one file per concept;
 //! - [`report`]: what the table decided, reported: stdout lines (text or
-//!   JSON), the dashboard's history, the event hooks, the counters;
+//!   JSON), the dashboard's history, the event hooks and which node runs
+//!   them (the duty rule), the counters;
 //! - [`cli`] and [`config`]: the command line (and the man page from it) and
 //!   the TOML file, merged and validated into a [`config::Config`] (errors
 //!   exit 2), with the SIGHUP diff;

@@ -9,6 +9,7 @@
 mod adversarial;
 mod cli;
 mod cluster;
+mod duty;
 mod faults;
 mod interop;
 mod membership;

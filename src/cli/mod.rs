@@ -15,6 +15,7 @@
 
 pub mod manual;
 
+use crate::report::duty::HooksOn;
 use crate::report::output::Format;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -186,6 +187,13 @@ pub struct RunArgs {
     /// started, after 10 s.
     #[arg(long = "on-event", value_name = "CMD")]
     pub on_event: Vec<String>,
+
+    /// Which nodes run the hooks for an event about a peer: `duty`, the
+    /// lowest (IP, port) among this node and the peers it sees online, so
+    /// that one node in the cluster notifies; or `every` node [default:
+    /// duty]. Cut-off and restored always run here.
+    #[arg(long, value_enum, value_name = "duty|every")]
+    pub hooks_on: Option<HooksOn>,
 
     /// Learn members from peers' statuses and push to them too (on when a
     /// key is set: only authenticated members can name members).

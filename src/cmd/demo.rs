@@ -53,6 +53,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                     HttpSetting::Off
                 },
                 on_event: Vec::new(),
+                hooks_on: crate::report::duty::HooksOn::Duty,
                 learn_peers: false,
                 forget_after: Some(crate::limits::DEFAULT_FORGET_AFTER),
             };

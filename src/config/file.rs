@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ConfigError, error};
+use crate::report::duty::HooksOn;
 use crate::report::output::Format;
 
 /// A duration in the config file: a number of seconds or a string like "500ms".
@@ -57,6 +58,7 @@ pub struct FileConfig {
     pub(super) max_connections: Option<usize>,
     pub(super) http: Option<String>,
     pub(super) on_event: Option<Vec<String>>,
+    pub(super) hooks_on: Option<HooksOn>,
 }
 
 impl FileConfig {

@@ -224,6 +224,7 @@ impl Config {
             max_connections,
             http,
             on_event,
+            hooks_on: args.hooks_on.or(file.hooks_on).unwrap_or_default(),
         })
     }
 }
@@ -233,6 +234,7 @@ mod tests {
     use super::*;
     use crate::config::Host;
     use crate::limits::MAX_DURATION;
+    use crate::report::duty::HooksOn;
     use crate::report::output::Format;
     use std::net::{IpAddr, SocketAddr};
     use std::path::PathBuf;
@@ -269,6 +271,7 @@ mod tests {
                 max_connections: 2048,
                 http: HttpSetting::Default(SocketAddr::from(([127, 0, 0, 1], 5080))),
                 on_event: vec![],
+                hooks_on: HooksOn::Duty,
             })
         );
     }

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::peers::FlapRule;
+use crate::report::duty::HooksOn;
 use crate::report::output::Format;
 
 pub use file::FileConfig;
@@ -82,6 +83,8 @@ pub struct Config {
     pub max_connections: usize,
     pub http: HttpSetting,
     pub on_event: Vec<String>,
+    /// Which nodes run the hooks for events about peers.
+    pub hooks_on: HooksOn,
     /// Learn members from peers' statuses (on with a key; opt-in without).
     pub learn_peers: bool,
     /// Learned members offline this long are forgotten (`None`: never).

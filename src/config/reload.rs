@@ -52,6 +52,7 @@ impl Config {
             max_connections,
             http,
             on_event,
+            hooks_on,
             learn_peers,
             forget_after,
         } = self;
@@ -71,6 +72,7 @@ impl Config {
             ("flap_window", flap.window != new.flap.window),
             ("max_connections", *max_connections != new.max_connections),
             ("on_event", *on_event != new.on_event),
+            ("hooks_on", *hooks_on != new.hooks_on),
             ("learn_peers", *learn_peers != new.learn_peers),
             ("forget_after", *forget_after != new.forget_after),
         ];
@@ -158,6 +160,7 @@ mod tests {
             max_connections: 9,
             http: HttpSetting::Off,
             on_event: vec!["true".into()],
+            hooks_on: crate::report::duty::HooksOn::Every,
             learn_peers: true,
             forget_after: None,
         };

@@ -15,7 +15,7 @@ pub mod sender;
 pub mod shutdown;
 mod state;
 
-pub use state::{Change, State, View};
+pub use state::{Change, HookSetup, State, View};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -136,7 +136,11 @@ impl Node {
             config.name.clone(),
             listening.iter().map(SocketAddr::to_string).collect(),
             keyring,
-            !config.on_event.is_empty(),
+            (!config.on_event.is_empty()).then_some(HookSetup {
+                hooks_on: config.hooks_on,
+                port: config.port,
+                listen: config.listen,
+            }),
             table,
             output,
         );

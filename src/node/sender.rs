@@ -377,6 +377,9 @@ impl Sender {
             .map(|local| local.ip().to_canonical());
         let facts = self.links[index].peer().map(|id| {
             self.state.change(|change| {
+                if let Some(local) = local {
+                    change.note_local_address(id, local);
+                }
                 change.table.on_connected(id, now, change.events);
                 // Read after: connecting may itself bring a send-only peer back
                 // online, with a new offline count.

@@ -2,7 +2,8 @@
 //! what never changes (the name, the listening addresses, the keyring's
 //! handle) is read without a lock; what must change together (the peer
 //! table, its pending events, the output buffer, history, counters, this
-//! node's own sample, the hook queue, the sender's mailbox) sits behind one
+//! node's own sample, the hook queue and the addresses the duty rule ranks
+//! this node by, the sender's mailbox) sits behind one
 //! mutex that only this file's methods take; the health flags are atomics
 //! and a set-once cell.
 //!
@@ -16,6 +17,7 @@
 //! consistent enough to keep monitoring (each update is small), so a poisoned
 //! lock is used anyway rather than taking the node down.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -26,8 +28,9 @@ use mio::Waker;
 use crate::config::{Host, PeerAddr};
 use crate::node::sample::Sample;
 use crate::node::sender::LinkChange;
-use crate::peers::{Event, PeerState, PeerTable};
+use crate::peers::{Event, PeerId, PeerState, PeerTable};
 use crate::proto::SharedKeyring;
+use crate::report::duty::{self, Candidate, HookRule, HooksOn, Turn};
 use crate::report::history::History;
 use crate::report::hooks::HookQueue;
 use crate::report::output::Output;
@@ -48,7 +51,7 @@ struct Inner {
     /// SIGHUP swaps the keys while the threads run.
     keyring: Option<SharedKeyring>,
     /// Events are queued for the hooks only when hooks are configured.
-    hooks_enabled: bool,
+    hooks: Option<HookSetup>,
     locked: Mutex<Locked>,
     wakers: Wakers,
     /// The listener's loop is running (GET /healthz).
@@ -84,6 +87,21 @@ struct Locked {
     hook_queue: HookQueue,
     /// Peers to add or remove, for the sender to apply.
     link_changes: Vec<LinkChange>,
+    /// The local IP of our latest connection to each peer: the address it
+    /// knows us by (with a wildcard listen, what the duty rule ranks us by).
+    local_ips: HashMap<PeerId, IpAddr>,
+}
+
+/// Who runs this node's hooks (`--hooks-on`), and what it knows of its own
+/// (IP, port) as its peers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct HookSetup {
+    pub hooks_on: HooksOn,
+    /// The listening port (peers know us by it, whatever our source port).
+    pub port: u16,
+    /// `--listen`'s IP, which is also the source of our connections; `None`
+    /// for a wildcard listen.
+    pub listen: Option<IpAddr>,
 }
 
 /// A change in progress, under the lock: the table, the events it causes
@@ -95,12 +113,19 @@ pub struct Change<'a> {
     pub events: &'a mut Vec<Event>,
     pub stats: &'a mut Stats,
     links: &'a mut Vec<LinkChange>,
+    local_ips: &'a mut HashMap<PeerId, IpAddr>,
 }
 
 impl Change<'_> {
     /// Asks the sender to start or stop sending to peers.
     pub fn change_links(&mut self, changes: impl IntoIterator<Item = LinkChange>) {
         self.links.extend(changes);
+    }
+
+    /// Our connection to `peer` is up from the local address `ip`: the
+    /// address `peer` knows us by.
+    pub fn note_local_address(&mut self, peer: PeerId, ip: IpAddr) {
+        self.local_ips.insert(peer, ip.to_canonical());
     }
 }
 
@@ -132,7 +157,7 @@ impl State {
         name: String,
         listening: Vec<String>,
         keyring: Option<SharedKeyring>,
-        hooks_enabled: bool,
+        hooks: Option<HookSetup>,
         table: PeerTable,
         output: Output,
     ) -> State {
@@ -141,7 +166,7 @@ impl State {
                 name,
                 listening,
                 keyring,
-                hooks_enabled,
+                hooks,
                 locked: Mutex::new(Locked {
                     table,
                     events: Vec::new(),
@@ -151,6 +176,7 @@ impl State {
                     own: None,
                     hook_queue: HookQueue::default(),
                     link_changes: Vec::new(),
+                    local_ips: HashMap::new(),
                 }),
                 wakers: Wakers::default(),
                 listener_running: AtomicBool::new(false),
@@ -183,6 +209,7 @@ impl State {
                 events,
                 stats,
                 link_changes,
+                local_ips,
                 ..
             } = &mut *locked;
             let links_before = link_changes.len();
@@ -191,8 +218,9 @@ impl State {
                 events,
                 stats,
                 links: link_changes,
+                local_ips,
             });
-            let mut wake = locked.publish(self.inner.hooks_enabled);
+            let mut wake = locked.publish(self.inner.hooks);
             wake.sender |= locked.link_changes.len() > links_before;
             (result, wake)
         };
@@ -256,7 +284,7 @@ impl State {
 
     /// The next event for the hooks and, now and then, the summary line of
     /// what the queue dropped.
-    pub fn next_hook_event(&self, now: Instant) -> (Option<Event>, Option<String>) {
+    pub fn next_hook_event(&self, now: Instant) -> (Option<(Event, HookRule)>, Option<String>) {
         let mut locked = self.lock();
         let summary = locked.hook_queue.take_summary(now);
         (locked.hook_queue.pop(), summary)
@@ -341,12 +369,16 @@ impl State {
 }
 
 impl Locked {
-    /// Logs the reasons and prints the lines of the pending events, and
-    /// stops sending to members dropped from the table. Says whom to wake.
-    fn publish(&mut self, hooks_enabled: bool) -> Wake {
+    /// Logs the reasons and prints the lines of the pending events, queues
+    /// for the hooks those this node is to run (see [`duty`]), and stops
+    /// sending to members dropped from the table. Says whom to wake.
+    fn publish(&mut self, hooks: Option<HookSetup>) -> Wake {
         let mut wake = Wake::default();
         let removed = self.table.take_removed();
         if !removed.is_empty() {
+            for id in &removed {
+                self.local_ips.remove(id);
+            }
             self.link_changes.extend(removed.into_iter().map(|id| {
                 LinkChange::Remove(PeerAddr {
                     host: Host::Ip(id.0.ip()),
@@ -356,22 +388,78 @@ impl Locked {
             wake.sender = true;
         }
         let at = crate::time::unix_seconds();
+        let now = Instant::now();
         for event in std::mem::take(&mut self.events) {
             record_history(&mut self.history, &self.table, &event, at);
             log_reason(&event);
             self.output.event(&event);
-            if hooks_enabled && !matches!(event, Event::Status { .. }) {
-                let (dropped, line) = self.hook_queue.push(event, Instant::now());
-                if dropped > 0 {
-                    *self.stats.rejected.entry("hook_queue_full").or_insert(0) += dropped;
-                }
-                if let Some(line) = line {
-                    log::warn!("{line}");
-                }
-                wake.hooks = true;
+            let Some(setup) = hooks else { continue };
+            if matches!(event, Event::Status { .. }) {
+                continue;
             }
+            // Decided now, on the table that applied the event: a dead duty
+            // node is already offline here, so the next lowest takes over.
+            let candidates = self.table.iter().map(|peer| Candidate {
+                id: peer.id,
+                state: peer.state,
+                since: peer.since,
+            });
+            let own = self.own_id(setup);
+            let rule = match duty::turn(setup.hooks_on, own, &event, now, candidates) {
+                Turn::Run(rule) => rule,
+                Turn::StandDown { on_duty } => {
+                    log::info!(
+                        "hooks for the {} of {}: {on_duty} is on duty, not this node",
+                        crate::report::output::event_fields(&event).0,
+                        source_name(&event),
+                    );
+                    continue;
+                }
+            };
+            let (dropped, line) = self.hook_queue.push(event, rule, now);
+            if dropped > 0 {
+                *self.stats.rejected.entry("hook_queue_full").or_insert(0) += dropped;
+            }
+            if let Some(line) = line {
+                log::warn!("{line}");
+            }
+            wake.hooks = true;
         }
         wake
+    }
+
+    /// This node's (IP, port) as its peers know it: `--listen`'s IP, or
+    /// with a wildcard listen the lowest local address of our connections
+    /// to the peers online now (a host with several addresses may show
+    /// each peer another; ranking ourselves by the lowest errs toward
+    /// running a hook twice, never toward nobody running it). `None` before
+    /// any such connection.
+    fn own_id(&self, setup: HookSetup) -> Option<PeerId> {
+        let ip = setup.listen.filter(|ip| !ip.is_unspecified()).or_else(|| {
+            self.local_ips
+                .iter()
+                .filter(|(peer, _)| {
+                    self.table
+                        .get(peer)
+                        .is_some_and(|peer| peer.state == PeerState::Online)
+                })
+                .map(|(_, ip)| *ip)
+                .min()
+        })?;
+        Some(PeerId::new(ip, setup.port))
+    }
+}
+
+/// The peer an event is about, for a log line.
+fn source_name(event: &Event) -> String {
+    match event {
+        Event::Status { peer, .. }
+        | Event::Offline { peer, .. }
+        | Event::Online { peer, .. }
+        | Event::Left { peer, .. }
+        | Event::Flapping { peer, .. }
+        | Event::Forgotten { peer, .. } => peer.to_string(),
+        Event::CutOff { .. } | Event::Restored { .. } => "this node".to_string(),
     }
 }
 
@@ -442,7 +530,12 @@ mod tests {
         let t0 = Instant::now();
         let table = PeerTable::new(t0, Duration::from_secs(3), Duration::from_secs(1));
         let output = Output::new(crate::report::output::Format::Text, false, false);
-        let state = State::new("me".into(), vec![], None, true, table, output);
+        let hooks = HookSetup {
+            hooks_on: HooksOn::Duty,
+            port: 5000,
+            listen: None,
+        };
+        let state = State::new("me".into(), vec![], None, Some(hooks), table, output);
         (state, t0)
     }
 
@@ -477,8 +570,77 @@ mod tests {
         assert!(out.contains("Peer 127.0.0.2 is offline."), "{out}");
         assert!(matches!(
             state.next_hook_event(t0).0,
-            Some(Event::Offline { .. })
+            Some((Event::Offline { .. }, HookRule::Duty))
         ));
+    }
+
+    /// A node with hooks on duty, listening on `listen` (None: wildcard),
+    /// with peers .2 and .4 online.
+    fn on_duty(listen: Option<IpAddr>) -> (State, Instant, PeerId, PeerId) {
+        let t0 = Instant::now();
+        let table = PeerTable::new(t0, Duration::from_secs(3), Duration::from_secs(1));
+        let output = Output::new(crate::report::output::Format::Text, false, false);
+        let hooks = HookSetup {
+            hooks_on: HooksOn::Duty,
+            port: 5000,
+            listen,
+        };
+        let state = State::new("me".into(), vec![], None, Some(hooks), table, output);
+        let low = PeerId::new(IpAddr::from([127, 0, 0, 2]), 5000);
+        let high = PeerId::new(IpAddr::from([127, 0, 0, 4]), 5000);
+        for peer in [low, high] {
+            state.change(|c| {
+                c.table.add_configured(peer, t0).ok();
+                c.table.on_status(peer, report(), t0, c.events).ok();
+            });
+        }
+        (state, t0, low, high)
+    }
+
+    #[test]
+    fn hooks_are_queued_only_on_duty_as_the_table_stands_after_the_event() {
+        let (state, t0, low, high) = on_duty(Some(IpAddr::from([127, 0, 0, 3])));
+        // .4 leaves: .2 is online and lower than us (.3), so it is on duty.
+        state
+            .change(|c| c.table.on_leave(high, 1, t0, c.events))
+            .ok();
+        assert_eq!(state.next_hook_event(t0).0, None);
+        // .2 leaves: nobody lower is online any more, we take over.
+        state
+            .change(|c| c.table.on_leave(low, 1, t0, c.events))
+            .ok();
+        assert!(matches!(
+            state.next_hook_event(t0).0,
+            Some((Event::Left { peer, .. }, HookRule::Duty)) if peer == low
+        ));
+    }
+
+    #[test]
+    fn with_a_wildcard_listen_the_node_ranks_itself_by_its_connections_local_address() {
+        // Unknown address: run (a duplicate rather than a miss).
+        let (state, t0, low, high) = on_duty(None);
+        state
+            .change(|c| c.table.on_leave(high, 1, t0, c.events))
+            .ok();
+        assert!(state.next_hook_event(t0).0.is_some());
+        // Our connections leave from .1, lower than .2: on duty.
+        let (state, t0, _, high) = on_duty(None);
+        state
+            .change(|c| {
+                c.note_local_address(low, IpAddr::from([127, 0, 0, 1]));
+                c.table.on_leave(high, 1, t0, c.events)
+            })
+            .ok();
+        assert!(state.next_hook_event(t0).0.is_some());
+        // From .3, higher than .2: .2 is on duty.
+        let (state, t0, _, high) = on_duty(None);
+        state
+            .change(|c| {
+                c.note_local_address(low, IpAddr::from([127, 0, 0, 3]));
+                c.table.on_leave(high, 1, t0, c.events)
+            })
+            .ok();
+        assert_eq!(state.next_hook_event(t0).0, None);
     }
 
     #[test]

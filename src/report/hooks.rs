@@ -1,6 +1,9 @@
 //! Event hooks (`--on-event CMD`), like serf's event handlers: on offline,
 //! back online, left, flapping, cut off and restored, run `sh -c CMD` with the
 //! event in `P2PMON_*` environment variables and its JSON line on stdin.
+//! Which events reach this node's hooks at all is [`duty`](super::duty)'s
+//! call, made when the event is published; the rule that let it through is
+//! `P2PMON_HOOK_RULE`.
 //!
 //! They run on the HTTP thread, never on the sender's or listener's. Events
 //! wait in a [`HookQueue`], fair between sources: each source address keeps
@@ -30,6 +33,7 @@ use crate::limits::{
 };
 use crate::names;
 use crate::peers::Event;
+use crate::report::duty::HookRule;
 use crate::report::output::event_fields;
 
 /// Whose event it is: a peer's address, or `None` for this node's own
@@ -60,7 +64,7 @@ const SUMMARY_SOURCES: usize = 8;
 /// Pure: the clock is passed in.
 #[derive(Debug, Default)]
 pub struct HookQueue {
-    by_source: HashMap<Source, VecDeque<Event>>,
+    by_source: HashMap<Source, VecDeque<(Event, HookRule)>>,
     /// Sources with queued events, in the order they take their turn.
     turns: VecDeque<Source>,
     len: usize,
@@ -78,7 +82,7 @@ impl HookQueue {
     /// oldest of the source holding the most): returns how many were
     /// dropped (0 or 1) and, for the first drop after a quiet spell, the
     /// line to log. Later drops wait for [`HookQueue::take_summary`].
-    pub fn push(&mut self, event: Event, now: Instant) -> (u64, Option<String>) {
+    pub fn push(&mut self, event: Event, rule: HookRule, now: Instant) -> (u64, Option<String>) {
         let source = source_of(&event);
         let own = self.by_source.get(&source).map_or(0, VecDeque::len);
         let victim = if own >= MAX_HOOK_EVENTS_PER_SOURCE {
@@ -103,7 +107,7 @@ impl HookQueue {
         let mut line = None;
         let mut dropped = 0;
         if let Some(victim) = victim
-            && let Some(gone) = self.pop_from(victim)
+            && let Some((gone, _)) = self.pop_from(victim)
         {
             dropped = 1;
             line = self.note_drop(victim, &gone, now);
@@ -112,13 +116,13 @@ impl HookQueue {
         if queue.is_empty() {
             self.turns.push_back(source);
         }
-        queue.push_back(event);
+        queue.push_back((event, rule));
         self.len += 1;
         (dropped, line)
     }
 
-    /// The next event, taking sources in turns.
-    pub fn pop(&mut self) -> Option<Event> {
+    /// The next event and the rule it runs under, taking sources in turns.
+    pub fn pop(&mut self) -> Option<(Event, HookRule)> {
         let source = self.turns.pop_front()?;
         let queue = self.by_source.get_mut(&source)?;
         let event = queue.pop_front();
@@ -175,7 +179,7 @@ impl HookQueue {
         ))
     }
 
-    fn pop_from(&mut self, source: Source) -> Option<Event> {
+    fn pop_from(&mut self, source: Source) -> Option<(Event, HookRule)> {
         let queue = self.by_source.get_mut(&source)?;
         let event = queue.pop_front()?;
         self.len -= 1;
@@ -227,8 +231,9 @@ pub struct Hooks {
     commands: Vec<String>,
     /// Hooks whose process group is alive (counted against [`MAX_HOOKS_RUNNING`]).
     running: Vec<Running>,
-    /// The event whose commands are being started, and the next command's index.
-    starting: Option<(Event, usize)>,
+    /// The event whose commands are being started, its rule, and the next
+    /// command's index.
+    starting: Option<(Event, HookRule, usize)>,
 }
 
 /// How often to look for finished hooks while some run.
@@ -250,7 +255,7 @@ impl Hooks {
     /// state; the hooks never reach into it).
     pub fn run_pending(
         &mut self,
-        mut next: impl FnMut(Instant) -> (Option<Event>, Option<String>),
+        mut next: impl FnMut(Instant) -> (Option<(Event, HookRule)>, Option<String>),
         now: Instant,
     ) {
         self.reap(now);
@@ -264,18 +269,18 @@ impl Hooks {
                     log::warn!("{summary}");
                 }
                 match event {
-                    Some(event) => self.starting = Some((event, 0)),
+                    Some((event, rule)) => self.starting = Some((event, rule, 0)),
                     None => break,
                 }
             }
-            let Some((event, index)) = self.starting.take() else {
+            let Some((event, rule, index)) = self.starting.take() else {
                 break;
             };
             if let Some(command) = self.commands.get(index).cloned() {
-                self.start(&command, &event, now);
+                self.start(&command, &event, rule, now);
             }
             if index + 1 < self.commands.len() {
-                self.starting = Some((event, index + 1));
+                self.starting = Some((event, rule, index + 1));
             }
         }
     }
@@ -308,7 +313,7 @@ impl Hooks {
         }
     }
 
-    fn start(&mut self, command: &str, event: &Event, now: Instant) {
+    fn start(&mut self, command: &str, event: &Event, rule: HookRule, now: Instant) {
         let (name, fields) = event_fields(event);
         let mut process = Command::new("sh");
         process
@@ -318,7 +323,8 @@ impl Hooks {
             // Its own process group, so the timeout can kill what it started too
             // (and a Ctrl+C at the terminal reaches the node, not the hooks).
             .process_group(0)
-            .env("P2PMON_EVENT", name);
+            .env("P2PMON_EVENT", name)
+            .env("P2PMON_HOOK_RULE", rule.as_str());
         if let Value::Object(map) = &fields {
             for (key, value) in map {
                 let text = match value {
@@ -428,7 +434,7 @@ mod tests {
     }
 
     fn ports(queue: &mut HookQueue) -> Vec<(IpAddr, u16)> {
-        std::iter::from_fn(|| queue.pop())
+        std::iter::from_fn(|| queue.pop().map(|(event, _)| event))
             .filter_map(|event| match event {
                 Event::Offline { peer, .. } => Some((peer.0.ip(), peer.0.port())),
                 _ => None,
@@ -442,10 +448,17 @@ mod tests {
         let t0 = Instant::now();
         let mut dropped = 0;
         for port in 1..=300 {
-            dropped += queue.push(offline([10, 0, 0, 9], port), t0).0;
+            dropped += queue
+                .push(offline([10, 0, 0, 9], port), HookRule::Duty, t0)
+                .0;
         }
         assert_eq!(dropped, 300 - MAX_HOOK_EVENTS_PER_SOURCE as u64);
-        assert_eq!(queue.push(offline([10, 0, 0, 2], 5000), t0).0, 0);
+        assert_eq!(
+            queue
+                .push(offline([10, 0, 0, 2], 5000), HookRule::Duty, t0)
+                .0,
+            0
+        );
         assert_eq!(queue.len(), MAX_HOOK_EVENTS_PER_SOURCE + 1);
         let order = ports(&mut queue);
         // Turns alternate: the other peer's event comes second, not last.
@@ -465,16 +478,21 @@ mod tests {
         let t0 = Instant::now();
         // Fill the queue: many sources with one event, one with its share.
         for port in 0..MAX_HOOK_EVENTS_PER_SOURCE as u16 {
-            queue.push(offline([10, 1, 0, 1], port), t0);
+            queue.push(offline([10, 1, 0, 1], port), HookRule::Duty, t0);
         }
         let mut n = 0u32;
         while queue.len() < MAX_HOOK_QUEUE {
             n += 1;
             let [_, _, c, d] = n.to_be_bytes();
-            queue.push(offline([10, 2, c, d], 5000), t0);
+            queue.push(offline([10, 2, c, d], 5000), HookRule::Duty, t0);
         }
         // A new source still gets in: the biggest holder gives up its oldest.
-        assert_eq!(queue.push(offline([10, 3, 0, 1], 5000), t0).0, 1);
+        assert_eq!(
+            queue
+                .push(offline([10, 3, 0, 1], 5000), HookRule::Duty, t0)
+                .0,
+            1
+        );
         assert_eq!(queue.len(), MAX_HOOK_QUEUE);
         let order = ports(&mut queue);
         assert!(order.contains(&(IpAddr::from([10, 3, 0, 1]), 5000)));
@@ -488,12 +506,12 @@ mod tests {
         let t0 = Instant::now();
         let mut lines = Vec::new();
         for port in 0..100 {
-            if let (_, Some(line)) = queue.push(offline([10, 0, 0, 9], port), t0) {
+            if let (_, Some(line)) = queue.push(offline([10, 0, 0, 9], port), HookRule::Duty, t0) {
                 lines.push(line);
             }
         }
         for port in 0..10 {
-            queue.push(offline([10, 0, 0, 8], port), t0);
+            queue.push(offline([10, 0, 0, 8], port), HookRule::Duty, t0);
         }
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("10.0.0.9"), "{}", lines[0]);
@@ -515,7 +533,12 @@ mod tests {
         // A quiet window closes the account; the next drop is logged at once.
         let t1 = t0 + HOOK_DROP_LOG_WINDOW * 2;
         assert_eq!(queue.take_summary(t1), None);
-        assert!(queue.push(offline([10, 0, 0, 9], 999), t1).1.is_some());
+        assert!(
+            queue
+                .push(offline([10, 0, 0, 9], 999), HookRule::Duty, t1)
+                .1
+                .is_some()
+        );
     }
 
     #[test]
@@ -524,7 +547,7 @@ mod tests {
         let t0 = Instant::now();
         for n in 0..50u8 {
             for port in 0..=MAX_HOOK_EVENTS_PER_SOURCE as u16 {
-                queue.push(offline([10, 0, 1, n], port), t0);
+                queue.push(offline([10, 0, 1, n], port), HookRule::Duty, t0);
             }
         }
         assert!(queue.window_drops.len() <= SUMMARY_SOURCES);
