@@ -10,6 +10,7 @@ mod adversarial;
 mod cli;
 mod cluster;
 mod faults;
+mod health;
 mod interop;
 mod membership;
 mod observe;
