@@ -606,7 +606,7 @@ mod tests {
             health: Health {
                 load: Some([0.524, 0.61, 10.0]),
                 cpus: Some(2),
-                swap: Some(3.14),
+                swap: Some(3.06),
                 fs: vec![
                     Filesystem {
                         mount: "/".into(),

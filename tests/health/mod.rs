@@ -160,10 +160,7 @@ fn details_extend_the_text_line_and_the_default_line_is_unchanged() {
         );
     }
     let sentence = |line: &str| {
-        let Some(rest) = line.strip_prefix(&format!("Received status from {}: CPU=", ips[0]))
-        else {
-            return None;
-        };
+        let rest = line.strip_prefix(&format!("Received status from {}: CPU=", ips[0]))?;
         let (numbers, details) = rest.split_once(", Status=online")?;
         let (cpu, memory) = numbers.split_once("%, Memory=")?;
         let memory = memory.strip_suffix('%')?;
