@@ -97,7 +97,8 @@ fn run_node(args: &RunArgs) -> Result<(), Error> {
     let config = Config::merge(args, file, &default_name)?;
     logging::init(args.verbose, args.quiet);
     log::debug!("{config:?}");
-    let output = Output::new(config.format, config.timestamps, config.changes_only);
+    let output = Output::new(config.format, config.timestamps, config.changes_only)
+        .with_details(config.details);
     let source = node::reload::Source {
         args: args.clone(),
         default_name,

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod duty;
 mod faults;
+mod health;
 mod interop;
 mod membership;
 mod observe;

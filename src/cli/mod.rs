@@ -157,6 +157,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub timestamps: bool,
 
+    /// Text status lines go on with the host's health: load, cpus, swap,
+    /// disks, network bytes, uptime (json events always carry it).
+    #[arg(long)]
+    pub details: bool,
+
     /// Cluster key file (from `p2pmon keygen`, mode 0600): seal everything
     /// sent, accept only sealed, fresh messages. Several lines: rotation.
     #[arg(long, value_name = "FILE", env = "P2PMON_KEY_FILE")]

@@ -42,6 +42,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 format: args.format,
                 changes_only: false,
                 timestamps: false,
+                details: false,
                 key_file: None,
                 allow_plaintext: false,
                 flap: FlapRule::default(),

@@ -49,6 +49,7 @@ pub struct FileConfig {
     pub(super) format: Option<Format>,
     pub(super) changes_only: Option<bool>,
     pub(super) timestamps: Option<bool>,
+    pub(super) details: Option<bool>,
     pub(super) key_file: Option<PathBuf>,
     pub(super) allow_plaintext: Option<bool>,
     pub(super) learn_peers: Option<bool>,

@@ -75,6 +75,8 @@ pub struct Config {
     pub format: Format,
     pub changes_only: bool,
     pub timestamps: bool,
+    /// Text statuses go on with the host's health (--details).
+    pub details: bool,
     /// The cluster key file: `None` sends and accepts plaintext.
     pub key_file: Option<PathBuf>,
     /// With a key, still accept plaintext peers (logged).

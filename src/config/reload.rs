@@ -46,6 +46,7 @@ impl Config {
             format,
             changes_only,
             timestamps,
+            details,
             key_file,
             allow_plaintext,
             flap,
@@ -66,6 +67,7 @@ impl Config {
             ("format", *format != new.format),
             ("changes_only", *changes_only != new.changes_only),
             ("timestamps", *timestamps != new.timestamps),
+            ("details", *details != new.details),
             ("key_file", *key_file != new.key_file),
             ("allow_plaintext", *allow_plaintext != new.allow_plaintext),
             ("flap_changes", flap.changes != new.flap.changes),
@@ -151,6 +153,7 @@ mod tests {
             format: Format::Json,
             changes_only: true,
             timestamps: true,
+            details: true,
             key_file: Some("/etc/p2pmon/key".into()),
             allow_plaintext: true,
             flap: FlapRule {

@@ -186,16 +186,22 @@ impl Sender {
 
     /// Samples and queues a fresh status on every link.
     fn round(&mut self, now: Instant) {
-        let sample = self.sampler.sample();
-        self.state.set_own(sample.clone());
-        let message = Message::Status {
+        let mut sample = self.sampler.sample();
+        let mut message = Message::Status {
             header: self.header(),
             cpu: sample.cpu,
             memory: sample.memory,
             health: sample.health.clone(),
         };
-        let frame = wire::encode(&message);
+        // The bare status is a connection's first frame: the least full
+        // filesystems go if it would not fit, and everyone (this node's own
+        // view included) gets the same list.
+        let frame = wire::encode_within(&mut message, MAX_FIRST_FRAME);
+        if let Message::Status { health, .. } = &message {
+            sample.health.fs.truncate(health.fs.len());
+        }
         debug_assert!(frame.len() < MAX_FIRST_FRAME);
+        self.state.set_own(sample.clone());
         // Peers that speak v1 also get what we know of the members; a peer
         // not known to speak v1 (maybe the Python original) gets the bare status.
         let digest = self.state.change(|change| change.table.digest(now));

@@ -384,6 +384,24 @@ pub fn encode(message: &Message) -> Vec<u8> {
     line
 }
 
+/// Encodes a status as [`encode`] does, first dropping its least full
+/// filesystems (the tail of the fullest-first list) until the line is
+/// shorter than `limit`: the bare status is a connection's first frame,
+/// which must stay under [`crate::limits::MAX_FIRST_FRAME`] for the Python
+/// original's single read, whatever the name and the mount points. `message`
+/// keeps what was sent. Anything but a status is encoded as it is.
+pub fn encode_within(message: &mut Message, limit: usize) -> Vec<u8> {
+    loop {
+        let line = encode(message);
+        let Message::Status { health, .. } = message else {
+            return line;
+        };
+        if line.len() < limit || health.fs.pop().is_none() {
+            return line;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +445,76 @@ mod tests {
                 health: Health::default(),
             })
         );
+    }
+
+    #[test]
+    fn a_status_with_long_mount_points_still_fits_the_first_frame() {
+        use crate::limits::{MAX_FILESYSTEMS, MAX_FIRST_FRAME, MAX_MOUNT_LEN, MAX_NAME_LEN};
+        use crate::proto::health::Filesystem;
+        let fs: Vec<Filesystem> = (0..MAX_FILESYSTEMS)
+            .map(|i| Filesystem {
+                mount: format!("/{i}{}", "m".repeat(MAX_MOUNT_LEN - 2)),
+                used: 90.0 - i as f64,
+                size: u64::MAX,
+            })
+            .collect();
+        let health = Health {
+            load: Some([1e5, 1e5, 1e5]),
+            cpus: Some(crate::limits::MAX_CPUS),
+            swap: Some(99.9),
+            fs: fs.clone(),
+            net_rx: Some(u64::MAX),
+            net_tx: Some(u64::MAX),
+            uptime_s: Some(u64::MAX),
+        };
+        let mut message = Message::Status {
+            header: Header {
+                node: "n".repeat(MAX_NAME_LEN),
+                seq: u64::MAX,
+                ts: u64::MAX,
+                boot: u64::MAX,
+                interval_ms: crate::limits::MAX_PEER_INTERVAL.as_millis() as u64,
+                ..header()
+            },
+            cpu: 100.0,
+            memory: 100.0,
+            health,
+        };
+        let line = encode_within(&mut message, MAX_FIRST_FRAME);
+        assert!(line.len() < MAX_FIRST_FRAME, "{}", line.len());
+        let Message::Status { health: sent, .. } = &message else {
+            panic!("not a status");
+        };
+        // The fullest were kept (as many as fit), in order; what is left
+        // in `message` is what went out.
+        assert!(!sent.fs.is_empty() && sent.fs.len() < MAX_FILESYSTEMS);
+        assert_eq!(sent.fs[..], fs[..sent.fs.len()]);
+        let Ok(Message::Status {
+            health: decoded, ..
+        }) = decode(line.trim_ascii_end())
+        else {
+            panic!("refused");
+        };
+        assert_eq!(decoded.fs, sent.fs);
+        // One more filesystem would not have fitted.
+        let mut one_more = message.clone();
+        if let Message::Status { health, .. } = &mut one_more {
+            health.fs.push(fs[sent.fs.len()].clone());
+        }
+        assert!(encode(&one_more).len() >= MAX_FIRST_FRAME);
+        // A status that fits is left whole.
+        let mut small = Message::Status {
+            header: header(),
+            cpu: 1.0,
+            memory: 2.0,
+            health: Health {
+                fs: fs[..1].to_vec(),
+                ..Health::default()
+            },
+        };
+        let before = small.clone();
+        assert_eq!(encode_within(&mut small, MAX_FIRST_FRAME), encode(&before));
+        assert_eq!(small, before);
     }
 
     #[test]

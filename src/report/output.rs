@@ -39,6 +39,8 @@ pub struct Output {
     format: Format,
     timestamps: bool,
     changes_only: bool,
+    /// Text statuses go on with the rest of the host's health (--details).
+    details: bool,
     /// Discard everything (the demo's other nodes).
     silent: bool,
     /// Lines dropped because stdout did not keep up.
@@ -52,9 +54,16 @@ impl Output {
             format,
             timestamps,
             changes_only,
+            details: false,
             silent: false,
             dropped: 0,
         }
+    }
+
+    /// With `details`, each text status line goes on with the rest of the
+    /// host's health (--details; json events always carry it).
+    pub fn with_details(self, details: bool) -> Output {
+        Output { details, ..self }
     }
 
     /// Discards everything (the demo's other nodes).
@@ -121,7 +130,11 @@ impl Output {
     /// intermediate String and no slow exact float formatting.
     fn text_event(&mut self, event: &Event) {
         let Event::Status {
-            peer, cpu, memory, ..
+            peer,
+            cpu,
+            memory,
+            health,
+            ..
         } = event
         else {
             return self.text(&text_line(event));
@@ -134,7 +147,11 @@ impl Output {
             self.pending.push(b' ');
         }
         // Writing into a Vec cannot fail.
-        let _ = writeln!(self.pending, "{}", StatusSentence(peer, *cpu, *memory));
+        let _ = write!(self.pending, "{}", StatusSentence(peer, *cpu, *memory));
+        if self.details {
+            let _ = write!(self.pending, "{}", Details(health));
+        }
+        self.pending.push(b'\n');
     }
 
     fn text(&mut self, line: &str) {
@@ -236,6 +253,84 @@ impl std::fmt::Display for StatusSentence<'_> {
             OneDecimal(*cpu),
             OneDecimal(*memory)
         )
+    }
+}
+
+/// What `--details` adds to a text status line: for each part of the host's
+/// health the status carries, a space and `key=value`, in this order:
+/// `load=0.52/0.61/0.70 cpus=2 swap=3.1% disk=/:71.3%,/home:12.0%
+/// rx=12.3MB tx=4.5MB up=3d4h` (load with two decimals; percents with one;
+/// every filesystem, fullest first; bytes received and sent since boot in
+/// decimal units; uptime in its two largest units). Absent parts are left
+/// out, so a status without health (an older node, the Python original)
+/// prints the bare sentence.
+struct Details<'a>(&'a Health);
+
+impl std::fmt::Display for Details<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let health = self.0;
+        if let Some([one, five, fifteen]) = health.load {
+            write!(f, " load={one:.2}/{five:.2}/{fifteen:.2}")?;
+        }
+        if let Some(cpus) = health.cpus {
+            write!(f, " cpus={cpus}")?;
+        }
+        if let Some(swap) = health.swap {
+            write!(f, " swap={}%", OneDecimal(swap))?;
+        }
+        for (i, fs) in health.fs.iter().enumerate() {
+            let sep = if i == 0 { " disk=" } else { "," };
+            write!(f, "{sep}{}:{}%", fs.mount, OneDecimal(fs.used))?;
+        }
+        if let Some(rx) = health.net_rx {
+            write!(f, " rx={}", Bytes(rx))?;
+        }
+        if let Some(tx) = health.net_tx {
+            write!(f, " tx={}", Bytes(tx))?;
+        }
+        if let Some(up) = health.uptime_s {
+            write!(f, " up={}", Uptime(up))?;
+        }
+        Ok(())
+    }
+}
+
+/// A byte count in decimal units with one decimal: `512B`, `12.3MB`, `1.5TB`.
+struct Bytes(u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+        if self.0 < 1000 {
+            return write!(f, "{}B", self.0);
+        }
+        let mut value = self.0 as f64 / 1000.0;
+        let mut unit = 0;
+        // Move up while the rounded figure would read 1000.0 or more.
+        while value >= 999.95 && unit + 1 < UNITS.len() {
+            value /= 1000.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1}{}", UNITS[unit])
+    }
+}
+
+/// Seconds as their two largest units: `42s`, `7m3s`, `5h12m`, `3d4h`.
+struct Uptime(u64);
+
+impl std::fmt::Display for Uptime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+        if days > 0 {
+            write!(f, "{days}d{hours}h")
+        } else if hours > 0 {
+            write!(f, "{hours}h{minutes}m")
+        } else if minutes > 0 {
+            write!(f, "{minutes}m{seconds}s")
+        } else {
+            write!(f, "{seconds}s")
+        }
     }
 }
 
@@ -501,6 +596,92 @@ mod tests {
         );
     }
 
+    fn healthy_status() -> Event {
+        use crate::proto::health::Filesystem;
+        Event::Status {
+            peer: peer(),
+            name: Some("b".into()),
+            cpu: 3.25,
+            memory: 41.66,
+            health: Health {
+                load: Some([0.524, 0.61, 10.0]),
+                cpus: Some(2),
+                swap: Some(3.06),
+                fs: vec![
+                    Filesystem {
+                        mount: "/".into(),
+                        used: 71.26,
+                        size: 1 << 30,
+                    },
+                    Filesystem {
+                        mount: "/srv/my data".into(),
+                        used: 9.0,
+                        size: 1,
+                    },
+                ],
+                net_rx: Some(12_345_678),
+                net_tx: Some(4_500_000),
+                uptime_s: Some(3 * 86_400 + 4 * 3600 + 59 * 60),
+            },
+            first: false,
+        }
+    }
+
+    #[test]
+    fn details_follow_the_unchanged_sentence_only_when_asked() {
+        let (mut out, ()) = output(Format::Text, false, false);
+        out.event(&healthy_status());
+        assert_eq!(
+            out.text(),
+            "Received status from 127.0.0.2: CPU=3.3%, Memory=41.7%, Status=online\n"
+        );
+        let captured = Captured::default();
+        let mut out = Harness {
+            output: Output::new(Format::Text, false, false).with_details(true),
+            stdout: Stdout::new(Box::new(captured.clone())),
+            captured,
+        };
+        out.event(&healthy_status());
+        // Without health (an older node, the Python original): the bare line.
+        out.event(&status(false));
+        assert_eq!(
+            out.text(),
+            "Received status from 127.0.0.2: CPU=3.3%, Memory=41.7%, Status=online \
+             load=0.52/0.61/10.00 cpus=2 swap=3.1% disk=/:71.3%,/srv/my data:9.0% \
+             rx=12.3MB tx=4.5MB up=3d4h\n\
+             Received status from 127.0.0.2: CPU=3.3%, Memory=41.7%, Status=online\n"
+        );
+        // Only the parts present.
+        let Event::Status { peer, .. } = status(false) else {
+            return;
+        };
+        let partial = Event::Status {
+            peer,
+            name: None,
+            cpu: 1.0,
+            memory: 2.0,
+            health: Health {
+                cpus: Some(4),
+                uptime_s: Some(42),
+                ..Health::default()
+            },
+            first: false,
+        };
+        out.event(&partial);
+        assert!(out.text().ends_with("Status=online cpus=4 up=42s\n"));
+        // json is not changed by --details: it always carries every field.
+        let captured = Captured::default();
+        let mut json = Harness {
+            output: Output::new(Format::Json, false, false).with_details(true),
+            stdout: Stdout::new(Box::new(captured.clone())),
+            captured,
+        };
+        json.event(&healthy_status());
+        let line: Value = serde_json::from_str(json.text().trim_end()).unwrap_or(Value::Null);
+        assert_eq!(line["cpus"], 2);
+        assert_eq!(line["fs"][0]["mount"], "/");
+    }
+
     #[test]
     fn changes_only_skips_repeated_statuses() {
         let (mut out, ()) = output(Format::Text, false, true);
@@ -588,6 +769,34 @@ mod bound_tests {
                     "{value}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn byte_counts_and_uptimes_read_short() {
+        for (bytes, text) in [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1.0kB"),
+            (12_345_678, "12.3MB"),
+            (999_949, "999.9kB"),
+            (999_950, "1.0MB"),
+            (1_500_000_000_000, "1.5TB"),
+            (u64::MAX, "18.4EB"),
+        ] {
+            assert_eq!(Bytes(bytes).to_string(), text, "{bytes}");
+        }
+        for (seconds, text) in [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m0s"),
+            (423, "7m3s"),
+            (3600, "1h0m"),
+            (5 * 3600 + 12 * 60 + 30, "5h12m"),
+            (86_400, "1d0h"),
+            (3 * 86_400 + 4 * 3600 + 3599, "3d4h"),
+        ] {
+            assert_eq!(Uptime(seconds).to_string(), text, "{seconds}");
         }
     }
 
