@@ -187,6 +187,14 @@ pub struct RunArgs {
     #[arg(long = "on-event", value_name = "CMD")]
     pub on_event: Vec<String>,
 
+    /// Alert when a metric crosses a threshold: `METRIC > VALUE [for
+    /// DURATION]` or `<`; METRIC: cpu, memory, swap, disk (the fullest
+    /// filesystem), load1, load5, load15, load1_per_cpu. Percent metrics take
+    /// a percent. Evaluated on every status of every peer and on this node's
+    /// own; clears 5 % of the threshold back. Repeatable (at most 16).
+    #[arg(long = "alert", value_name = "RULE")]
+    pub alert: Vec<String>,
+
     /// Learn members from peers' statuses and push to them too (on when a
     /// key is set: only authenticated members can name members).
     #[arg(long)]

@@ -55,6 +55,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 on_event: Vec::new(),
                 learn_peers: false,
                 forget_after: Some(crate::limits::DEFAULT_FORGET_AFTER),
+                alerts: Vec::new(),
             };
             if me == 0 {
                 Setup {

@@ -54,6 +54,7 @@ impl Config {
             on_event,
             learn_peers,
             forget_after,
+            alerts,
         } = self;
         let differs = [
             ("port", *port != new.port),
@@ -73,6 +74,7 @@ impl Config {
             ("on_event", *on_event != new.on_event),
             ("learn_peers", *learn_peers != new.learn_peers),
             ("forget_after", *forget_after != new.forget_after),
+            ("alerts", *alerts != new.alerts),
         ];
         ConfigChange {
             added,
@@ -160,6 +162,10 @@ mod tests {
             on_event: vec!["true".into()],
             learn_peers: true,
             forget_after: None,
+            alerts: vec![
+                crate::peers::AlertRule::parse("cpu > 90", crate::config::parse_duration)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ],
         };
         let mut named = current.diff(&new).needs_restart;
         named.sort_unstable();

@@ -26,7 +26,8 @@ use mio::Waker;
 use crate::config::{Host, PeerAddr};
 use crate::node::sample::Sample;
 use crate::node::sender::LinkChange;
-use crate::peers::{Event, PeerState, PeerTable};
+use crate::peers::alerts::Reading;
+use crate::peers::{AlertNote, Event, PeerState, PeerTable};
 use crate::proto::SharedKeyring;
 use crate::report::history::History;
 use crate::report::hooks::HookQueue;
@@ -235,13 +236,26 @@ impl State {
         self.lock().stats.reject(reason, source, detail, now);
     }
 
-    /// Keeps the sender's latest sample of this node, and its history.
+    /// Keeps the sender's latest sample of this node, and its history, and
+    /// publishes the alerts it fires or clears (the sender then wakes the
+    /// writer, as after every turn of its loop).
     pub fn set_own(&self, sample: Sample) {
-        let mut locked = self.lock();
-        locked
-            .history
-            .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
-        locked.own = Some(sample);
+        let wake = {
+            let mut locked = self.lock();
+            locked
+                .history
+                .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
+            let Locked { table, events, .. } = &mut *locked;
+            let reading = Reading {
+                cpu: sample.cpu,
+                memory: sample.memory,
+                health: &sample.health,
+            };
+            table.on_own_sample(&self.inner.name, &reading, Instant::now(), events);
+            locked.own = Some(sample);
+            locked.publish(self.inner.hooks_enabled)
+        };
+        self.wake(wake);
     }
 
     /// Asks the sender to start or stop sending to peers (SIGHUP).
@@ -409,8 +423,33 @@ fn log_reason(event: &Event) {
             "contact restored with {peers} peers after {:.1} s",
             after.as_secs_f64()
         ),
+        Event::Alert(note) => log::warn!(
+            "alert on {}: {}: {} is {}, past {} at every status for {:.1} s",
+            alert_subject(note),
+            note.rule,
+            note.metric.name(),
+            note.metric.show(note.value),
+            note.threshold,
+            note.hold.as_secs_f64()
+        ),
+        Event::AlertCleared(note) => log::info!(
+            "alert on {} cleared: {}: {} is {}, back past the threshold by the clearing margin \
+             ({} %) at every status for {:.1} s",
+            alert_subject(note),
+            note.rule,
+            note.metric.name(),
+            note.metric.show(note.value),
+            crate::limits::ALERT_CLEAR_MARGIN * 100.0,
+            note.hold.as_secs_f64()
+        ),
         Event::Status { .. } => {}
     }
+}
+
+/// `peer 127.0.0.2`, or `this node`.
+fn alert_subject(note: &AlertNote) -> String {
+    note.peer
+        .map_or_else(|| "this node".to_string(), |peer| format!("peer {peer}"))
 }
 
 /// Adds a status or a state change to the peer's history; the state of a
@@ -428,7 +467,10 @@ fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u
         Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
         Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
         Event::Forgotten { peer, .. } => history.forget(peer),
-        Event::CutOff { .. } | Event::Restored { .. } => {}
+        Event::CutOff { .. }
+        | Event::Restored { .. }
+        | Event::Alert(_)
+        | Event::AlertCleared(_) => {}
     }
 }
 
@@ -479,6 +521,36 @@ mod tests {
             state.next_hook_event(t0).0,
             Some(Event::Offline { .. })
         ));
+    }
+
+    #[test]
+    fn this_nodes_alerts_are_published_with_its_sample() {
+        let t0 = Instant::now();
+        let rule = crate::peers::AlertRule::parse("memory > 50", crate::config::parse_duration);
+        let table = PeerTable::new(t0, Duration::from_secs(3), Duration::from_secs(1))
+            .with_alerts(rule.into_iter().collect());
+        let output = Output::new(crate::report::output::Format::Text, false, false);
+        let state = State::new("me".into(), vec![], None, true, table, output);
+        let sample = |memory| Sample {
+            cpu: 1.0,
+            memory,
+            health: Default::default(),
+        };
+        state.set_own(sample(60.0));
+        state.set_own(sample(70.0));
+        let out = String::from_utf8(state.take_output()).unwrap_or_default();
+        assert_eq!(out, "Alert on this node: memory > 50 (memory=60.0%).\n");
+        assert!(matches!(
+            state.next_hook_event(t0).0,
+            Some(Event::Alert(note)) if note.peer.is_none() && note.name.as_deref() == Some("me")
+        ));
+        assert_eq!(state.next_hook_event(t0).0, None);
+        state.set_own(sample(10.0));
+        let out = String::from_utf8(state.take_output()).unwrap_or_default();
+        assert_eq!(
+            out,
+            "Alert cleared on this node: memory > 50 (memory=10.0%).\n"
+        );
     }
 
     #[test]
