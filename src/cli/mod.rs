@@ -180,8 +180,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR|off")]
     pub http: Option<String>,
 
-    /// Run CMD (with sh -c) on offline, back online, left, flapping, cut-off
-    /// and restored events; the event is in P2PMON_* variables and on stdin
+    /// Run CMD (with sh -c) on offline, back online, left, flapping, cut-off,
+    /// restored, alert and alert cleared events; the event is in P2PMON_* variables and on stdin
     /// as JSON. Repeatable (at most 32); each hook is killed, with what it
     /// started, after 10 s.
     #[arg(long = "on-event", value_name = "CMD")]

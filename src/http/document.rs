@@ -24,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::http::snapshot::{PeerSnapshot, Snapshot};
 use crate::peers::alerts::Firing;
 use crate::peers::{Origin, Subject};
-use crate::units::round1;
+use crate::units::{round1, round2};
 
 /// `GET /status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -148,11 +148,6 @@ impl AlertStatus {
             })
             .collect()
     }
-}
-
-/// Two decimals: enough for a load per CPU, as exact as a percent needs.
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 impl StatusDocument {

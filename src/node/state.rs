@@ -424,25 +424,34 @@ fn log_reason(event: &Event) {
             after.as_secs_f64()
         ),
         Event::Alert(note) => log::warn!(
-            "alert on {}: {}: {} is {}, past {} at every status for {:.1} s",
+            "alert on {}: {}: {} is {}, past {}{}",
             alert_subject(note),
             note.rule,
             note.metric.name(),
             note.metric.show(note.value),
             note.threshold,
-            note.hold.as_secs_f64()
+            held(note)
         ),
         Event::AlertCleared(note) => log::info!(
-            "alert on {} cleared: {}: {} is {}, back past the threshold by the clearing margin \
-             ({} %) at every status for {:.1} s",
+            "alert on {} cleared: {}: {} is {}, back past {} by the clearing margin ({} %){}",
             alert_subject(note),
             note.rule,
             note.metric.name(),
             note.metric.show(note.value),
+            note.threshold,
             crate::limits::ALERT_CLEAR_MARGIN * 100.0,
-            note.hold.as_secs_f64()
+            held(note)
         ),
         Event::Status { .. } => {}
+    }
+}
+
+/// ` at every status for 30.0 s`, or nothing for a rule without a DURATION.
+fn held(note: &AlertNote) -> String {
+    if note.hold.is_zero() {
+        String::new()
+    } else {
+        format!(" at every status for {:.1} s", note.hold.as_secs_f64())
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::limits::MAX_OUTPUT_BUFFER;
 use crate::peers::{AlertNote, Event, PeerId};
 use crate::proto::health::Health;
-use crate::units::round1;
+use crate::units::{round1, round2};
 
 /// Event line format on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
@@ -284,7 +284,7 @@ fn alert_fields(note: &AlertNote) -> Value {
         "name": note.name,
         "rule": note.rule,
         "metric": note.metric.name(),
-        "value": note.value,
+        "value": round2(note.value),
         "threshold": note.threshold,
         "for_s": note.hold.as_secs_f64(),
     })

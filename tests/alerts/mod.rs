@@ -298,3 +298,91 @@ fn a_bad_alert_rule_exits_2_naming_it_and_what_is_wrong() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("at most 16 rules"), "{stderr}");
 }
+
+#[test]
+#[ignore = "needs chromium (headless)"]
+fn the_dashboard_card_shows_a_red_line_per_firing_alert() {
+    crate::web::chromium();
+    let net = Block::take();
+    let (a, b) = (net.ip(1), net.ip(2));
+    let endpoint = net.http(1);
+    // Memory is always above 0 % and never below 100 %: the first fires
+    // for the node and its peer, the second never.
+    let _alpha = Node::on(
+        &a,
+        &[&b],
+        &[
+            "--http",
+            &endpoint,
+            "--alert",
+            "memory > 0",
+            "--alert",
+            "memory > 100",
+        ],
+    );
+    let _bravo = Node::on(&b, &[&a], &[]);
+    let line = |dom: &str| {
+        dom.matches("<div class=\"alert\">⚠ memory &gt; 0: ")
+            .count()
+    };
+    let dom = crate::web::dom_until(
+        &format!("http://{endpoint}/"),
+        "an alert line on both cards",
+        |dom| line(dom) == 2,
+    );
+    assert!(!dom.contains("memory &gt; 100"), "{dom}");
+    assert!(dom.contains("is-alerting"), "{dom}");
+}
+
+#[test]
+#[ignore = "needs promtool (Debian package prometheus)"]
+fn alert_metrics_pass_promtool() {
+    use std::io::Write;
+    let net = Block::take();
+    let (a, b) = (net.ip(1), net.ip(2));
+    let endpoint = net.http(1);
+    let alpha = Node::on(
+        &a,
+        &[&b],
+        &[
+            "--http",
+            &endpoint,
+            "--format",
+            "json",
+            "--alert",
+            "memory > 0",
+        ],
+    );
+    let _bravo = Node::on(&b, &[&a], &["--name", "bravo\"quoted\""]);
+    assert!(
+        wait_for(&alpha, 0, Duration::from_secs(15), |events| count(
+            events, "alert", &b
+        ) == 1),
+        "{:?}",
+        alpha.lines()
+    );
+    let (_, text) = http(&endpoint, "GET", "/metrics");
+    let peer =
+        format!(r#"p2pmon_peer_alert{{peer="{b}",name="bravo\"quoted\"",rule="memory > 0"}} 1"#);
+    assert!(text.lines().any(|l| l == peer), "{peer}\n{text}");
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("promtool ends");
+    assert!(
+        output.status.success(),
+        "{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
