@@ -183,6 +183,19 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// not damped.
 pub const MAX_FLAP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Most `--alert` rules: each costs a little state per peer (at most
+/// `MAX_PEERS` × this many), and a dozen rules already cover every metric.
+pub const MAX_ALERT_RULES: usize = 16;
+
+/// Longest `for DURATION` of an alert rule (a day): a condition that must
+/// last longer is a trend, not an alert.
+pub const MAX_ALERT_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// An alert clears only once its value is back past the threshold by this
+/// fraction of it (`cpu > 90` clears at 85.5 or below), so a value hovering
+/// at the threshold fires once, not at every status.
+pub const ALERT_CLEAR_MARGIN: f64 = 0.05;
+
 /// `at + after` for deadlines: never panics. Durations are capped where they
 /// are parsed ([`MAX_DURATION`], at most a year ahead of a clock that counts
 /// from boot), so the far-future fallback only guards against a future

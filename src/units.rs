@@ -9,9 +9,15 @@ pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+/// `x` rounded to two decimals, likewise: for values finer than a percent
+/// (a load per CPU) where they are shown as numbers (alerts).
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
-    use super::round1;
+    use super::{round1, round2};
 
     #[test]
     fn rounds_half_away_from_zero_to_one_decimal() {
@@ -21,5 +27,7 @@ mod tests {
         assert_eq!(round1(100.0), 100.0);
         assert_eq!(round1(0.04), 0.0);
         assert!(round1(f64::NAN).is_nan());
+        assert_eq!(round2(0.525), 0.53);
+        assert_eq!(round2(4.826_235), 4.83);
     }
 }

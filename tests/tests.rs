@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod adversarial;
+mod alerts;
 mod cli;
 mod cluster;
 mod duty;

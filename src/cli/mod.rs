@@ -186,8 +186,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR|off")]
     pub http: Option<String>,
 
-    /// Run CMD (with sh -c) on offline, back online, left, flapping, cut-off
-    /// and restored events; the event is in P2PMON_* variables and on stdin
+    /// Run CMD (with sh -c) on offline, back online, left, flapping, cut-off,
+    /// restored, alert and alert cleared events; the event is in P2PMON_* variables and on stdin
     /// as JSON. Repeatable (at most 32); each hook is killed, with what it
     /// started, after 10 s.
     #[arg(long = "on-event", value_name = "CMD")]
@@ -199,6 +199,13 @@ pub struct RunArgs {
     /// duty]. Cut-off and restored always run here.
     #[arg(long, value_enum, value_name = "duty|every")]
     pub hooks_on: Option<HooksOn>,
+    /// Alert when a metric crosses a threshold: `METRIC > VALUE [for
+    /// DURATION]` or `<`; METRIC: cpu, memory, swap, disk (the fullest
+    /// filesystem), load1, load5, load15, load1_per_cpu. Percent metrics take
+    /// a percent. Evaluated on every status of every peer and on this node's
+    /// own; clears 5 % of the threshold back. Repeatable (at most 16).
+    #[arg(long = "alert", value_name = "RULE")]
+    pub alert: Vec<String>,
 
     /// Learn members from peers' statuses and push to them too (on when a
     /// key is set: only authenticated members can name members).

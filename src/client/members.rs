@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use crate::Error;
 use crate::cli::MembersArgs;
 use crate::client::fetch;
-use crate::http::document::StatusDocument;
+use crate::http::document::{AlertStatus, StatusDocument};
 use crate::names;
 
 pub fn run(args: &MembersArgs) -> Result<(), Error> {
@@ -54,11 +54,15 @@ pub fn table(status: &StatusDocument, colour: bool) -> String {
             peer.since_s.map_or("-".to_string(), human),
         ]);
     }
+    // Firing alerts: a last column, only when some peer has one (a table
+    // without alerts is what it always was).
+    let alerts: Vec<String> = status.peers.iter().map(|p| alert_cell(&p.alerts)).collect();
+    let with_alerts = alerts.iter().any(|cell| !cell.is_empty());
     let widths: Vec<usize> = (0..7)
         .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for (index, row) in rows.iter().enumerate() {
         let mut line = String::new();
         for (column, cell) in row.iter().enumerate() {
             let padded = format!("{cell:<width$}", width = widths[column]);
@@ -72,10 +76,49 @@ pub fn table(status: &StatusDocument, colour: bool) -> String {
                 line.push_str("  ");
             }
         }
+        if with_alerts {
+            let cell = match index.checked_sub(1) {
+                None => "ALERTS",
+                Some(peer) => alerts.get(peer).map_or("", String::as_str),
+            };
+            line.push_str("  ");
+            line.push_str(&if colour && index > 0 && !cell.is_empty() {
+                format!("\x1b[31m{cell}\x1b[0m")
+            } else {
+                cell.to_string()
+            });
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    if !status.node.alerts.is_empty() {
+        let firing: Vec<String> = status
+            .node
+            .alerts
+            .iter()
+            .map(|alert| {
+                let value = alert.value.map_or("?".to_string(), |v| v.to_string());
+                let since = alert.since_s.map_or("?".to_string(), human);
+                format!(
+                    "{} ({value}, {since})",
+                    alert.rule.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        let line = format!("Alerts on this node: {}", firing.join(", "));
+        out.push_str(&names::for_terminal(&line));
+        out.push('\n');
+    }
     out
+}
+
+/// A peer's firing alerts, as one cell: `cpu > 90 for 30s, disk > 90`.
+fn alert_cell(alerts: &[AlertStatus]) -> String {
+    let rules: Vec<&str> = alerts
+        .iter()
+        .map(|alert| alert.rule.as_deref().unwrap_or("?"))
+        .collect();
+    names::for_terminal(&rules.join(", ")).into_owned()
 }
 
 /// ANSI colour by state (only on a terminal).
@@ -144,6 +187,29 @@ mod tests {
         assert_eq!(offset(lines[1], "online"), offset(lines[2], "offline"));
         assert!(!plain.contains('\x1b'));
         assert!(table(&status, true).contains("\x1b[32m"));
+    }
+
+    #[test]
+    fn firing_alerts_are_a_last_column_and_a_line_for_this_node() {
+        let status = document(json!({
+            "node": {"name": "a", "alerts": [{"rule": "memory > 90", "since_s": 12.3, "value": 95.5}]},
+            "peers": [
+                {"peer": "10.0.0.2", "name": "b", "state": "online", "cpu": 97.3, "memory": 41.7,
+                 "last_seen_s": 0.4, "since_s": 125.0,
+                 "alerts": [{"rule": "cpu > 90 for 30s", "since_s": 40.0, "value": 97.3},
+                            {"rule": "load1 > 4", "since_s": 2.0, "value": 4.5}]},
+                {"peer": "10.0.0.3", "name": "c", "state": "offline", "cpu": 1.0, "memory": 1.0,
+                 "last_seen_s": 9.0, "since_s": 3.0},
+            ]
+        }));
+        assert_eq!(
+            table(&status, false),
+            "PEER      NAME  STATE    CPU    MEMORY  LAST SEEN  SINCE  ALERTS\n\
+             10.0.0.2  b     online   97.3%  41.7%   0.4s ago   2m05s  cpu > 90 for 30s, load1 > 4\n\
+             10.0.0.3  c     offline  1.0%   1.0%    9.0s ago   3.0s\n\
+             Alerts on this node: memory > 90 (95.5, 12.3s)\n"
+        );
+        assert!(table(&status, true).contains("\x1b[31mcpu > 90 for 30s, load1 > 4\x1b[0m"));
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn run(args: &DemoArgs) -> Result<(), Error> {
                 hooks_on: crate::report::duty::HooksOn::Duty,
                 learn_peers: false,
                 forget_after: Some(crate::limits::DEFAULT_FORGET_AFTER),
+                alerts: Vec::new(),
             };
             if me == 0 {
                 Setup {

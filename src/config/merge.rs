@@ -16,11 +16,11 @@ use super::{Config, ConfigError, HttpSetting, PeerAddr, error};
 use crate::cli::RunArgs;
 use crate::limits::{
     DEFAULT_FLAP_CHANGES, DEFAULT_FLAP_WINDOW, DEFAULT_FORGET_AFTER, DEFAULT_HTTP,
-    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_CONNECTIONS, MAX_FLAP_WINDOW, MAX_HOOK_COMMANDS,
-    MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
+    DEFAULT_INTERVAL, DEFAULT_PORT, MAX_ALERT_FOR, MAX_ALERT_RULES, MAX_CONNECTIONS,
+    MAX_FLAP_WINDOW, MAX_HOOK_COMMANDS, MAX_NAME_LEN, MAX_OFFLINE_AFTER, MAX_PEER_INTERVAL,
 };
 use crate::names;
-use crate::peers::{FlapRule, offline_threshold};
+use crate::peers::{AlertRule, FlapRule, offline_threshold};
 
 impl Config {
     /// Merges the command line over the file over the defaults and validates
@@ -203,6 +203,8 @@ impl Config {
             ));
         }
 
+        let alerts = alert_rules(&args.alert, file.alerts)?;
+
         Ok(Config {
             peers,
             port,
@@ -226,8 +228,39 @@ impl Config {
             http,
             on_event,
             hooks_on: args.hooks_on.or(file.hooks_on).unwrap_or_default(),
+            alerts,
         })
     }
+}
+
+/// The `--alert` rules (the flags, else the file's `alerts`), parsed: a bad
+/// rule is named with what is wrong with it, as is one given twice.
+fn alert_rules(flags: &[String], file: Option<Vec<String>>) -> Result<Vec<AlertRule>, ConfigError> {
+    let texts = if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags.to_vec()
+    };
+    if texts.len() > MAX_ALERT_RULES {
+        return Err(error(format!(
+            "--alert given {} times: at most {MAX_ALERT_RULES} rules",
+            texts.len()
+        )));
+    }
+    let mut rules: Vec<AlertRule> = Vec::new();
+    for text in &texts {
+        let shown = names::for_terminal(text);
+        let rule = AlertRule::parse(text, |d| parse_duration_within(d, MAX_ALERT_FOR))
+            .map_err(|e| error(format!("invalid value for --alert {shown:?}: {e}")))?;
+        if rules.iter().any(|known| known.text == rule.text) {
+            return Err(error(format!(
+                "--alert {shown:?} is given twice (as {:?})",
+                rule.text
+            )));
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -274,6 +307,7 @@ mod tests {
                 http: HttpSetting::Default(SocketAddr::from(([127, 0, 0, 1], 5080))),
                 on_event: vec![],
                 hooks_on: HooksOn::Duty,
+                alerts: vec![],
             })
         );
     }

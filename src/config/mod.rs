@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::peers::FlapRule;
+use crate::peers::{AlertRule, FlapRule};
 use crate::report::duty::HooksOn;
 use crate::report::output::Format;
 
@@ -91,6 +91,8 @@ pub struct Config {
     pub learn_peers: bool,
     /// Learned members offline this long are forgotten (`None`: never).
     pub forget_after: Option<Duration>,
+    /// The `--alert` rules, in the order given.
+    pub alerts: Vec<AlertRule>,
 }
 
 /// Where the status endpoint listens.

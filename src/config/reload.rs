@@ -56,6 +56,7 @@ impl Config {
             hooks_on,
             learn_peers,
             forget_after,
+            alerts,
         } = self;
         let differs = [
             ("port", *port != new.port),
@@ -77,6 +78,7 @@ impl Config {
             ("hooks_on", *hooks_on != new.hooks_on),
             ("learn_peers", *learn_peers != new.learn_peers),
             ("forget_after", *forget_after != new.forget_after),
+            ("alerts", *alerts != new.alerts),
         ];
         ConfigChange {
             added,
@@ -166,6 +168,10 @@ mod tests {
             hooks_on: crate::report::duty::HooksOn::Every,
             learn_peers: true,
             forget_after: None,
+            alerts: vec![
+                crate::peers::AlertRule::parse("cpu > 90", crate::config::parse_duration)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ],
         };
         let mut named = current.diff(&new).needs_restart;
         named.sort_unstable();

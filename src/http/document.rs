@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::http::snapshot::{PeerSnapshot, Snapshot};
-use crate::peers::Origin;
-use crate::units::round1;
+use crate::peers::alerts::Firing;
+use crate::peers::{Origin, Subject};
+use crate::units::{round1, round2};
 
 /// `GET /status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub struct StatusDocument {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeStatus {
+    /// Its own `--alert` rules firing now (since issue 14).
+    #[serde(deserialize_with = "lenient_list")]
+    pub alerts: Vec<AlertStatus>,
     #[serde(deserialize_with = "lenient")]
     pub connections_open: u64,
     /// Percent, one decimal; null before the first sample.
@@ -71,6 +75,9 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PeerStatus {
+    /// Its `--alert` rules firing now, kept while it is silent (since issue 14).
+    #[serde(deserialize_with = "lenient_list")]
+    pub alerts: Vec<AlertStatus>,
     /// State changes so far.
     #[serde(deserialize_with = "lenient")]
     pub changes: u64,
@@ -115,12 +122,41 @@ pub struct PeerStatus {
     pub state: Option<String>,
 }
 
+/// One firing alert: `{"rule": "cpu > 90", "since_s": 12.3, "value": 97.3}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertStatus {
+    /// The rule as the node shows it (`cpu > 90 for 30s`).
+    #[serde(deserialize_with = "lenient")]
+    pub rule: Option<String>,
+    /// How long it has been firing.
+    #[serde(deserialize_with = "lenient")]
+    pub since_s: Option<f64>,
+    /// The latest value of its metric.
+    #[serde(deserialize_with = "lenient")]
+    pub value: Option<f64>,
+}
+
+impl AlertStatus {
+    fn list(firing: &[Firing], age: impl Fn(Instant) -> f64) -> Vec<AlertStatus> {
+        firing
+            .iter()
+            .map(|alert| AlertStatus {
+                rule: Some(alert.rule.clone()),
+                since_s: Some(age(alert.since)),
+                value: Some(round2(alert.value)),
+            })
+            .collect()
+    }
+}
+
 impl StatusDocument {
     /// The document for `snapshot`, its ages measured at `now`.
     pub fn of(snapshot: &Snapshot, now: Instant) -> StatusDocument {
         let age = |at: Instant| round1(now.duration_since(at).as_secs_f64());
         StatusDocument {
             node: NodeStatus {
+                alerts: AlertStatus::list(snapshot.alerts_of(Subject::Node), age),
                 connections_open: snapshot.stats.open_connections,
                 cpu: snapshot.own.as_ref().map(|s| round1(s.cpu)),
                 cut_off: snapshot.cut_off,
@@ -141,7 +177,10 @@ impl StatusDocument {
             peers: snapshot
                 .peers_by_address()
                 .into_iter()
-                .map(|peer| PeerStatus::of(peer, age))
+                .map(|peer| {
+                    let alerts = snapshot.alerts_of(Subject::Peer(peer.id));
+                    PeerStatus::of(peer, alerts, age)
+                })
                 .collect(),
         }
     }
@@ -155,8 +194,9 @@ impl StatusDocument {
 }
 
 impl PeerStatus {
-    fn of(peer: &PeerSnapshot, age: impl Fn(Instant) -> f64) -> PeerStatus {
+    fn of(peer: &PeerSnapshot, alerts: &[Firing], age: impl Fn(Instant) -> f64) -> PeerStatus {
         PeerStatus {
+            alerts: AlertStatus::list(alerts, &age),
             changes: peer.changes_total,
             configured: peer.configured,
             cpu: peer.cpu,
@@ -228,6 +268,7 @@ mod tests {
             .into_iter()
             .map(|peer| {
                 json!({
+                    "alerts": alerts(snapshot.alerts_of(Subject::Peer(peer.id)), now),
                     "peer": peer.id.to_string(),
                     "name": peer.name,
                     "state": peer.state.as_str(),
@@ -253,6 +294,7 @@ mod tests {
             .collect();
         json!({
             "node": {
+                "alerts": alerts(snapshot.alerts_of(Subject::Node), now),
                 "name": snapshot.name,
                 "listen": snapshot.listening,
                 "version": env!("CARGO_PKG_VERSION"),
@@ -267,6 +309,17 @@ mod tests {
             },
             "peers": peers,
         })
+    }
+
+    /// Firing alerts as issue 14 added them to the document.
+    fn alerts(firing: &[Firing], now: Instant) -> Value {
+        firing
+            .iter()
+            .map(|alert| {
+                let since = round1(now.duration_since(alert.since).as_secs_f64());
+                json!({"rule": alert.rule, "since_s": since, "value": alert.value})
+            })
+            .collect()
     }
 
     fn id(text: &str, port: u16) -> PeerId {
@@ -346,6 +399,34 @@ mod tests {
                 online,
                 peer(id("10.0.0.4", 5000), PeerState::Left),
             ],
+            // One firing on this node; two on the offline peer (kept
+            // through its silence).
+            alerts: [
+                (
+                    Subject::Node,
+                    vec![Firing {
+                        rule: "memory > 90".into(),
+                        since: ago(12_340),
+                        value: 99.95,
+                    }],
+                ),
+                (
+                    Subject::Peer(id("10.0.0.3", 5001)),
+                    vec![
+                        Firing {
+                            rule: "cpu > 90 for 30s".into(),
+                            since: ago(60_000),
+                            value: 97.3,
+                        },
+                        Firing {
+                            rule: "load1_per_cpu > 1.5".into(),
+                            since: ago(500),
+                            value: 1.75,
+                        },
+                    ],
+                ),
+            ]
+            .into(),
         }
     }
 

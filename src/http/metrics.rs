@@ -6,6 +6,7 @@
 //! classic text format ([`prometheus_text`]). One label set per peer, so the
 //! cardinality is bounded by `MAX_PEERS`.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -18,7 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::http::snapshot::Snapshot;
 use crate::names;
-use crate::peers::PeerState;
+use crate::peers::{PeerId, PeerState, Subject};
 use crate::time::unix_seconds_f64;
 
 type Labels = Vec<(String, String)>;
@@ -166,11 +167,56 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
         flapping,
     );
 
+    register_alerts(&mut registry, snapshot);
+
     let mut text = String::new();
     if encode(&mut text, &registry).is_err() {
         text.clear();
     }
     text
+}
+
+/// `p2pmon_peer_alert{peer,name,rule}` and `p2pmon_node_alert{rule}`: 1 per
+/// alert firing now; a cleared alert's series goes (as Prometheus's own
+/// `ALERTS`), so the cardinality is bounded by the firing alerts, at most
+/// `MAX_ALERT_RULES` per peer.
+fn register_alerts(registry: &mut Registry, snapshot: &Snapshot) {
+    let peer_alert = Family::<Labels, Gauge<i64>>::default();
+    let node_alert = Family::<Labels, Gauge<i64>>::default();
+    let names: HashMap<PeerId, &str> = snapshot
+        .peers
+        .iter()
+        .map(|peer| (peer.id, peer.name.as_deref().unwrap_or_default()))
+        .collect();
+    for (subject, firing) in &snapshot.alerts {
+        for alert in firing {
+            let rule = ("rule".to_string(), label(&alert.rule));
+            match subject {
+                Subject::Node => {
+                    node_alert.get_or_create(&vec![rule]).set(1);
+                }
+                Subject::Peer(id) => {
+                    let name = names.get(id).copied().unwrap_or_default();
+                    let labels = vec![
+                        ("peer".to_string(), label(&id.to_string())),
+                        ("name".to_string(), label(name)),
+                        rule,
+                    ];
+                    peer_alert.get_or_create(&labels).set(1);
+                }
+            }
+        }
+    }
+    registry.register(
+        "peer_alert",
+        "1 while the alert rule fires for the peer",
+        peer_alert,
+    );
+    registry.register(
+        "node_alert",
+        "1 while the alert rule fires for this node",
+        node_alert,
+    );
 }
 
 /// Converts prometheus-client's OpenMetrics text to the classic Prometheus

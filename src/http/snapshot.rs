@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::node::View;
 use crate::node::sample::Sample;
-use crate::peers::{Origin, Peer, PeerId, PeerState};
+use crate::peers::alerts::Firing;
+use crate::peers::{Origin, Peer, PeerId, PeerState, Subject};
 use crate::proto::Dialect;
 use crate::report::history::{History, Point, Ring};
 use crate::time::unix_seconds;
@@ -28,6 +29,8 @@ pub struct Snapshot {
     pub output_dropped: u64,
     /// In table order; the renderers sort them.
     pub peers: Vec<PeerSnapshot>,
+    /// The `--alert` rules firing now, for this node and by peer.
+    pub alerts: BTreeMap<Subject, Vec<Firing>>,
 }
 
 /// The node's counters.
@@ -78,7 +81,13 @@ impl Snapshot {
             },
             output_dropped: shared.output_dropped,
             peers: shared.table.iter().map(PeerSnapshot::of).collect(),
+            alerts: shared.table.alerts().firing_by_subject(),
         }
+    }
+
+    /// The alerts firing for `subject`, in rule order.
+    pub fn alerts_of(&self, subject: Subject) -> &[Firing] {
+        self.alerts.get(&subject).map_or(&[], Vec::as_slice)
     }
 
     /// The peers in a stable order (by address), as every renderer lists them.

@@ -131,7 +131,8 @@ impl Node {
         let started = Instant::now();
         let table = PeerTable::new(started, config.offline_after, config.interval)
             .with_flap_rule(config.flap)
-            .with_forget_after(config.forget_after);
+            .with_forget_after(config.forget_after)
+            .with_alerts(config.alerts.clone());
         let state = State::new(
             config.name.clone(),
             listening.iter().map(SocketAddr::to_string).collect(),

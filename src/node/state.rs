@@ -28,7 +28,8 @@ use mio::Waker;
 use crate::config::{Host, PeerAddr};
 use crate::node::sample::Sample;
 use crate::node::sender::LinkChange;
-use crate::peers::{Event, PeerId, PeerState, PeerTable};
+use crate::peers::alerts::Reading;
+use crate::peers::{AlertNote, Event, PeerId, PeerState, PeerTable};
 use crate::proto::SharedKeyring;
 use crate::report::duty::{self, Candidate, HookRule, HooksOn, Turn};
 use crate::report::history::History;
@@ -263,13 +264,26 @@ impl State {
         self.lock().stats.reject(reason, source, detail, now);
     }
 
-    /// Keeps the sender's latest sample of this node, and its history.
+    /// Keeps the sender's latest sample of this node, and its history, and
+    /// publishes the alerts it fires or clears (the sender then wakes the
+    /// writer, as after every turn of its loop).
     pub fn set_own(&self, sample: Sample) {
-        let mut locked = self.lock();
-        locked
-            .history
-            .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
-        locked.own = Some(sample);
+        let wake = {
+            let mut locked = self.lock();
+            locked
+                .history
+                .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
+            let Locked { table, events, .. } = &mut *locked;
+            let reading = Reading {
+                cpu: sample.cpu,
+                memory: sample.memory,
+                health: &sample.health,
+            };
+            table.on_own_sample(&self.inner.name, &reading, Instant::now(), events);
+            locked.own = Some(sample);
+            locked.publish(self.inner.hooks)
+        };
+        self.wake(wake);
     }
 
     /// Asks the sender to start or stop sending to peers (SIGHUP).
@@ -459,6 +473,9 @@ fn source_name(event: &Event) -> String {
         | Event::Left { peer, .. }
         | Event::Flapping { peer, .. }
         | Event::Forgotten { peer, .. } => peer.to_string(),
+        Event::Alert(note) | Event::AlertCleared(note) => note
+            .peer
+            .map_or_else(|| "this node".to_string(), |peer| peer.to_string()),
         Event::CutOff { .. } | Event::Restored { .. } => "this node".to_string(),
     }
 }
@@ -497,8 +514,42 @@ fn log_reason(event: &Event) {
             "contact restored with {peers} peers after {:.1} s",
             after.as_secs_f64()
         ),
+        Event::Alert(note) => log::warn!(
+            "alert on {}: {}: {} is {}, past {}{}",
+            alert_subject(note),
+            note.rule,
+            note.metric.name(),
+            note.metric.show(note.value),
+            note.threshold,
+            held(note)
+        ),
+        Event::AlertCleared(note) => log::info!(
+            "alert on {} cleared: {}: {} is {}, back past {} by the clearing margin ({} %){}",
+            alert_subject(note),
+            note.rule,
+            note.metric.name(),
+            note.metric.show(note.value),
+            note.threshold,
+            crate::limits::ALERT_CLEAR_MARGIN * 100.0,
+            held(note)
+        ),
         Event::Status { .. } => {}
     }
+}
+
+/// ` at every status for 30.0 s`, or nothing for a rule without a DURATION.
+fn held(note: &AlertNote) -> String {
+    if note.hold.is_zero() {
+        String::new()
+    } else {
+        format!(" at every status for {:.1} s", note.hold.as_secs_f64())
+    }
+}
+
+/// `peer 127.0.0.2`, or `this node`.
+fn alert_subject(note: &AlertNote) -> String {
+    note.peer
+        .map_or_else(|| "this node".to_string(), |peer| format!("peer {peer}"))
 }
 
 /// Adds a status or a state change to the peer's history; the state of a
@@ -516,7 +567,10 @@ fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u
         Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
         Event::Flapping { peer, .. } => history.record(*peer, at, None, state_of(peer), known),
         Event::Forgotten { peer, .. } => history.forget(peer),
-        Event::CutOff { .. } | Event::Restored { .. } => {}
+        Event::CutOff { .. }
+        | Event::Restored { .. }
+        | Event::Alert(_)
+        | Event::AlertCleared(_) => {}
     }
 }
 
@@ -641,6 +695,42 @@ mod tests {
             })
             .ok();
         assert_eq!(state.next_hook_event(t0).0, None);
+    }
+
+    #[test]
+    fn this_nodes_alerts_are_published_with_its_sample() {
+        let t0 = Instant::now();
+        let rule = crate::peers::AlertRule::parse("memory > 50", crate::config::parse_duration);
+        let table = PeerTable::new(t0, Duration::from_secs(3), Duration::from_secs(1))
+            .with_alerts(rule.into_iter().collect());
+        let output = Output::new(crate::report::output::Format::Text, false, false);
+        let hooks = HookSetup {
+            hooks_on: HooksOn::Duty,
+            port: 5000,
+            listen: None,
+        };
+        let state = State::new("me".into(), vec![], None, Some(hooks), table, output);
+        let sample = |memory| Sample {
+            cpu: 1.0,
+            memory,
+            health: Default::default(),
+        };
+        state.set_own(sample(60.0));
+        state.set_own(sample(70.0));
+        let out = String::from_utf8(state.take_output()).unwrap_or_default();
+        assert_eq!(out, "Alert on this node: memory > 50 (memory=60.0%).\n");
+        assert!(matches!(
+            state.next_hook_event(t0).0,
+            Some((Event::Alert(note), HookRule::Local))
+                if note.peer.is_none() && note.name.as_deref() == Some("me")
+        ));
+        assert_eq!(state.next_hook_event(t0).0, None);
+        state.set_own(sample(10.0));
+        let out = String::from_utf8(state.take_output()).unwrap_or_default();
+        assert_eq!(
+            out,
+            "Alert cleared on this node: memory > 50 (memory=10.0%).\n"
+        );
     }
 
     #[test]

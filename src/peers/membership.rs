@@ -182,6 +182,7 @@ impl PeerTable {
     pub(super) fn drop_member(&mut self, id: PeerId, left: bool, now: Instant) {
         self.generation += 1;
         if let Some(peer) = self.peers.remove(&id) {
+            self.alerts.forget(super::Subject::Peer(id));
             if left {
                 self.tombstone(id, peer.incarnation.boot.unwrap_or(0), now);
             }

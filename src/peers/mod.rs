@@ -57,13 +57,17 @@
 //!   ([`Membership`](membership::Membership));
 //! - `flap.rs`: flap damping ([`FlapRule`], [`FlapState`](flap::FlapState));
 //! - `cutoff.rs`: the "lost contact with all peers" episode;
-//! - `timing.rs`: the offline threshold T and the interval cap.
+//! - `timing.rs`: the offline threshold T and the interval cap;
+//! - `alerts.rs`: `--alert` rules and their evaluation with hysteresis
+//!   ([`Alerts`]), on every status the table accepts and on this node's own
+//!   sample ([`PeerTable::on_own_sample`]).
 //!
 //! The table's rules are `impl PeerTable` blocks in the file of their
 //! concept; its fields are `pub(super)` so those files reach them (see
 //! [`PeerTable`]). Unit tests sit in the file of the code they test and share
 //! fixtures through `testing.rs`.
 
+pub mod alerts;
 mod cutoff;
 mod flap;
 mod links;
@@ -74,6 +78,7 @@ mod timing;
 mod types;
 
 pub use crate::proto::PeerId;
+pub use alerts::{AlertNote, AlertRule, Subject};
 pub use flap::FlapRule;
 pub use links::LinkFailure;
 pub use peer::{Peer, Signals};

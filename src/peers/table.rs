@@ -10,11 +10,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::alerts::{Alerts, Reading};
 use super::cutoff::CutOff;
 use super::flap::unmute_if_stable;
 use super::peer::{come_alive, go_offline};
 use super::timing::offline_threshold;
-use super::{Event, FlapRule, Origin, Peer, PeerId, PeerState, Refusal, StatusReport};
+use super::{
+    AlertRule, Event, FlapRule, Origin, Peer, PeerId, PeerState, Refusal, StatusReport, Subject,
+};
 use crate::limits::{DEFAULT_FORGET_AFTER, DEFAULT_PORT, MAX_PEERS, MAX_PEERS_PER_IP};
 use crate::proto::Dialect;
 
@@ -49,6 +52,8 @@ pub struct PeerTable {
     /// Members learned per source IP in its current window (start, count);
     /// only peers in the table teach, so bounded by `MAX_PEERS`.
     pub(super) learned_by: HashMap<IpAddr, (Instant, usize)>,
+    /// The `--alert` rules and their state for every peer and this node.
+    pub(super) alerts: Alerts,
 }
 
 impl PeerTable {
@@ -69,7 +74,32 @@ impl PeerTable {
             held: Vec::new(),
             cut_off: None,
             learned_by: HashMap::new(),
+            alerts: Alerts::default(),
         }
+    }
+
+    /// Evaluates these `--alert` rules on every status (and own sample).
+    pub fn with_alerts(mut self, rules: Vec<AlertRule>) -> PeerTable {
+        self.alerts = Alerts::new(rules);
+        self
+    }
+
+    /// The alert rules' state: what fires for whom.
+    pub fn alerts(&self) -> &Alerts {
+        &self.alerts
+    }
+
+    /// This node's own sample: the alert rules are evaluated on it as on a
+    /// peer's status (`name` is this node's).
+    pub fn on_own_sample(
+        &mut self,
+        name: &str,
+        reading: &Reading<'_>,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) {
+        self.alerts
+            .observe(Subject::Node, Some(name), reading, now, events);
     }
 
     /// Replaces the forget-after setting (`None`: never forget).
@@ -266,6 +296,7 @@ impl PeerTable {
         }
         if peer.send_only() {
             self.peers.remove(&id);
+            self.alerts.forget(Subject::Peer(id));
             self.held
                 .retain(|(event, _)| !matches!(event, Event::Offline { peer, .. } if *peer == id));
         }
@@ -331,6 +362,19 @@ impl PeerTable {
         }
         self.absorb_restore(before, now, events);
         events.push(status);
+        // After the status, so a line of it comes before its alert's. A
+        // peer back from silence starts its pending durations afresh.
+        if known != Some(PeerState::Online) {
+            self.alerts.interrupt(Subject::Peer(id));
+        }
+        let reading = Reading {
+            cpu: report.cpu,
+            memory: report.memory,
+            health: &report.health,
+        };
+        let name = self.peers.get(&id).and_then(|peer| peer.name.as_deref());
+        self.alerts
+            .observe(Subject::Peer(id), name, &reading, now, events);
         Ok(())
     }
 
@@ -810,5 +854,61 @@ mod tests {
         assert_eq!(peers.get(&id(3)).map(|p| p.state), Some(PeerState::Offline));
         let next = peers.next_deadline(later);
         assert!(next.is_some_and(|at| at > later), "{next:?}");
+    }
+
+    #[test]
+    fn alerts_follow_statuses_and_outlast_silence() {
+        let t0 = Instant::now();
+        let rule = AlertRule::parse("cpu > 90 for 1s", crate::config::parse_duration);
+        let mut peers = table(t0).with_alerts(rule.into_iter().collect());
+        peers.add_configured(id(2), t0).ok();
+        let busy = |cpu| StatusReport {
+            cpu,
+            ..report(1, 0)
+        };
+        let mut events = Vec::new();
+        for second in 0..3 {
+            peers
+                .on_status(id(2), busy(95.0), t0 + second * SEC, &mut events)
+                .ok();
+        }
+        // The status line first, then its alert (after 1 s past 90, at 1 s).
+        assert_eq!(
+            kinds(&events),
+            ["status", "status", "alert", "status"],
+            "{events:?}"
+        );
+        let subject = Subject::Peer(id(2));
+        assert_eq!(peers.alerts().firing(subject).len(), 1);
+        // Silent long past T: offline, and the alert stays.
+        events.clear();
+        peers.tick(t0 + 30 * SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        assert_eq!(peers.alerts().firing(subject).len(), 1);
+        // Back, idle: the clearing duration counts from its return.
+        events.clear();
+        peers
+            .on_status(id(2), busy(10.0), t0 + 31 * SEC, &mut events)
+            .ok();
+        peers
+            .on_status(id(2), busy(10.0), t0 + 32 * SEC, &mut events)
+            .ok();
+        assert_eq!(
+            kinds(&events),
+            ["online", "status", "status", "alert_cleared"]
+        );
+        assert!(peers.alerts().firing(subject).is_empty());
+        // This node's own sample is its own subject.
+        events.clear();
+        let health = crate::proto::health::Health::default();
+        let reading = super::super::alerts::Reading {
+            cpu: 99.0,
+            memory: 1.0,
+            health: &health,
+        };
+        peers.on_own_sample("me", &reading, t0, &mut events);
+        peers.on_own_sample("me", &reading, t0 + SEC, &mut events);
+        assert_eq!(kinds(&events), ["alert"]);
+        assert_eq!(peers.alerts().firing(Subject::Node).len(), 1);
     }
 }

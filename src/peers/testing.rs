@@ -42,6 +42,8 @@ pub(crate) fn kinds(events: &[Event]) -> Vec<&'static str> {
             Event::CutOff { .. } => "cut_off",
             Event::Restored { .. } => "restored",
             Event::Forgotten { .. } => "forgotten",
+            Event::Alert(_) => "alert",
+            Event::AlertCleared(_) => "alert_cleared",
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::PeerId;
+use super::alerts::AlertNote;
 use crate::limits::{
     LEARN_WINDOW, MAX_LEARNED_PER_SOURCE, MAX_PEERS, MAX_PEERS_PER_IP, PYTHON_INTERVAL,
 };
@@ -103,6 +104,10 @@ pub enum Event {
         peer: PeerId,
         name: Option<String>,
     },
+    /// An `--alert` rule fired for a peer or this node (see `alerts.rs`).
+    Alert(AlertNote),
+    /// ...and cleared.
+    AlertCleared(AlertNote),
 }
 
 /// How a peer became known.

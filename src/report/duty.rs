@@ -98,6 +98,12 @@ pub fn turn(
 ) -> Turn {
     let (about, away) = match event {
         Event::CutOff { .. } | Event::Restored { .. } => return Turn::Run(HookRule::Local),
+        // This node's own alerts are about this node, like a cut-off; a
+        // peer's are seen by every node that hears it, so one runs them.
+        Event::Alert(note) | Event::AlertCleared(note) => match note.peer {
+            None => return Turn::Run(HookRule::Local),
+            Some(peer) => (peer, None),
+        },
         Event::Online { peer, away, .. } => (*peer, Some(*away)),
         Event::Status { peer, .. }
         | Event::Offline { peer, .. }

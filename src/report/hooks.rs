@@ -1,9 +1,9 @@
 //! Event hooks (`--on-event CMD`), like serf's event handlers: on offline,
-//! back online, left, flapping, cut off and restored, run `sh -c CMD` with the
-//! event in `P2PMON_*` environment variables and its JSON line on stdin.
-//! Which events reach this node's hooks at all is [`duty`](super::duty)'s
-//! call, made when the event is published; the rule that let it through is
-//! `P2PMON_HOOK_RULE`.
+//! back online, left, flapping, cut off, restored, alert and alert cleared,
+//! run `sh -c CMD` with the event in `P2PMON_*` environment variables and
+//! its JSON line on stdin. Which events reach this node's hooks at all is
+//! [`duty`](super::duty)'s call, made when the event is published; the rule
+//! that let it through is `P2PMON_HOOK_RULE`.
 //!
 //! They run on the HTTP thread, never on the sender's or listener's. Events
 //! wait in a [`HookQueue`], fair between sources: each source address keeps
@@ -37,7 +37,7 @@ use crate::report::duty::HookRule;
 use crate::report::output::event_fields;
 
 /// Whose event it is: a peer's address, or `None` for this node's own
-/// events (cut off, restored).
+/// events (cut off, restored, its own alerts).
 type Source = Option<IpAddr>;
 
 fn source_of(event: &Event) -> Source {
@@ -49,6 +49,8 @@ fn source_of(event: &Event) -> Source {
         | Event::Flapping { peer, .. }
         | Event::Forgotten { peer, .. } => Some(peer.0.ip()),
         Event::CutOff { .. } | Event::Restored { .. } => None,
+        // A peer's alert is that peer's; this node's own is this node's.
+        Event::Alert(note) | Event::AlertCleared(note) => note.peer.map(|peer| peer.0.ip()),
     }
 }
 

@@ -17,9 +17,9 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 
 use crate::limits::MAX_OUTPUT_BUFFER;
-use crate::peers::{Event, PeerId};
+use crate::peers::{AlertNote, Event, PeerId};
 use crate::proto::health::Health;
-use crate::units::round1;
+use crate::units::{round1, round2};
 
 /// Event line format on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
@@ -352,7 +352,37 @@ fn text_line(event: &Event) -> String {
             "Contact restored with {peers} peers after {:.0} s.",
             after.as_secs_f64()
         ),
+        Event::Alert(note) => alert_line("Alert on", note),
+        Event::AlertCleared(note) => alert_line("Alert cleared on", note),
     }
+}
+
+/// `Alert on 127.0.0.2: cpu > 90 for 30s (cpu=97.3%).`, and on `this node`.
+fn alert_line(words: &str, note: &AlertNote) -> String {
+    let on = note
+        .peer
+        .map_or_else(|| "this node".to_string(), |peer| peer.to_string());
+    format!(
+        "{words} {on}: {} ({}={}).",
+        note.rule,
+        note.metric.name(),
+        note.metric.show(note.value)
+    )
+}
+
+/// The json fields of an `alert` or `alert_cleared` event: `peer` for a
+/// peer's, `local: true` for this node's own.
+fn alert_fields(note: &AlertNote) -> Value {
+    json!({
+        "peer": note.peer.map(|peer| peer.to_string()),
+        "local": note.peer.is_none().then_some(true),
+        "name": note.name,
+        "rule": note.rule,
+        "metric": note.metric.name(),
+        "value": round2(note.value),
+        "threshold": note.threshold,
+        "for_s": note.hold.as_secs_f64(),
+    })
 }
 
 /// Adds the present health fields of a status, with the wire's names.
@@ -437,6 +467,8 @@ pub fn event_fields(event: &Event) -> (&'static str, Value) {
             "restored",
             json!({ "peers": peers, "away_s": round1(after.as_secs_f64()) }),
         ),
+        Event::Alert(note) => ("alert", alert_fields(note)),
+        Event::AlertCleared(note) => ("alert_cleared", alert_fields(note)),
     };
     if let Value::Object(map) = &mut fields.1 {
         map.insert("event".into(), Value::String(fields.0.into()));
@@ -738,6 +770,44 @@ mod tests {
         assert_eq!(lines[2]["reason"], "connection refused");
         assert_eq!(lines[2]["last_seen_s"], 7.2);
         assert_eq!(lines[3]["event"], "stopping");
+    }
+
+    #[test]
+    fn alert_lines_name_the_rule_the_value_and_whose_it_is() {
+        use crate::peers::alerts::Metric;
+        let note = |peer: Option<PeerId>, value| AlertNote {
+            peer,
+            name: Some("b".into()),
+            rule: "cpu > 90 for 30s".into(),
+            metric: Metric::Cpu,
+            value,
+            threshold: 90.0,
+            hold: Duration::from_secs(30),
+        };
+        let (mut out, ()) = output(Format::Text, false, false);
+        out.event(&Event::Alert(note(Some(peer()), 97.25)));
+        out.event(&Event::AlertCleared(note(Some(peer()), 80.1)));
+        out.event(&Event::Alert(AlertNote {
+            rule: "load1 > 4".into(),
+            metric: Metric::Load1,
+            ..note(None, 4.5)
+        }));
+        assert_eq!(
+            out.text(),
+            "Alert on 127.0.0.2: cpu > 90 for 30s (cpu=97.3%).\n\
+             Alert cleared on 127.0.0.2: cpu > 90 for 30s (cpu=80.1%).\n\
+             Alert on this node: load1 > 4 (load1=4.50).\n"
+        );
+        let (name, fields) = event_fields(&Event::Alert(note(Some(peer()), 97.3)));
+        assert_eq!(name, "alert");
+        assert_eq!(
+            fields,
+            json!({"event": "alert", "peer": "127.0.0.2", "name": "b", "rule": "cpu > 90 for 30s",
+                   "metric": "cpu", "value": 97.3, "threshold": 90.0, "for_s": 30.0})
+        );
+        let (name, fields) = event_fields(&Event::AlertCleared(note(None, 1.0)));
+        assert_eq!(name, "alert_cleared");
+        assert_eq!((fields.get("peer"), &fields["local"]), (None, &json!(true)));
     }
 }
 

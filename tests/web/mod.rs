@@ -20,7 +20,7 @@ const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
 const PAGE_BUDGET_MS: u32 = 1500;
 
 /// The Chromium binary, or a failure that says how to get it.
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     let candidates = [
         std::env::var("CHROMIUM").unwrap_or_default(),
         "chromium".into(),
@@ -117,7 +117,7 @@ fn card_state<'a>(dom: &'a str, peer: &str) -> Option<&'a str> {
 
 /// Dumps the DOM of the page at `url` until `check` holds on it, or fails
 /// at the deadline.
-fn dom_until(url: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+pub(crate) fn dom_until(url: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let dom = browse(url, &["--dump-dom"]);

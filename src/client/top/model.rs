@@ -32,6 +32,8 @@ pub struct PeerRow {
     pub memory: Option<f64>,
     pub last_seen_s: Option<f64>,
     pub since_s: Option<f64>,
+    /// The rules of its firing alerts, escaped.
+    pub alerts: Vec<String>,
 }
 
 impl PeerRow {
@@ -51,6 +53,20 @@ impl PeerRow {
             memory: peer.memory,
             last_seen_s: peer.last_seen_s,
             since_s: peer.since_s,
+            alerts: peer
+                .alerts
+                .iter()
+                .map(|alert| text(&alert.rule).unwrap_or_else(|| "?".to_string()))
+                .collect(),
+        }
+    }
+
+    /// The state with its firing alerts: `online ! cpu > 90, disk > 90`.
+    pub fn state_cell(&self) -> String {
+        if self.alerts.is_empty() {
+            self.state_label()
+        } else {
+            format!("{} ! {}", self.state_label(), self.alerts.join(", "))
         }
     }
 
@@ -295,6 +311,13 @@ mod tests {
         let odd = super::rows(&document(json!({"peers": [{"cpu": "high"}]})));
         assert_eq!((odd[0].peer.as_str(), odd[0].cpu), ("?", None));
         assert!(super::rows(&document(json!({"peers": 3}))).is_empty());
+        assert_eq!(rows[0].state_cell(), "online");
+        let alerting = super::rows(&document(json!({"peers": [{"state": "online",
+            "alerts": [{"rule": "cpu > 90"}, {"rule": "disk > 90\u{1b}"}, 3]}]})));
+        assert_eq!(
+            alerting[0].state_cell(),
+            "online ! cpu > 90, disk > 90\\x1b, ?"
+        );
     }
 
     #[test]

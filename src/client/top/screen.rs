@@ -132,6 +132,9 @@ fn event_loop(
 
 fn state_style(row: &PeerRow) -> Style {
     let style = Style::new();
+    if !row.alerts.is_empty() {
+        return style.fg(Color::Red).add_modifier(Modifier::BOLD);
+    }
     if row.flapping {
         return style.fg(Color::Yellow);
     }
@@ -173,6 +176,20 @@ fn header_line(view: &View) -> Line<'static> {
             view.sort.label()
         )),
     ];
+    if !view.node.alerts.is_empty() {
+        let rules: Vec<String> = view
+            .node
+            .alerts
+            .iter()
+            .map(|alert| {
+                crate::names::for_terminal(alert.rule.as_deref().unwrap_or("?")).into_owned()
+            })
+            .collect();
+        spans.push(Span::styled(
+            format!("  ALERT on this node: {}", rules.join(", ")),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
     if view.node.cut_off {
         spans.push(Span::styled(
             "  CUT OFF: this node hears no peer",
@@ -227,7 +244,7 @@ fn table(view: &View, area: Rect) -> Table<'static> {
             "NAME",
         )
         .min(20),
-        width_of(&mut view.rows.iter().map(PeerRow::state_label), "STATE"),
+        width_of(&mut view.rows.iter().map(PeerRow::state_cell), "STATE"),
         gauge_width,
         gauge_width,
         width_of(
@@ -265,7 +282,7 @@ fn table(view: &View, area: Rect) -> Table<'static> {
         Row::new(vec![
             Cell::from(row.peer.clone()),
             Cell::from(row.name.clone().unwrap_or_else(|| "-".to_string())),
-            Cell::from(row.state_label()).style(state_style(row)),
+            Cell::from(row.state_cell()).style(state_style(row)),
             gauge(row.cpu),
             gauge(row.memory),
             Cell::from(row.last_seen_label()),
