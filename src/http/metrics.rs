@@ -429,6 +429,166 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::snapshot::{PeerSnapshot, StatsSnapshot};
+    use crate::node::sample::Sample;
+    use crate::peers::{Origin, PeerId};
+    use crate::proto::health::Filesystem;
+    use std::time::Duration;
+
+    fn health() -> Health {
+        Health {
+            load: Some([0.5, 1.25, 2.0]),
+            cpus: Some(4),
+            swap: Some(12.5),
+            fs: vec![
+                Filesystem {
+                    mount: "/srv \"x\"\\y".into(),
+                    used: 90.0,
+                    size: 1 << 40,
+                },
+                Filesystem {
+                    mount: "/".into(),
+                    used: 71.3,
+                    size: 1 << 30,
+                },
+            ],
+            net_rx: Some(10_000_000_000),
+            net_tx: Some(20),
+            uptime_s: Some(3600),
+        }
+    }
+
+    fn snapshot(now: Instant, own: Health, peers: Vec<(u8, Health)>) -> Snapshot {
+        let peer = |last: u8, health: Health| PeerSnapshot {
+            id: PeerId::new(std::net::IpAddr::from([10, 0, 0, last]), 5000),
+            name: Some(format!("n\"{last}")),
+            configured: true,
+            state: PeerState::Online,
+            since: now,
+            last_status: Some(now),
+            last_contact: None,
+            interval: Duration::from_secs(5),
+            legacy: false,
+            cpu: Some(1.0),
+            memory: Some(2.0),
+            health,
+            last_error: None,
+            flapping: false,
+            changes_total: 0,
+            flaps: 0,
+            origin: Origin::Configured,
+            known_at: now,
+        };
+        Snapshot {
+            name: "alpha".into(),
+            listening: Vec::new(),
+            started: now,
+            cut_off: false,
+            own: Some(Sample {
+                cpu: 1.0,
+                memory: 2.0,
+                health: own,
+            }),
+            stats: StatsSnapshot {
+                received: 0,
+                sent: 0,
+                open_connections: 0,
+                rejected: Default::default(),
+            },
+            output_dropped: 0,
+            peers: peers.into_iter().map(|(last, h)| peer(last, h)).collect(),
+        }
+    }
+
+    /// The sample lines of `text` whose name starts with `prefix`.
+    fn samples<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .collect()
+    }
+
+    #[test]
+    fn health_metrics_are_in_base_units_labelled_and_escaped() {
+        let now = Instant::now();
+        let text = prometheus_text(&metrics_text(
+            &snapshot(now, health(), vec![(2, health())]),
+            now,
+        ));
+        let labels = r#"peer="10.0.0.2",name="n\"2""#;
+        for expected in [
+            format!("p2pmon_peer_load1{{{labels}}} 0.5"),
+            format!("p2pmon_peer_load5{{{labels}}} 1.25"),
+            format!("p2pmon_peer_load15{{{labels}}} 2.0"),
+            format!("p2pmon_peer_cpus{{{labels}}} 4"),
+            format!("p2pmon_peer_swap_ratio{{{labels}}} 0.125"),
+            format!(
+                r#"p2pmon_peer_filesystem_used_ratio{{{labels},mountpoint="/srv \"x\"\\y"}} 0.9"#
+            ),
+            format!(r#"p2pmon_peer_filesystem_size_bytes{{{labels},mountpoint="/"}} 1073741824"#),
+            format!("p2pmon_peer_network_receive_bytes_total{{{labels}}} 10000000000"),
+            format!("p2pmon_peer_network_transmit_bytes_total{{{labels}}} 20"),
+            "p2pmon_node_load1 0.5".to_string(),
+            "p2pmon_node_cpus 4".to_string(),
+            "p2pmon_node_swap_ratio 0.125".to_string(),
+            r#"p2pmon_node_filesystem_used_ratio{mountpoint="/"} 0.713"#.to_string(),
+            "p2pmon_node_network_receive_bytes_total 10000000000".to_string(),
+            "# TYPE p2pmon_peer_network_receive_bytes_total counter".to_string(),
+            "# TYPE p2pmon_peer_boot_time_seconds gauge".to_string(),
+            "# TYPE p2pmon_node_network_transmit_bytes_total counter".to_string(),
+        ] {
+            assert!(
+                text.lines().any(|line| line == expected),
+                "{expected}\n{text}"
+            );
+        }
+        // Boot time is now less the uptime, for the peer (as of its last
+        // status) and the node.
+        let unix = unix_seconds_f64();
+        for prefix in [
+            "p2pmon_peer_boot_time_seconds{",
+            "p2pmon_node_boot_time_seconds ",
+        ] {
+            let lines = samples(&text, prefix);
+            assert_eq!(lines.len(), 1, "{prefix}\n{text}");
+            let value: f64 = lines[0]
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default();
+            assert!((unix - 3600.0 - value).abs() < 5.0, "{}", lines[0]);
+        }
+    }
+
+    #[test]
+    fn only_reported_health_is_exported() {
+        let now = Instant::now();
+        let partial = Health {
+            load: Some([1.0, 1.0, 1.0]),
+            ..Health::default()
+        };
+        let text = prometheus_text(&metrics_text(
+            &snapshot(
+                now,
+                Health::default(),
+                vec![(2, Health::default()), (3, partial)],
+            ),
+            now,
+        ));
+        assert_eq!(samples(&text, "p2pmon_peer_load1{").len(), 1, "{text}");
+        assert!(samples(&text, "p2pmon_peer_load1{")[0].contains("10.0.0.3"));
+        for absent in [
+            "p2pmon_peer_cpus{",
+            "p2pmon_peer_swap_ratio{",
+            "p2pmon_peer_filesystem_",
+            "p2pmon_peer_network_",
+            "p2pmon_peer_boot_time_seconds{",
+            "p2pmon_node_load",
+            "p2pmon_node_filesystem",
+            "p2pmon_node_boot",
+        ] {
+            assert!(samples(&text, absent).is_empty(), "{absent}\n{text}");
+        }
+    }
 
     #[test]
     fn openmetrics_becomes_classic_prometheus_text() {
