@@ -14,6 +14,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::http::document::StatusDocument;
+
 /// The span of readings a rate is taken over, in seconds of host uptime:
 /// long enough that whole-second uptimes cost under 7 %, short enough that
 /// a change shows within a few statuses.
@@ -101,6 +103,18 @@ impl NetRates {
             seen.insert(peer.to_string(), (rx, tx));
         }
         self.peers = seen;
+    }
+
+    /// Records the counters of every peer of a `/status` answer.
+    pub fn record_document(&mut self, status: &StatusDocument) {
+        self.record(status.peers.iter().map(|peer| {
+            let reading = NetReading {
+                uptime_s: peer.uptime_s,
+                rx: peer.net_rx,
+                tx: peer.net_tx,
+            };
+            (peer.peer.as_deref().unwrap_or("?"), reading)
+        }));
     }
 
     /// Bytes per second received and sent by `peer`, where known.
