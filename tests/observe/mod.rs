@@ -278,8 +278,10 @@ fn health_status(port: u16, seq: u64) -> String {
          \"load\":[0.5,1.25,2],\"cpus\":4,\"swap\":12.5,\
          \"fs\":[{{\"mount\":\"/srv \\\"x\\\"\\\\y\",\"used\":90,\"size\":1099511627776}},\
          {{\"mount\":\"/\",\"used\":71.3,\"size\":1073741824}}],\
-         \"net_rx\":10000000000,\"net_tx\":{tx},\"uptime_s\":3600}}\n",
-        tx = 1000 + seq * 2048,
+         \"net_rx\":10000000000,\"net_tx\":{tx},\"uptime_s\":{uptime}}}\n",
+        // 5 s of uptime and 5 × 2 KiB sent per status: TX 2.0K/s, RX 0B/s.
+        uptime = 3600 + seq * 5,
+        tx = 1000 + seq * 5 * 2048,
     )
 }
 
@@ -353,4 +355,43 @@ fn a_peers_health_reaches_metrics_status_and_members() {
     assert_eq!(peer["fs"][1]["used"], 71.3);
     assert_eq!(peer["net_rx"], 10_000_000_000_u64);
     assert_eq!(peer["uptime_s"], 3600);
+
+    // A one-shot members table: health columns after the old ones, no rates.
+    let (code, out, err) = run(&["members", "--http", addr]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("PEER")
+            && lines[0].ends_with("SINCE  LOAD  DISK              RX/s  TX/s"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&fake) && lines[1].ends_with(r#"0.50  90.0% /srv "x"\y  -     -"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn top_takes_network_rates_from_successive_statuses() {
+    let net = Block::take();
+    let addr = net.http(1);
+    let addr = addr.as_str();
+    let a = Node::on(&net.ip(1), &[], &["--http", addr]);
+    crate::util::wait_listening(&a);
+    let fake = net.ip(5);
+    crate::util::send_once(&fake, &net.addr(1), health_status(5000, 0).as_bytes());
+    a.expect_line(&received(&fake, "1.0", "2.0"), WAIT);
+    let top = Node::start(&["top", "--http", addr, "--count", "3"]);
+    // The first table has one reading: no rate yet.
+    top.expect_line_matching(|l| l.starts_with(&fake), WAIT);
+    assert!(
+        top.lines()
+            .iter()
+            .any(|l| l.starts_with(&fake) && l.ends_with("-     -")),
+        "{:?}",
+        top.lines()
+    );
+    crate::util::send_once(&fake, &net.addr(1), health_status(5000, 1).as_bytes());
+    let rated = |l: &str| l.starts_with(&fake) && l.ends_with("0B/s  2.0K/s");
+    top.expect_line_matching(rated, WAIT);
 }
