@@ -28,7 +28,7 @@ use crate::node::sample::Sample;
 use crate::node::sender::LinkChange;
 use crate::peers::{Event, PeerState, PeerTable};
 use crate::proto::SharedKeyring;
-use crate::report::history::History;
+use crate::report::history::{History, Levels};
 use crate::report::hooks::HookQueue;
 use crate::report::output::Output;
 use crate::report::stats::Stats;
@@ -241,6 +241,7 @@ impl State {
         locked
             .history
             .record_own(crate::time::unix_seconds(), sample.cpu, sample.memory);
+        locked.history.set_own_levels(Levels::of(&sample.health));
         locked.own = Some(sample);
     }
 
@@ -421,8 +422,15 @@ fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u
     let state_of = |id| table.get(id).map_or(PeerState::Online, |peer| peer.state);
     match event {
         Event::Status {
-            peer, cpu, memory, ..
-        } => history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known),
+            peer,
+            cpu,
+            memory,
+            health,
+            ..
+        } => {
+            history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known);
+            history.set_levels(peer, Levels::of(health));
+        }
         Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
         Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
         Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),
