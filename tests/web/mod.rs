@@ -128,6 +128,9 @@ fn card<'a>(dom: &'a str, peer: &str) -> Option<&'a str> {
 /// to `to` every 300 ms until `stop`: 5 s of its uptime and 10 KiB sent each.
 fn health_sender(from: String, to: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        use std::io::Write;
+        // One connection, as a v1 peer keeps (closing it would mean offline).
+        let mut stream = crate::util::connect_from(&from, &to);
         let mut seq = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let status = format!(
@@ -141,7 +144,9 @@ fn health_sender(from: String, to: String, stop: Arc<AtomicBool>) -> std::thread
                 tx = seq * 5 * 2048,
                 uptime = 3600 + seq * 5,
             );
-            crate::util::send_once(&from, &to, status.as_bytes());
+            if stream.write_all(status.as_bytes()).is_err() {
+                return;
+            }
             seq += 1;
             std::thread::sleep(Duration::from_millis(300));
         }

@@ -242,7 +242,7 @@ fn table(view: &View, area: Rect) -> Table<'static> {
     if health {
         widths.extend([
             width_of(&mut view.rows.iter().map(|r| r.load_label.clone()), "LOAD"),
-            width_of(&mut view.rows.iter().map(|r| r.disk_label.clone()), "DISK").min(24),
+            width_of(&mut view.rows.iter().map(|r| r.disk_label.clone()), "DISK").min(32),
             width_of(&mut view.rows.iter().map(|r| human_rate(r.rx)), "RX/s"),
             width_of(&mut view.rows.iter().map(|r| human_rate(r.tx)), "TX/s"),
         ]);
