@@ -320,7 +320,8 @@ pub const HISTORY_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const HISTORY_STEP: Duration = Duration::from_secs(5);
 
 /// Points in each peer's history ring (180: the window at one point a step).
-/// With 16-byte points, at most `MAX_PEERS` + 1 rings take about 3 MiB.
+/// With 16-byte points (CPU, memory, 1 min load, fullest disk, state), at
+/// most `MAX_PEERS` + 1 rings take about 3 MiB.
 pub const HISTORY_POINTS: usize = (HISTORY_WINDOW.as_secs() / HISTORY_STEP.as_secs()) as usize;
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ pub struct TopArgs {
     #[arg(long, value_name = "ADDR", default_value = crate::limits::DEFAULT_HTTP)]
     pub http: String,
 
-    /// Column to sort by (s, the arrows or 1-6 change it on screen).
+    /// Column to sort by (s, the arrows or 1-9 change it on screen).
     #[arg(long, value_enum, default_value = "peer")]
     pub sort: SortKey,
 
@@ -274,20 +274,29 @@ pub enum SortKey {
     Memory,
     /// Longest silence first.
     Seen,
+    /// Highest 1 minute load first.
+    Load,
+    /// Fullest filesystem first.
+    Disk,
+    /// Busiest network first (bytes received and sent per second).
+    Net,
 }
 
 // The keys and labels serve the full-screen `top` (the `tui` feature); the
 // lean build sorts by the flag only.
 #[cfg_attr(not(feature = "tui"), allow(dead_code))]
 impl SortKey {
-    /// In the order of the number keys 1 to 6.
-    pub const ALL: [SortKey; 6] = [
+    /// In the order of the number keys 1 to 9.
+    pub const ALL: [SortKey; 9] = [
         SortKey::Peer,
         SortKey::Name,
         SortKey::State,
         SortKey::Cpu,
         SortKey::Memory,
         SortKey::Seen,
+        SortKey::Load,
+        SortKey::Disk,
+        SortKey::Net,
     ];
 
     pub fn label(self) -> &'static str {
@@ -298,6 +307,9 @@ impl SortKey {
             SortKey::Cpu => "cpu",
             SortKey::Memory => "memory",
             SortKey::Seen => "seen",
+            SortKey::Load => "load",
+            SortKey::Disk => "disk",
+            SortKey::Net => "net",
         }
     }
 
@@ -315,7 +327,7 @@ impl SortKey {
         SortKey::ALL[(self.position() + SortKey::ALL.len() - 1) % SortKey::ALL.len()]
     }
 
-    /// The key of a number key, '1' (peer) to '6' (seen).
+    /// The key of a number key, '1' (peer) to '9' (net).
     pub fn from_digit(digit: char) -> Option<SortKey> {
         let index = digit.to_digit(10)?.checked_sub(1)?;
         SortKey::ALL.get(usize::try_from(index).ok()?).copied()

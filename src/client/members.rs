@@ -9,7 +9,8 @@ use std::io::IsTerminal;
 use crate::Error;
 use crate::cli::MembersArgs;
 use crate::client::fetch;
-use crate::http::document::{AlertStatus, StatusDocument};
+use crate::client::rates::{NetRates, human_rate};
+use crate::http::document::{AlertStatus, FilesystemStatus, PeerStatus, StatusDocument};
 use crate::names;
 
 pub fn run(args: &MembersArgs) -> Result<(), Error> {
@@ -23,17 +24,34 @@ pub fn run(args: &MembersArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The members table for a /status document.
+/// The members table for a /status document. A one-shot table has no
+/// network rates (they need two readings: `p2pmon top` shows them).
 pub fn table(status: &StatusDocument, colour: bool) -> String {
-    let mut rows = vec![[
-        "PEER".to_string(),
-        "NAME".to_string(),
-        "STATE".to_string(),
-        "CPU".to_string(),
-        "MEMORY".to_string(),
-        "LAST SEEN".to_string(),
-        "SINCE".to_string(),
-    ]];
+    table_with_rates(status, colour, &NetRates::default())
+}
+
+/// The members table, its RX/s and TX/s from `rates` (kept by `top` across
+/// polls). The health columns (LOAD, DISK, RX/s, TX/s) follow the old ones,
+/// and only when some peer reports its health: the table of a cluster of
+/// older nodes is what it always was.
+pub fn table_with_rates(status: &StatusDocument, colour: bool, rates: &NetRates) -> String {
+    let health = status.peers.iter().any(has_health);
+    let mut rows = vec![
+        [
+            "PEER",
+            "NAME",
+            "STATE",
+            "CPU",
+            "MEMORY",
+            "LAST SEEN",
+            "SINCE",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    if health {
+        rows[0].extend(["LOAD", "DISK", "RX/s", "TX/s"].map(String::from));
+    }
     for peer in &status.peers {
         let percent = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.1}%"));
         let state = peer.state.as_deref().unwrap_or("?");
@@ -42,7 +60,7 @@ pub fn table(status: &StatusDocument, colour: bool) -> String {
         } else {
             state.to_string()
         };
-        rows.push([
+        let mut row = vec![
             // Text from the node (and its peers) reaches the terminal escaped.
             names::for_terminal(peer.peer.as_deref().unwrap_or("?")).into_owned(),
             names::for_terminal(peer.name.as_deref().unwrap_or("-")).into_owned(),
@@ -52,13 +70,24 @@ pub fn table(status: &StatusDocument, colour: bool) -> String {
             peer.last_seen_s
                 .map_or("never".to_string(), |s| format!("{} ago", human(s))),
             peer.since_s.map_or("-".to_string(), human),
-        ]);
+        ];
+        if health {
+            let (rx, tx) = rates.of(peer.peer.as_deref().unwrap_or("?"));
+            row.extend([
+                load_label(peer.load),
+                disk_label(&peer.fs),
+                human_rate(rx),
+                human_rate(tx),
+            ]);
+        }
+        rows.push(row);
     }
     // Firing alerts: a last column, only when some peer has one (a table
     // without alerts is what it always was).
     let alerts: Vec<String> = status.peers.iter().map(|p| alert_cell(&p.alerts)).collect();
     let with_alerts = alerts.iter().any(|cell| !cell.is_empty());
-    let widths: Vec<usize> = (0..7)
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
         .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -72,7 +101,7 @@ pub fn table(status: &StatusDocument, colour: bool) -> String {
                 padded
             };
             line.push_str(&painted);
-            if column < 6 {
+            if column + 1 < columns {
                 line.push_str("  ");
             }
         }
@@ -119,6 +148,23 @@ fn alert_cell(alerts: &[AlertStatus]) -> String {
         .map(|alert| alert.rule.as_deref().unwrap_or("?"))
         .collect();
     names::for_terminal(&rules.join(", ")).into_owned()
+}
+
+/// Whether a peer reported any of the health a table shows.
+pub(crate) fn has_health(peer: &PeerStatus) -> bool {
+    peer.load.is_some() || !peer.fs.is_empty() || peer.net_rx.is_some() || peer.net_tx.is_some()
+}
+
+/// The 1 minute load, "0.52", or "-".
+pub(crate) fn load_label(load: Option<[f64; 3]>) -> String {
+    load.map_or("-".to_string(), |[one, _, _]| format!("{one:.2}"))
+}
+
+/// The fullest filesystem, "71.3% /" (its mount escaped), or "-".
+pub(crate) fn disk_label(fs: &[FilesystemStatus]) -> String {
+    FilesystemStatus::fullest(fs).map_or("-".to_string(), |fs| {
+        format!("{:.1}% {}", fs.used, names::for_terminal(&fs.mount))
+    })
 }
 
 /// ANSI colour by state (only on a terminal).
@@ -210,6 +256,38 @@ mod tests {
              Alerts on this node: memory > 90 (95.5, 12.3s)\n"
         );
         assert!(table(&status, true).contains("\x1b[31mcpu > 90 for 30s, load1 > 4\x1b[0m"));
+    }
+
+    #[test]
+    fn health_columns_follow_the_old_ones_when_a_peer_reports_health() {
+        let status = document(json!({
+            "peers": [
+                {"peer": "10.0.0.2", "name": "b", "state": "online", "cpu": 3.2, "memory": 41.7,
+                 "last_seen_s": 0.4, "since_s": 125.0, "load": [0.5, 1.25, 2.0], "cpus": 2,
+                 "fs": [{"mount": "/", "used": 40.0, "size": 10},
+                        {"mount": "/var\u{1b}", "used": 91.25, "size": 10}],
+                 "net_rx": 1000, "net_tx": 2000, "uptime_s": 100},
+                {"peer": "10.0.0.3", "name": "c", "state": "online", "cpu": 1.0, "memory": 2.0,
+                 "last_seen_s": 1.0, "since_s": 2.0},
+            ]
+        }));
+        assert_eq!(
+            table(&status, false),
+            "PEER      NAME  STATE   CPU   MEMORY  LAST SEEN  SINCE  LOAD  DISK            RX/s  TX/s\n\
+             10.0.0.2  b     online  3.2%  41.7%   0.4s ago   2m05s  0.50  91.2% /var\\x1b  -     -\n\
+             10.0.0.3  c     online  1.0%  2.0%    1.0s ago   2.0s   -     -               -     -\n"
+        );
+        // With two readings 5 s of uptime apart, the rates show.
+        let mut rates = NetRates::default();
+        rates.record_document(&status);
+        let later = document(
+            json!({"peers": [{"peer": "10.0.0.2", "name": "b", "state": "online",
+            "cpu": 3.2, "memory": 41.7, "last_seen_s": 0.4, "since_s": 130.0, "load": [0.5, 1.0, 1.0],
+            "net_rx": 1000 + 5 * 1536, "net_tx": 2000 + 5 * 3 * 1024 * 1024, "uptime_s": 105}]}),
+        );
+        rates.record_document(&later);
+        let line = table_with_rates(&later, false, &rates);
+        assert!(line.ends_with("0.50  -     1.5K/s  3.0M/s\n"), "{line}");
     }
 
     #[test]

@@ -11,8 +11,10 @@ use crate::peers::PeerId;
 use crate::report::history::Point;
 
 /// The JSON of `GET /history`: this node's and every peer's points of the
-/// last [`HISTORY_WINDOW`], each `[unix_s, cpu, memory, state]` (cpu and
-/// memory null while there were no statuses), oldest first. `since` (unix
+/// last [`HISTORY_WINDOW`], each `[unix_s, cpu, memory, state, load1, disk]`
+/// (cpu and memory null while there were no statuses, load1 and disk — the
+/// fullest filesystem's percent — null where the host reports none; they
+/// come last so that readers of the first four keep working), oldest first. `since` (unix
 /// seconds, in the snapshot) leaves out older points, so a page polling it
 /// only fetches what changed: the point of the current step, which may still
 /// change, and newer.
@@ -20,7 +22,16 @@ pub fn history_json(snapshot: &HistorySnapshot) -> Value {
     let points = |points: &[Point]| -> Vec<Value> {
         points
             .iter()
-            .map(|point| json!([point.at, point.cpu(), point.memory(), point.state.as_str()]))
+            .map(|point| {
+                json!([
+                    point.at,
+                    point.cpu(),
+                    point.memory(),
+                    point.state.as_str(),
+                    point.load1(),
+                    point.disk()
+                ])
+            })
             .collect()
     };
     let mut sorted: Vec<&(PeerId, Vec<Point>)> = snapshot.peers.iter().collect();
@@ -56,6 +67,8 @@ mod tests {
             at,
             cpu_tenths: cpu,
             memory_tenths: cpu.map(|t| t + 1),
+            load1_hundredths: cpu.map_or(crate::report::history::NO_LOAD, |t| t * 2),
+            disk_percent: cpu.map_or(crate::report::history::NO_DISK, |_| 71),
             state,
         };
         let id = |last| PeerId::new(IpAddr::from(Ipv4Addr::new(10, 0, 0, last)), 5000);
@@ -76,10 +89,10 @@ mod tests {
                 "since": 1_700_000_000_u64,
                 "window_s": HISTORY_WINDOW.as_secs(),
                 "step_s": HISTORY_STEP.as_secs(),
-                "node": {"name": "alpha", "points": [[1_700_000_050_u32, 12.3, 12.4, "online"]]},
+                "node": {"name": "alpha", "points": [[1_700_000_050_u32, 12.3, 12.4, "online", 2.46, 71.0]]},
                 "peers": [
                     {"peer": "10.0.0.2", "points": []},
-                    {"peer": "10.0.0.9", "points": [[1_700_000_060_u32, null, null, "offline"]]},
+                    {"peer": "10.0.0.9", "points": [[1_700_000_060_u32, null, null, "offline", null, null]]},
                 ],
             })
         );

@@ -20,6 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::http::snapshot::Snapshot;
 use crate::names;
 use crate::peers::{PeerId, PeerState, Subject};
+use crate::proto::health::Health;
 use crate::time::unix_seconds_f64;
 
 type Labels = Vec<(String, String)>;
@@ -62,6 +63,9 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
         "Memory in use on this node, 0 to 1",
         own_memory,
     );
+    if let Some(sample) = &snapshot.own {
+        register_own_health(&mut registry, &sample.health, unix);
+    }
 
     let received = Counter::<u64>::default();
     received.inc_by(snapshot.stats.received);
@@ -113,6 +117,7 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
     let seen = Family::<Labels, FloatGauge>::default();
     let changes = Family::<Labels, Counter<u64>>::default();
     let flapping = Family::<Labels, Gauge<i64>>::default();
+    let health = HealthFamilies::default();
     // One label set per peer: cardinality is bounded by MAX_PEERS.
     for peer in snapshot.peers_by_address() {
         let labels = vec![
@@ -138,6 +143,11 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
         flapping
             .get_or_create(&labels)
             .set(i64::from(peer.flapping));
+        // The health is as of the last status: its uptime counts from then.
+        let reported = peer
+            .last_status
+            .map_or(unix, |at| unix - now.duration_since(at).as_secs_f64());
+        health.add(&labels, &peer.health, reported);
     }
     registry.register("peer_up", "1 if the peer is online, 0 otherwise", up);
     registry.register(
@@ -166,6 +176,7 @@ pub fn metrics_text(snapshot: &Snapshot, now: Instant) -> String {
         "1 while the peer is muted for flapping",
         flapping,
     );
+    health.register(&mut registry);
 
     register_alerts(&mut registry, snapshot);
 
@@ -219,6 +230,206 @@ fn register_alerts(registry: &mut Registry, snapshot: &Snapshot) {
     );
 }
 
+/// The peers' health metrics (DESIGN.md "Host health"), in base units: a
+/// series only for what the peer reported, so an older peer or a host
+/// without swap has none rather than a false zero. Filesystems add a
+/// `mountpoint` label: at most `MAX_FILESYSTEMS` per peer.
+#[derive(Default)]
+struct HealthFamilies {
+    load1: Family<Labels, FloatGauge>,
+    load5: Family<Labels, FloatGauge>,
+    load15: Family<Labels, FloatGauge>,
+    cpus: Family<Labels, Gauge<i64>>,
+    swap: Family<Labels, FloatGauge>,
+    fs_used: Family<Labels, FloatGauge>,
+    fs_size: Family<Labels, Gauge<i64>>,
+    receive: Family<Labels, Counter<u64>>,
+    transmit: Family<Labels, Counter<u64>>,
+    boot: Family<Labels, FloatGauge>,
+}
+
+impl HealthFamilies {
+    /// One peer's series; `reported` is when its status was sent (unix s).
+    fn add(&self, labels: &Labels, health: &Health, reported: f64) {
+        if let Some([one, five, fifteen]) = health.load {
+            self.load1.get_or_create(labels).set(one);
+            self.load5.get_or_create(labels).set(five);
+            self.load15.get_or_create(labels).set(fifteen);
+        }
+        if let Some(cpus) = health.cpus {
+            self.cpus.get_or_create(labels).set(i64::from(cpus));
+        }
+        if let Some(swap) = health.swap {
+            self.swap.get_or_create(labels).set(swap / 100.0);
+        }
+        for fs in &health.fs {
+            let mut labels = labels.clone();
+            labels.push(("mountpoint".to_string(), label(&fs.mount)));
+            self.fs_used.get_or_create(&labels).set(fs.used / 100.0);
+            self.fs_size.get_or_create(&labels).set(bytes(fs.size));
+        }
+        if let Some(rx) = health.net_rx {
+            self.receive.get_or_create(labels).inc_by(rx);
+        }
+        if let Some(tx) = health.net_tx {
+            self.transmit.get_or_create(labels).inc_by(tx);
+        }
+        if let Some(uptime) = health.uptime_s {
+            self.boot
+                .get_or_create(labels)
+                .set(reported - uptime as f64);
+        }
+    }
+
+    fn register(self, registry: &mut Registry) {
+        let of = "last reported by the peer";
+        registry.register(
+            "peer_load1",
+            format!("1 minute load average {of}"),
+            self.load1,
+        );
+        registry.register(
+            "peer_load5",
+            format!("5 minute load average {of}"),
+            self.load5,
+        );
+        registry.register(
+            "peer_load15",
+            format!("15 minute load average {of}"),
+            self.load15,
+        );
+        registry.register("peer_cpus", format!("Logical CPUs {of}"), self.cpus);
+        registry.register(
+            "peer_swap_ratio",
+            format!("Swap in use {of}, 0 to 1 (absent without swap)"),
+            self.swap,
+        );
+        registry.register(
+            "peer_filesystem_used_ratio",
+            format!("Space used on a local filesystem {of}, 0 to 1"),
+            self.fs_used,
+        );
+        registry.register_with_unit(
+            "peer_filesystem_size",
+            format!("Size of a local filesystem {of}"),
+            Unit::Bytes,
+            self.fs_size,
+        );
+        registry.register_with_unit(
+            "peer_network_receive",
+            format!("Bytes received since boot on non-loopback interfaces, {of}"),
+            Unit::Bytes,
+            self.receive,
+        );
+        registry.register_with_unit(
+            "peer_network_transmit",
+            format!("Bytes sent since boot on non-loopback interfaces, {of}"),
+            Unit::Bytes,
+            self.transmit,
+        );
+        registry.register_with_unit(
+            "peer_boot_time",
+            "Boot time of the peer's host since the unix epoch, from its uptime",
+            Unit::Seconds,
+            self.boot,
+        );
+    }
+}
+
+/// This node's host health as `p2pmon_node_*`, unlabelled (filesystems by
+/// `mountpoint`), each metric only where the sample has it.
+fn register_own_health(registry: &mut Registry, health: &Health, unix: f64) {
+    let float = |value: f64| {
+        let gauge = FloatGauge::default();
+        gauge.set(value);
+        gauge
+    };
+    let counter = |value: u64| {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        counter
+    };
+    let of = "of this node's host";
+    if let Some([one, five, fifteen]) = health.load {
+        registry.register(
+            "node_load1",
+            format!("1 minute load average {of}"),
+            float(one),
+        );
+        registry.register(
+            "node_load5",
+            format!("5 minute load average {of}"),
+            float(five),
+        );
+        registry.register(
+            "node_load15",
+            format!("15 minute load average {of}"),
+            float(fifteen),
+        );
+    }
+    if let Some(cpus) = health.cpus {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(i64::from(cpus));
+        registry.register("node_cpus", format!("Logical CPUs {of}"), gauge);
+    }
+    if let Some(swap) = health.swap {
+        registry.register(
+            "node_swap_ratio",
+            format!("Swap in use {of}, 0 to 1"),
+            float(swap / 100.0),
+        );
+    }
+    if !health.fs.is_empty() {
+        let used = Family::<Labels, FloatGauge>::default();
+        let size = Family::<Labels, Gauge<i64>>::default();
+        for fs in &health.fs {
+            let labels = vec![("mountpoint".to_string(), label(&fs.mount))];
+            used.get_or_create(&labels).set(fs.used / 100.0);
+            size.get_or_create(&labels).set(bytes(fs.size));
+        }
+        registry.register(
+            "node_filesystem_used_ratio",
+            format!("Space used on a local filesystem {of}, 0 to 1"),
+            used,
+        );
+        registry.register_with_unit(
+            "node_filesystem_size",
+            format!("Size of a local filesystem {of}"),
+            Unit::Bytes,
+            size,
+        );
+    }
+    if let Some(rx) = health.net_rx {
+        registry.register_with_unit(
+            "node_network_receive",
+            format!("Bytes received since boot on non-loopback interfaces {of}"),
+            Unit::Bytes,
+            counter(rx),
+        );
+    }
+    if let Some(tx) = health.net_tx {
+        registry.register_with_unit(
+            "node_network_transmit",
+            format!("Bytes sent since boot on non-loopback interfaces {of}"),
+            Unit::Bytes,
+            counter(tx),
+        );
+    }
+    if let Some(uptime) = health.uptime_s {
+        registry.register_with_unit(
+            "node_boot_time",
+            format!("Boot time {of} since the unix epoch, from its uptime"),
+            Unit::Seconds,
+            float(unix - uptime as f64),
+        );
+    }
+}
+
+/// Bytes as a gauge's integer (a size past i64 is no real disk).
+fn bytes(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
 /// Converts prometheus-client's OpenMetrics text to the classic Prometheus
 /// text format (0.0.4) that `promtool check metrics`, curl users and older
 /// scrapers expect: counter and info families are named like their samples
@@ -264,6 +475,167 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::snapshot::{PeerSnapshot, StatsSnapshot};
+    use crate::node::sample::Sample;
+    use crate::peers::{Origin, PeerId};
+    use crate::proto::health::Filesystem;
+    use std::time::Duration;
+
+    fn health() -> Health {
+        Health {
+            load: Some([0.5, 1.25, 2.0]),
+            cpus: Some(4),
+            swap: Some(12.5),
+            fs: vec![
+                Filesystem {
+                    mount: "/srv \"x\"\\y".into(),
+                    used: 90.0,
+                    size: 1 << 40,
+                },
+                Filesystem {
+                    mount: "/".into(),
+                    used: 71.3,
+                    size: 1 << 30,
+                },
+            ],
+            net_rx: Some(10_000_000_000),
+            net_tx: Some(20),
+            uptime_s: Some(3600),
+        }
+    }
+
+    fn snapshot(now: Instant, own: Health, peers: Vec<(u8, Health)>) -> Snapshot {
+        let peer = |last: u8, health: Health| PeerSnapshot {
+            id: PeerId::new(std::net::IpAddr::from([10, 0, 0, last]), 5000),
+            name: Some(format!("n\"{last}")),
+            configured: true,
+            state: PeerState::Online,
+            since: now,
+            last_status: Some(now),
+            last_contact: None,
+            interval: Duration::from_secs(5),
+            legacy: false,
+            cpu: Some(1.0),
+            memory: Some(2.0),
+            health,
+            last_error: None,
+            flapping: false,
+            changes_total: 0,
+            flaps: 0,
+            origin: Origin::Configured,
+            known_at: now,
+        };
+        Snapshot {
+            name: "alpha".into(),
+            listening: Vec::new(),
+            started: now,
+            cut_off: false,
+            own: Some(Sample {
+                cpu: 1.0,
+                memory: 2.0,
+                health: own,
+            }),
+            stats: StatsSnapshot {
+                received: 0,
+                sent: 0,
+                open_connections: 0,
+                rejected: Default::default(),
+            },
+            output_dropped: 0,
+            peers: peers.into_iter().map(|(last, h)| peer(last, h)).collect(),
+            alerts: Default::default(),
+        }
+    }
+
+    /// The sample lines of `text` whose name starts with `prefix`.
+    fn samples<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .collect()
+    }
+
+    #[test]
+    fn health_metrics_are_in_base_units_labelled_and_escaped() {
+        let now = Instant::now();
+        let text = prometheus_text(&metrics_text(
+            &snapshot(now, health(), vec![(2, health())]),
+            now,
+        ));
+        let labels = r#"peer="10.0.0.2",name="n\"2""#;
+        for expected in [
+            format!("p2pmon_peer_load1{{{labels}}} 0.5"),
+            format!("p2pmon_peer_load5{{{labels}}} 1.25"),
+            format!("p2pmon_peer_load15{{{labels}}} 2.0"),
+            format!("p2pmon_peer_cpus{{{labels}}} 4"),
+            format!("p2pmon_peer_swap_ratio{{{labels}}} 0.125"),
+            format!(
+                r#"p2pmon_peer_filesystem_used_ratio{{{labels},mountpoint="/srv \"x\"\\y"}} 0.9"#
+            ),
+            format!(r#"p2pmon_peer_filesystem_size_bytes{{{labels},mountpoint="/"}} 1073741824"#),
+            format!("p2pmon_peer_network_receive_bytes_total{{{labels}}} 10000000000"),
+            format!("p2pmon_peer_network_transmit_bytes_total{{{labels}}} 20"),
+            "p2pmon_node_load1 0.5".to_string(),
+            "p2pmon_node_cpus 4".to_string(),
+            "p2pmon_node_swap_ratio 0.125".to_string(),
+            r#"p2pmon_node_filesystem_used_ratio{mountpoint="/"} 0.713"#.to_string(),
+            "p2pmon_node_network_receive_bytes_total 10000000000".to_string(),
+            "# TYPE p2pmon_peer_network_receive_bytes_total counter".to_string(),
+            "# TYPE p2pmon_peer_boot_time_seconds gauge".to_string(),
+            "# TYPE p2pmon_node_network_transmit_bytes_total counter".to_string(),
+        ] {
+            assert!(
+                text.lines().any(|line| line == expected),
+                "{expected}\n{text}"
+            );
+        }
+        // Boot time is now less the uptime, for the peer (as of its last
+        // status) and the node.
+        let unix = unix_seconds_f64();
+        for prefix in [
+            "p2pmon_peer_boot_time_seconds{",
+            "p2pmon_node_boot_time_seconds ",
+        ] {
+            let lines = samples(&text, prefix);
+            assert_eq!(lines.len(), 1, "{prefix}\n{text}");
+            let value: f64 = lines[0]
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default();
+            assert!((unix - 3600.0 - value).abs() < 5.0, "{}", lines[0]);
+        }
+    }
+
+    #[test]
+    fn only_reported_health_is_exported() {
+        let now = Instant::now();
+        let partial = Health {
+            load: Some([1.0, 1.0, 1.0]),
+            ..Health::default()
+        };
+        let text = prometheus_text(&metrics_text(
+            &snapshot(
+                now,
+                Health::default(),
+                vec![(2, Health::default()), (3, partial)],
+            ),
+            now,
+        ));
+        assert_eq!(samples(&text, "p2pmon_peer_load1{").len(), 1, "{text}");
+        assert!(samples(&text, "p2pmon_peer_load1{")[0].contains("10.0.0.3"));
+        for absent in [
+            "p2pmon_peer_cpus{",
+            "p2pmon_peer_swap_ratio{",
+            "p2pmon_peer_filesystem_",
+            "p2pmon_peer_network_",
+            "p2pmon_peer_boot_time_seconds{",
+            "p2pmon_node_load",
+            "p2pmon_node_filesystem",
+            "p2pmon_node_boot",
+        ] {
+            assert!(samples(&text, absent).is_empty(), "{absent}\n{text}");
+        }
+    }
 
     #[test]
     fn openmetrics_becomes_classic_prometheus_text() {

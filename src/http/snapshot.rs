@@ -14,6 +14,7 @@ use crate::node::sample::Sample;
 use crate::peers::alerts::Firing;
 use crate::peers::{Origin, Peer, PeerId, PeerState, Subject};
 use crate::proto::Dialect;
+use crate::proto::health::Health;
 use crate::report::history::{History, Point, Ring};
 use crate::time::unix_seconds;
 
@@ -24,6 +25,7 @@ pub struct Snapshot {
     pub listening: Vec<String>,
     pub started: Instant,
     pub cut_off: bool,
+    /// This node's last sample, its host's health included.
     pub own: Option<Sample>,
     pub stats: StatsSnapshot,
     pub output_dropped: u64,
@@ -56,6 +58,8 @@ pub struct PeerSnapshot {
     pub legacy: bool,
     pub cpu: Option<f64>,
     pub memory: Option<f64>,
+    /// The rest of its last reported health (empty while it sent none).
+    pub health: Health,
     pub last_error: Option<String>,
     pub flapping: bool,
     pub changes_total: u64,
@@ -112,6 +116,7 @@ impl PeerSnapshot {
             legacy: peer.incarnation.dialect == Dialect::Python,
             cpu: peer.cpu,
             memory: peer.memory,
+            health: peer.health.clone(),
             last_error: peer.signals.last_error.clone(),
             flapping: peer.flap.flapping,
             changes_total: peer.flap.changes_total,

@@ -32,7 +32,7 @@ use crate::peers::alerts::Reading;
 use crate::peers::{AlertNote, Event, PeerId, PeerState, PeerTable};
 use crate::proto::SharedKeyring;
 use crate::report::duty::{self, Candidate, HookRule, HooksOn, Turn};
-use crate::report::history::History;
+use crate::report::history::{History, Levels};
 use crate::report::hooks::HookQueue;
 use crate::report::output::Output;
 use crate::report::stats::Stats;
@@ -280,6 +280,7 @@ impl State {
                 health: &sample.health,
             };
             table.on_own_sample(&self.inner.name, &reading, Instant::now(), events);
+            locked.history.set_own_levels(Levels::of(&sample.health));
             locked.own = Some(sample);
             locked.publish(self.inner.hooks)
         };
@@ -560,8 +561,15 @@ fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u
     let state_of = |id| table.get(id).map_or(PeerState::Online, |peer| peer.state);
     match event {
         Event::Status {
-            peer, cpu, memory, ..
-        } => history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known),
+            peer,
+            cpu,
+            memory,
+            health,
+            ..
+        } => {
+            history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known);
+            history.set_levels(peer, Levels::of(health));
+        }
         Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
         Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),
         Event::Left { peer, .. } => history.record(*peer, at, None, PeerState::Left, known),

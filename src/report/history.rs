@@ -8,6 +8,10 @@
 //! once, on a peer's first record; recording into it never allocates, so the
 //! listener's hot path (one status) stays a hash lookup and a few stores.
 //!
+//! Besides CPU and memory, a point keeps the 1 minute load and the fullest
+//! filesystem's percent (issue 14) in the padding a point had anyway: a
+//! point stays 16 bytes ([`Levels`]).
+//!
 //! Time is passed in as unix seconds: tests need no clock, and the page can
 //! put points on a wall-clock axis without knowing the node's monotonic time.
 
@@ -15,19 +19,70 @@ use std::collections::HashMap;
 
 use crate::limits::{HISTORY_POINTS, HISTORY_STEP, HISTORY_WINDOW, MAX_PEERS};
 use crate::peers::{PeerId, PeerState};
+use crate::proto::health::Health;
 
 /// One point of a chart: the state at `at` and, while there were statuses,
-/// the latest CPU and memory reported (percent, in tenths, to keep points small).
+/// the latest CPU and memory reported (percent, in tenths, to keep points
+/// small), the 1 minute load (hundredths, [`NO_LOAD`] when unknown) and the
+/// fullest filesystem (whole percent, [`NO_DISK`] when unknown): sentinels
+/// rather than `Option`s, which would make a point 24 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Point {
     /// Unix seconds of the last record merged into this point.
     pub at: u32,
     pub cpu_tenths: Option<u16>,
     pub memory_tenths: Option<u16>,
+    pub load1_hundredths: u16,
+    pub disk_percent: u8,
     pub state: PeerState,
 }
 
+/// `load1_hundredths` when the load is unknown; loads above 655.34 are
+/// drawn at 655.34.
+pub const NO_LOAD: u16 = u16::MAX;
+/// `disk_percent` when no filesystem was reported.
+pub const NO_DISK: u8 = u8::MAX;
+
+/// The health a chart shows besides CPU and memory, as a status reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Levels {
+    pub load1: Option<f64>,
+    /// The fullest filesystem's percent used.
+    pub disk: Option<f64>,
+}
+
+impl Levels {
+    pub fn of(health: &Health) -> Levels {
+        Levels {
+            load1: health.load.map(|[one, _, _]| one),
+            disk: health.fullest().map(|fs| fs.used),
+        }
+    }
+
+    fn encoded(self) -> (u16, u8) {
+        let load = self
+            .load1
+            .filter(|l| l.is_finite())
+            .map_or(NO_LOAD, |load| {
+                (load.clamp(0.0, f64::from(NO_LOAD - 1) / 100.0) * 100.0).round() as u16
+            });
+        let disk = self
+            .disk
+            .filter(|d| d.is_finite())
+            .map_or(NO_DISK, |disk| disk.clamp(0.0, 100.0).round() as u8);
+        (load, disk)
+    }
+}
+
 impl Point {
+    pub fn load1(&self) -> Option<f64> {
+        (self.load1_hundredths != NO_LOAD).then(|| f64::from(self.load1_hundredths) / 100.0)
+    }
+
+    pub fn disk(&self) -> Option<f64> {
+        (self.disk_percent != NO_DISK).then(|| f64::from(self.disk_percent))
+    }
+
     pub fn cpu(&self) -> Option<f64> {
         self.cpu_tenths.map(|t| f64::from(t) / 10.0)
     }
@@ -97,8 +152,19 @@ impl Ring {
             at,
             cpu_tenths,
             memory_tenths,
+            load1_hundredths: NO_LOAD,
+            disk_percent: NO_DISK,
             state,
         });
+    }
+
+    /// Sets the newest point's load and disk: called after the `record` of
+    /// the status that reported them, so the latest status's levels win, as
+    /// its CPU and memory do.
+    pub fn set_levels(&mut self, levels: Levels) {
+        if let Some(last) = &mut self.points[self.newest] {
+            (last.load1_hundredths, last.disk_percent) = levels.encoded();
+        }
     }
 
     /// The points not older than `since` (unix seconds), oldest first.
@@ -142,6 +208,21 @@ impl History {
         let mut ring = Ring::new();
         ring.record(at, values, state);
         self.peers.insert(peer, ring);
+    }
+
+    /// Sets the load and disk of a peer's newest point (after its status's
+    /// [`History::record`]).
+    pub fn set_levels(&mut self, peer: &PeerId, levels: Levels) {
+        if let Some(ring) = self.peers.get_mut(peer) {
+            ring.set_levels(levels);
+        }
+    }
+
+    /// The same for this node's newest point (after [`History::record_own`]).
+    pub fn set_own_levels(&mut self, levels: Levels) {
+        if let Some(ring) = &mut self.own {
+            ring.set_levels(levels);
+        }
     }
 
     /// Drops a peer's ring (the table forgot it).
@@ -281,7 +362,61 @@ mod tests {
     }
 
     #[test]
+    fn load_and_disk_ride_along_and_the_latest_status_wins() {
+        let mut ring = Ring::new();
+        ring.record(T0, Some((10.0, 20.0)), PeerState::Online);
+        assert_eq!((all(&ring)[0].load1(), all(&ring)[0].disk()), (None, None));
+        ring.set_levels(Levels {
+            load1: Some(1.234),
+            disk: Some(71.6),
+        });
+        let point = all(&ring)[0];
+        assert_eq!((point.load1(), point.disk()), (Some(1.23), Some(72.0)));
+        // A state change in the same step keeps them; a status sets them.
+        ring.record(T0 + 1, None, PeerState::Offline);
+        assert_eq!(all(&ring)[0].load1(), Some(1.23));
+        ring.record(T0 + 2, Some((1.0, 1.0)), PeerState::Online);
+        ring.set_levels(Levels::default());
+        assert_eq!((all(&ring)[0].load1(), all(&ring)[0].disk()), (None, None));
+        // A new step starts unknown; extremes are clamped, not wrapped.
+        ring.record(T0 + 5, Some((1.0, 1.0)), PeerState::Online);
+        assert_eq!(all(&ring)[1].load1(), None);
+        ring.set_levels(Levels {
+            load1: Some(1e6),
+            disk: Some(f64::NAN),
+        });
+        assert_eq!(
+            (all(&ring)[1].load1(), all(&ring)[1].disk()),
+            (Some(655.34), None)
+        );
+        let health = Health {
+            load: Some([0.5, 1.0, 2.0]),
+            fs: vec![
+                crate::proto::health::Filesystem {
+                    mount: "/".into(),
+                    used: 10.0,
+                    size: 1,
+                },
+                crate::proto::health::Filesystem {
+                    mount: "/var".into(),
+                    used: 90.0,
+                    size: 1,
+                },
+            ],
+            ..Health::default()
+        };
+        assert_eq!(
+            Levels::of(&health),
+            Levels {
+                load1: Some(0.5),
+                disk: Some(90.0)
+            }
+        );
+    }
+
+    #[test]
     fn a_ring_is_about_3_kib() {
+        // The load and disk fit in what was padding: a point is still 16 bytes.
         assert!(std::mem::size_of::<Option<Point>>() <= 16);
         assert_eq!(HISTORY_POINTS, 180);
     }

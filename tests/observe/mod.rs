@@ -267,3 +267,131 @@ fn hooks_see_events_and_a_hanging_hook_delays_nothing() {
     drop(c);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A plaintext v1 status with every health field (DESIGN.md "Host health"),
+/// as a fake peer listening on `port` sends it; the mount point has the
+/// characters a Prometheus label must escape.
+fn health_status(port: u16, seq: u64) -> String {
+    format!(
+        "{{\"v\":1,\"type\":\"status\",\"node\":\"fake \\\"one\\\"\",\"port\":{port},\"boot\":1,\
+         \"seq\":{seq},\"ts\":1,\"interval_ms\":1000,\"cpu\":1,\"memory\":2,\
+         \"load\":[0.5,1.25,2],\"cpus\":4,\"swap\":12.5,\
+         \"fs\":[{{\"mount\":\"/srv \\\"x\\\"\\\\y\",\"used\":90,\"size\":1099511627776}},\
+         {{\"mount\":\"/\",\"used\":71.3,\"size\":1073741824}}],\
+         \"net_rx\":10000000000,\"net_tx\":{tx},\"uptime_s\":{uptime}}}\n",
+        // 5 s of uptime and 5 × 2 KiB sent per status: TX 2.0K/s, RX 0B/s.
+        uptime = 3600 + seq * 5,
+        tx = 1000 + seq * 5 * 2048,
+    )
+}
+
+#[test]
+#[ignore = "needs promtool (Debian package prometheus)"]
+fn a_peers_health_reaches_metrics_status_and_members() {
+    let net = Block::take();
+    let addr = net.http(1);
+    let addr = addr.as_str();
+    let a = Node::on(&net.ip(1), &[], &["--http", addr, "--name", "alpha"]);
+    crate::util::wait_listening(&a);
+    let fake = net.ip(5);
+    crate::util::send_once(&fake, &net.addr(1), health_status(5000, 0).as_bytes());
+    a.expect_line(&received(&fake, "1.0", "2.0"), WAIT);
+
+    let (code, text) = http(addr, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let (ok, report) = promtool(&text);
+    assert!(ok, "promtool: {report}\n{text}");
+    let labels = format!(r#"peer="{fake}",name="fake \"one\"""#);
+    for (name, value) in [
+        ("p2pmon_peer_load1", 0.5),
+        ("p2pmon_peer_load5", 1.25),
+        ("p2pmon_peer_load15", 2.0),
+        ("p2pmon_peer_cpus", 4.0),
+        ("p2pmon_peer_swap_ratio", 0.125),
+        ("p2pmon_peer_network_receive_bytes_total", 1e10),
+        ("p2pmon_peer_network_transmit_bytes_total", 1000.0),
+    ] {
+        let series = format!("{name}{{{labels}}} ");
+        assert_eq!(metric(&text, &series), Some(value), "{series}\n{text}");
+    }
+    let mount = |name: &str, mountpoint: &str| {
+        metric(
+            &text,
+            &format!(r#"{name}{{{labels},mountpoint="{mountpoint}"}} "#),
+        )
+    };
+    let odd = r#"/srv \"x\"\\y"#;
+    assert_eq!(mount("p2pmon_peer_filesystem_used_ratio", odd), Some(0.9));
+    assert_eq!(mount("p2pmon_peer_filesystem_used_ratio", "/"), Some(0.713));
+    assert_eq!(
+        mount("p2pmon_peer_filesystem_size_bytes", odd),
+        Some(1_099_511_627_776.0)
+    );
+    let boot = metric(
+        &text,
+        &format!("p2pmon_peer_boot_time_seconds{{{labels}}} "),
+    );
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    assert!(
+        boot.is_some_and(|b| (unix - 3600.0 - b).abs() < 10.0),
+        "{boot:?}\n{text}"
+    );
+    assert!(text.contains("# TYPE p2pmon_peer_network_receive_bytes_total counter"));
+
+    let (code, body) = http(addr, "GET", "/status");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).expect("status json");
+    let peer = status["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["peer"] == fake.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(peer["load"], serde_json::json!([0.5, 1.25, 2.0]), "{body}");
+    assert_eq!(peer["cpus"], 4);
+    assert_eq!(peer["swap"], 12.5);
+    assert_eq!(peer["fs"][0]["mount"], "/srv \"x\"\\y");
+    assert_eq!(peer["fs"][1]["used"], 71.3);
+    assert_eq!(peer["net_rx"], 10_000_000_000_u64);
+    assert_eq!(peer["uptime_s"], 3600);
+
+    // A one-shot members table: health columns after the old ones, no rates.
+    let (code, out, err) = run(&["members", "--http", addr]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("PEER")
+            && lines[0].ends_with("SINCE  LOAD  DISK              RX/s  TX/s"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&fake) && lines[1].ends_with(r#"0.50  90.0% /srv "x"\y  -     -"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn top_takes_network_rates_from_successive_statuses() {
+    let net = Block::take();
+    let addr = net.http(1);
+    let addr = addr.as_str();
+    let a = Node::on(&net.ip(1), &[], &["--http", addr]);
+    crate::util::wait_listening(&a);
+    let fake = net.ip(5);
+    crate::util::send_once(&fake, &net.addr(1), health_status(5000, 0).as_bytes());
+    a.expect_line(&received(&fake, "1.0", "2.0"), WAIT);
+    let top = Node::start(&["top", "--http", addr, "--count", "3"]);
+    // The first table has one reading: no rate yet.
+    top.expect_line_matching(|l| l.starts_with(&fake), WAIT);
+    assert!(
+        top.lines()
+            .iter()
+            .any(|l| l.starts_with(&fake) && l.ends_with("-     -")),
+        "{:?}",
+        top.lines()
+    );
+    crate::util::send_once(&fake, &net.addr(1), health_status(5000, 1).as_bytes());
+    let rated = |l: &str| l.starts_with(&fake) && l.ends_with("0B/s  2.0K/s");
+    top.expect_line_matching(rated, WAIT);
+}

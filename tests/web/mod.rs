@@ -5,7 +5,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::{Block, Node, http, offline, status_from};
@@ -115,6 +116,43 @@ fn card_state<'a>(dom: &'a str, peer: &str) -> Option<&'a str> {
     dom[start..].split('"').next()
 }
 
+/// The markup of the card of `peer` in a dumped DOM.
+fn card<'a>(dom: &'a str, peer: &str) -> Option<&'a str> {
+    let marker = format!("class=\"card peer\" data-peer=\"{peer}\"");
+    let start = dom.find(&marker)?;
+    let end = dom[start..].find("</article>")?;
+    Some(&dom[start..start + end])
+}
+
+/// From `from`, a fake peer that reports every health field sends a status
+/// to `to` every 300 ms until `stop`: 5 s of its uptime and 10 KiB sent each.
+fn health_sender(from: String, to: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // One connection, as a v1 peer keeps (closing it would mean offline).
+        let mut stream = crate::util::connect_from(&from, &to);
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let status = format!(
+                "{{\"v\":1,\"type\":\"status\",\"node\":\"delta\",\"port\":5000,\"boot\":1,\
+                 \"seq\":{seq},\"ts\":1,\"interval_ms\":1000,\"cpu\":12,\"memory\":34,\
+                 \"load\":[0.5,1.25,2],\"cpus\":4,\"swap\":12.5,\
+                 \"fs\":[{{\"mount\":\"/data\",\"used\":90,\"size\":1099511627776}},\
+                 {{\"mount\":\"/\",\"used\":71.3,\"size\":1073741824}}],\
+                 \"net_rx\":{rx},\"net_tx\":{tx},\"uptime_s\":{uptime}}}\n",
+                rx = 1 << 30,
+                tx = seq * 5 * 2048,
+                uptime = 3600 + seq * 5,
+            );
+            if stream.write_all(status.as_bytes()).is_err() {
+                return;
+            }
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    })
+}
+
 /// Dumps the DOM of the page at `url` until `check` holds on it, or fails
 /// at the deadline.
 pub(crate) fn dom_until(url: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
@@ -191,6 +229,32 @@ fn the_dashboard_shows_peer_cards_and_a_killed_peer_turns_offline() {
     });
     assert_eq!(card_state(&dom, ips[1]), Some("online"), "{dom}");
 
+    // A peer that reports its host's health: its card shows load, the
+    // fullest filesystem with its mount, network, uptime and the second chart.
+    let fake = net.ip(5);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = health_sender(fake.clone(), net.addr(1), Arc::clone(&stop));
+    let dom = dom_until(&dashboard, "the health of delta", |dom| {
+        card(dom, &fake).is_some_and(|card| card.contains(">0.50<"))
+    });
+    let delta = card(&dom, &fake).unwrap_or_default();
+    for shown in [
+        "<span class=\"number\">90.0%</span>",
+        "<span class=\"mount\">/data</span>",
+        "4 CPUs · swap 12.5% · net ↓ ",
+        "booted 1 h 0 min ago",
+        "class=\"load-line\"",
+        "class=\"disk-line\"",
+    ] {
+        assert!(delta.contains(shown), "{shown}:\n{delta}");
+    }
+    // The older peers' cards leave the health rows out.
+    let bravo = card(&dom, ips[1]).unwrap_or_default();
+    assert!(
+        bravo.contains("class=\"load health-only hidden\""),
+        "{bravo}"
+    );
+
     // Screenshots at desktop and phone width (docs/dashboard.png is made the
     // same way from a cluster that has run for a few minutes).
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -209,4 +273,6 @@ fn the_dashboard_shows_peer_cards_and_a_killed_peer_turns_offline() {
         );
         assert_png(&path);
     }
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
 }

@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::cli::TopArgs;
+use crate::client::rates::NetRates;
 use crate::client::{fetch, members};
 use crate::http::document::StatusDocument;
-use model::sorted_status;
+use model::sorted_status_with_rates;
 
 /// How often the node is asked for its peer table.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -46,17 +47,20 @@ pub fn run(args: &TopArgs) -> Result<(), Error> {
 }
 
 /// The fallback: the members table every second, `--count` times (or until
-/// stdout closes). A node that stops answering is reported on stderr and
+/// stdout closes), with network rates from the polls so far. A node that stops answering is reported on stderr and
 /// asked again at the next tick.
 fn run_plain(args: &TopArgs, first: StatusDocument, colour: bool) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     let mut status = Ok(first);
     let mut next = Instant::now();
     let mut printed: u64 = 0;
+    let mut rates = NetRates::default();
     loop {
         let written = match &status {
             Ok(status) => {
-                let table = members::table(&sorted_status(status, args.sort), colour);
+                rates.record_document(status);
+                let sorted = sorted_status_with_rates(status, args.sort, &rates);
+                let table = members::table_with_rates(&sorted, colour, &rates);
                 let separator = if printed == 0 { "" } else { "\n" };
                 write!(stdout, "{separator}{table}").and_then(|()| stdout.flush())
             }

@@ -1,6 +1,7 @@
 //! The state of `p2pmon top`, apart from any drawing: a row per peer of the
 //! node's `/status` document, the sort orders, the CPU history the client
-//! keeps for the sparklines (the node keeps none it could ask for), and the
+//! keeps for the sparklines (the node keeps none it could ask for), the
+//! network rates it takes from successive polls ([`NetRates`]), and the
 //! [`View`] the screen draws from. Plain types over the typed document,
 //! tested without a terminal.
 
@@ -10,7 +11,8 @@ use std::time::Instant;
 use crate::Error;
 use crate::cli::SortKey;
 use crate::client::members;
-use crate::http::document::{NodeStatus, PeerStatus, StatusDocument};
+use crate::client::rates::NetRates;
+use crate::http::document::{FilesystemStatus, NodeStatus, PeerStatus, StatusDocument};
 use crate::names;
 
 /// CPU samples kept per peer, one per refresh: the sparkline's last five
@@ -34,10 +36,24 @@ pub struct PeerRow {
     pub since_s: Option<f64>,
     /// The rules of its firing alerts, escaped.
     pub alerts: Vec<String>,
+    /// 1 minute load average.
+    pub load1: Option<f64>,
+    /// The fullest filesystem's percent used.
+    pub disk: Option<f64>,
+    /// "1 minute load", "fullest filesystem" as `members` prints them.
+    pub load_label: String,
+    pub disk_label: String,
+    /// Bytes per second, from the client's successive polls.
+    pub rx: Option<f64>,
+    pub tx: Option<f64>,
+    /// Whether the peer reported any health (older peers do not).
+    pub has_health: bool,
 }
 
 impl PeerRow {
-    pub fn of(order: usize, peer: &PeerStatus) -> PeerRow {
+    /// The row of `peer`, its network rates from `rates`.
+    pub fn of(order: usize, peer: &PeerStatus, rates: &NetRates) -> PeerRow {
+        let (rx, tx) = rates.of(peer.peer.as_deref().unwrap_or("?"));
         // Text from the node reaches the terminal with control characters escaped.
         let text = |text: &Option<String>| {
             text.as_deref()
@@ -58,6 +74,13 @@ impl PeerRow {
                 .iter()
                 .map(|alert| text(&alert.rule).unwrap_or_else(|| "?".to_string()))
                 .collect(),
+            load1: peer.load.map(|[one, _, _]| one),
+            disk: FilesystemStatus::fullest(&peer.fs).map(|fs| fs.used),
+            load_label: members::load_label(peer.load),
+            disk_label: members::disk_label(&peer.fs),
+            rx,
+            tx,
+            has_health: members::has_health(peer),
         }
     }
 
@@ -67,6 +90,14 @@ impl PeerRow {
             self.state_label()
         } else {
             format!("{} ! {}", self.state_label(), self.alerts.join(", "))
+        }
+    }
+
+    /// Bytes per second both ways, for the network sort.
+    fn net(&self) -> Option<f64> {
+        match (self.rx, self.tx) {
+            (None, None) => None,
+            (rx, tx) => Some(rx.unwrap_or(0.0) + tx.unwrap_or(0.0)),
         }
     }
 
@@ -107,12 +138,18 @@ impl PeerRow {
 }
 
 /// The peers of a /status document, in its order.
+#[cfg(test)]
 pub fn rows(status: &StatusDocument) -> Vec<PeerRow> {
+    rows_with_rates(status, &NetRates::default())
+}
+
+/// The peers of a /status document, in its order, with network rates.
+pub fn rows_with_rates(status: &StatusDocument, rates: &NetRates) -> Vec<PeerRow> {
     status
         .peers
         .iter()
         .enumerate()
-        .map(|(order, peer)| PeerRow::of(order, peer))
+        .map(|(order, peer)| PeerRow::of(order, peer, rates))
         .collect()
 }
 
@@ -142,14 +179,27 @@ pub fn sort_rows(rows: &mut [PeerRow], key: SortKey) {
                 let silence = |row: &PeerRow| Some(row.last_seen_s.unwrap_or(f64::INFINITY));
                 descending(silence(a), silence(b))
             }
+            SortKey::Load => descending(a.load1, b.load1),
+            SortKey::Disk => descending(a.disk, b.disk),
+            SortKey::Net => descending(a.net(), b.net()),
         };
         by_key.then(a.order.cmp(&b.order))
     });
 }
 
 /// The /status document with its peers sorted by `key` (for the plain table).
+#[cfg(test)]
 pub fn sorted_status(status: &StatusDocument, key: SortKey) -> StatusDocument {
-    let mut rows = rows(status);
+    sorted_status_with_rates(status, key, &NetRates::default())
+}
+
+/// The same, sorting by network rates from `rates` (`--sort net`).
+pub fn sorted_status_with_rates(
+    status: &StatusDocument,
+    key: SortKey,
+    rates: &NetRates,
+) -> StatusDocument {
+    let mut rows = rows_with_rates(status, rates);
     sort_rows(&mut rows, key);
     StatusDocument {
         node: status.node.clone(),
@@ -208,6 +258,8 @@ pub struct View {
     /// In the chosen order.
     pub rows: Vec<PeerRow>,
     pub history: History,
+    /// Received and sent counters per peer, for the rates.
+    pub rates: NetRates,
     pub sort: SortKey,
     /// Rows scrolled past, at most the last row.
     pub scroll: usize,
@@ -225,6 +277,7 @@ impl View {
             node: NodeStatus::default(),
             rows: Vec::new(),
             history: History::default(),
+            rates: NetRates::default(),
             sort,
             scroll: 0,
             answered: now,
@@ -239,7 +292,8 @@ impl View {
     pub fn update(&mut self, polled: Result<StatusDocument, Error>, now: Instant) {
         match polled {
             Ok(status) => {
-                self.rows = rows(&status);
+                self.rates.record_document(&status);
+                self.rows = rows_with_rates(&status, &self.rates);
                 self.history.record(&self.rows);
                 self.node = status.node;
                 self.answered = now;
@@ -262,6 +316,11 @@ impl View {
             }
         }
         sort_rows(&mut self.rows, self.sort);
+    }
+
+    /// Whether any peer reports its health: the health columns show then.
+    pub fn has_health(&self) -> bool {
+        self.rows.iter().any(|row| row.has_health)
     }
 
     /// How many peers are online now.
@@ -349,13 +408,16 @@ mod tests {
 
     #[test]
     fn sort_keys_cycle_and_map_from_digits() {
-        assert_eq!(SortKey::Seen.next(), SortKey::Peer);
-        assert_eq!(SortKey::Peer.previous(), SortKey::Seen);
+        assert_eq!(SortKey::Seen.next(), SortKey::Load);
+        assert_eq!(SortKey::Net.next(), SortKey::Peer);
+        assert_eq!(SortKey::Peer.previous(), SortKey::Net);
         assert_eq!(SortKey::Cpu.next(), SortKey::Memory);
         assert_eq!(SortKey::from_digit('1'), Some(SortKey::Peer));
         assert_eq!(SortKey::from_digit('6'), Some(SortKey::Seen));
+        assert_eq!(SortKey::from_digit('7'), Some(SortKey::Load));
+        assert_eq!(SortKey::from_digit('8'), Some(SortKey::Disk));
+        assert_eq!(SortKey::from_digit('9'), Some(SortKey::Net));
         assert_eq!(SortKey::from_digit('0'), None);
-        assert_eq!(SortKey::from_digit('7'), None);
         assert_eq!(SortKey::from_digit('x'), None);
     }
 
@@ -401,6 +463,76 @@ mod tests {
                 "PEER  NAME  STATE  CPU  MEMORY  LAST SEEN  SINCE\n"
             );
         }
+    }
+
+    /// Three peers reporting health, at uptime `uptime`, with network
+    /// counters grown by `rx` and `tx` bytes a second, and one older peer.
+    fn health_status(uptime: u64) -> StatusDocument {
+        let peer = |ip: &str, load: f64, disk: f64, rx: u64, tx: u64| {
+            json!({"peer": ip, "state": "online", "cpu": 1.0, "memory": 1.0,
+                   "load": [load, 0.0, 0.0],
+                   "fs": [{"mount": "/", "used": 10.0, "size": 1}, {"mount": "/data", "used": disk, "size": 1}],
+                   "net_rx": rx * uptime, "net_tx": tx * uptime, "uptime_s": uptime})
+        };
+        document(json!({"peers": [
+            peer("10.0.0.2", 0.5, 95.0, 100, 0),
+            peer("10.0.0.3", 3.0, 20.0, 5000, 5000),
+            peer("10.0.0.4", 1.0, 60.0, 0, 100_000),
+            {"peer": "10.0.0.5", "state": "online", "cpu": 1.0, "memory": 1.0},
+        ]}))
+    }
+
+    #[test]
+    fn health_columns_sort_and_rates_come_from_successive_polls() {
+        let now = Instant::now();
+        let mut view = View::new("127.0.0.1:5080", SortKey::Load, health_status(100), now);
+        assert!(view.has_health());
+        let (b, c, d, old) = ("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5");
+        assert_eq!(order(&view.rows), [c, d, b, old]);
+        assert_eq!(view.rows[0].load_label, "3.00");
+        assert_eq!(view.rows[2].disk_label, "95.0% /data");
+        view.apply(Action::Sort(SortKey::Disk));
+        assert_eq!(order(&view.rows), [b, d, c, old]);
+        // One poll is no rate: the network sort keeps the node's order.
+        view.apply(Action::Sort(SortKey::Net));
+        assert_eq!(order(&view.rows), [b, c, d, old]);
+        assert_eq!((view.rows[0].rx, view.rows[0].tx), (None, None));
+        // The same statuses polled again (peers send slower than top polls).
+        view.update(Ok(health_status(100)), now);
+        assert_eq!(view.rows[0].rx, None);
+        view.update(Ok(health_status(105)), now);
+        assert_eq!(order(&view.rows), [d, c, b, old]);
+        let row = |view: &View, ip: &str| view.rows.iter().find(|r| r.peer == ip).cloned();
+        assert_eq!(
+            row(&view, c).map(|r| (r.rx, r.tx)),
+            Some((Some(5000.0), Some(5000.0)))
+        );
+        assert_eq!(
+            row(&view, old).map(|r| (r.rx, r.has_health)),
+            Some((None, false))
+        );
+        // A reboot (uptime and counters restart): no rate until two new readings.
+        view.update(Ok(health_status(3)), now);
+        assert_eq!(row(&view, c).and_then(|r| r.rx), None);
+        // The plain table takes the same columns and order.
+        let mut rates = NetRates::default();
+        rates.record_document(&health_status(100));
+        rates.record_document(&health_status(110));
+        let sorted = sorted_status_with_rates(&health_status(110), SortKey::Net, &rates);
+        let plain = members::table_with_rates(&sorted, false, &rates);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(
+            lines[0].ends_with("LOAD  DISK         RX/s    TX/s"),
+            "{plain}"
+        );
+        assert!(
+            lines[1].starts_with(d) && lines[1].ends_with("0B/s    98K/s"),
+            "{plain}"
+        );
+        assert!(
+            lines[4].starts_with(old) && lines[4].ends_with("-     -            -       -"),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::model::{Action, PeerRow, View};
 use crate::Error;
 use crate::cli::{SortKey, TopArgs};
 use crate::client::fetch;
+use crate::client::rates::human_rate;
 use crate::http::document::StatusDocument;
 
 /// Longest wait for a key before checking the clock again.
@@ -209,7 +210,7 @@ fn footer_line(view: &View) -> Line<'static> {
             Style::new().fg(Color::Red),
         ),
         None => Line::styled(
-            "q quit  s/←/→ sort  1 peer 2 name 3 state 4 cpu 5 memory 6 seen  ↑/↓ scroll",
+            "q quit  s/←/→ sort  1 peer 2 name 3 state 4 cpu 5 memory 6 seen 7 load 8 disk 9 net  ↑/↓ scroll",
             Style::new().fg(Color::DarkGray),
         ),
     }
@@ -253,12 +254,22 @@ fn table(view: &View, area: Rect) -> Table<'static> {
         ),
         width_of(&mut view.rows.iter().map(PeerRow::since_label), "SINCE"),
     ];
+    // The health columns, only when some peer reports health (as `members`).
+    let health = view.has_health();
+    if health {
+        widths.extend([
+            width_of(&mut view.rows.iter().map(|r| r.load_label.clone()), "LOAD"),
+            width_of(&mut view.rows.iter().map(|r| r.disk_label.clone()), "DISK").min(32),
+            width_of(&mut view.rows.iter().map(|r| human_rate(r.rx)), "RX/s"),
+            width_of(&mut view.rows.iter().map(|r| human_rate(r.tx)), "TX/s"),
+        ]);
+    }
     let used: u16 = widths.iter().map(|w| w + SPACING).sum();
     let spark = area.width.saturating_sub(used);
     let spark = if spark >= MIN_SPARK { spark } else { 0 };
     widths.push(spark);
 
-    let titles = [
+    let mut titles = vec![
         (Some(SortKey::Peer), "PEER".to_string()),
         (Some(SortKey::Name), "NAME".to_string()),
         (Some(SortKey::State), "STATE".to_string()),
@@ -266,8 +277,16 @@ fn table(view: &View, area: Rect) -> Table<'static> {
         (Some(SortKey::Memory), "MEMORY".to_string()),
         (Some(SortKey::Seen), "LAST SEEN".to_string()),
         (None, "SINCE".to_string()),
-        (None, format!("CPU, LAST {}", span_label(spark))),
     ];
+    if health {
+        titles.extend([
+            (Some(SortKey::Load), "LOAD".to_string()),
+            (Some(SortKey::Disk), "DISK".to_string()),
+            (Some(SortKey::Net), "RX/s".to_string()),
+            (Some(SortKey::Net), "TX/s".to_string()),
+        ]);
+    }
+    titles.push((None, format!("CPU, LAST {}", span_label(spark))));
     let header = Row::new(titles.into_iter().map(|(key, title)| {
         let style = Style::new().add_modifier(Modifier::BOLD);
         if key == Some(view.sort) {
@@ -279,7 +298,7 @@ fn table(view: &View, area: Rect) -> Table<'static> {
     let empty = std::collections::VecDeque::new();
     let rows = view.rows.iter().skip(view.scroll).map(|row| {
         let samples = view.history.cpu(&row.peer).unwrap_or(&empty);
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(row.peer.clone()),
             Cell::from(row.name.clone().unwrap_or_else(|| "-".to_string())),
             Cell::from(row.state_cell()).style(state_style(row)),
@@ -287,8 +306,19 @@ fn table(view: &View, area: Rect) -> Table<'static> {
             gauge(row.memory),
             Cell::from(row.last_seen_label()),
             Cell::from(row.since_label()),
+        ];
+        if health {
+            cells.extend([
+                Cell::from(row.load_label.clone()),
+                Cell::from(row.disk_label.clone()).style(Style::new().fg(level_colour(row.disk))),
+                Cell::from(human_rate(row.rx)),
+                Cell::from(human_rate(row.tx)),
+            ]);
+        }
+        cells.push(
             Cell::from(sparkline(samples, usize::from(spark))).style(Style::new().fg(Color::Cyan)),
-        ])
+        );
+        Row::new(cells)
     });
     Table::new(rows, widths.into_iter().map(Constraint::Length))
         .header(header)
@@ -329,7 +359,11 @@ mod tests {
             press(KeyCode::Char('4'), none),
             Some(Action::Sort(SortKey::Cpu))
         );
-        assert_eq!(press(KeyCode::Char('7'), none), None);
+        assert_eq!(
+            press(KeyCode::Char('9'), none),
+            Some(Action::Sort(SortKey::Net))
+        );
+        assert_eq!(press(KeyCode::Char('0'), none), None);
         assert_eq!(press(KeyCode::Char('x'), KeyModifiers::CONTROL), None);
         assert_eq!(span_label(45), "45s");
         assert_eq!(span_label(300), "5m");
