@@ -20,3 +20,4 @@ mod seal;
 mod top;
 mod util;
 mod web;
+mod wire;
