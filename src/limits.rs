@@ -119,18 +119,32 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// First reconnect delay after a failure; doubles up to the send interval.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 
-/// TCP keepalive on kept-open connections: first probe after 1 s idle, then one
-/// a second, three unanswered probes fail the connection (a dead host is noticed
-/// in about 4 s with no application traffic).
-pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(1);
-/// Interval between keepalive probes.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-/// Unanswered keepalive probes before the kernel fails the connection.
-pub const KEEPALIVE_PROBES: u32 = 3;
+/// A kept-open connection carries statuses and their ACKs, nothing else
+/// while they are on time. A status later than its sender's interval plus
+/// this grace is late, and the listener probes that connection (kernel
+/// keepalive, armed on that socket only): enough for a loaded sender's
+/// jitter, small enough that a dead host is reported within 7 s of its last
+/// status at the default interval.
+pub const PROBE_GRACE: Duration = Duration::from_millis(500);
 
-/// TCP_USER_TIMEOUT: unacknowledged data older than this fails the connection,
-/// so a black-holed path errors in ~4 s instead of buffering for 15 minutes.
-pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(4);
+/// A probe unanswered for this long fails the connection, and the late peer
+/// is offline (a silence verdict, reached sooner). Also the idle the probe is
+/// armed with, so the kernel sends it at once (a late connection has been
+/// idle longer). Whole seconds: the kernel's keepalive timers count in them,
+/// and 1 s is their floor.
+pub const PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// Probes sent before the verdict: one, since the budget after a late status
+/// (7 s from the last status at 5 s, 3 s at 1 s) holds one `PROBE_WAIT`. The
+/// kernel ACKs a probe itself, so a starved or busy peer process still answers.
+pub const PROBE_COUNT: u32 = 1;
+
+/// TCP_USER_TIMEOUT on every kept-open connection: data unacknowledged this
+/// long fails it. Our sender writes a status every interval, so this is what
+/// reveals a dead receiver or a black hole on our side (within an interval
+/// plus this of the drop) instead of retransmitting for 15 minutes; several
+/// retransmissions fit in it, so one lost segment is not a verdict.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An inbound connection silent for `IDLE_FACTOR` × the peer's threshold T is
 /// closed: long enough never to cut a live peer, short enough to free the slot.

@@ -22,3 +22,4 @@ mod seal;
 mod top;
 mod util;
 mod web;
+mod wire;

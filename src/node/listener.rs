@@ -4,7 +4,9 @@
 //! prints the result; it also runs the table's timers (close grace, silence)
 //! when the next deadline falls (at least once a second, see [`MAX_TICK`]) and
 //! closes connections idle for longer than [`IDLE_FACTOR`] × T (at most
-//! [`MAX_IDLE_DEADLINE`]).
+//! [`MAX_IDLE_DEADLINE`]). A v1 connection whose status is late (its
+//! interval plus a grace, [`probe_after`]) is probed (`probe.rs`); one whose
+//! probe goes unanswered fails, and its peer is offline then, not at T.
 //!
 //! Fairness: a readable connection joins a ready queue; each turn of the loop
 //! serves every queued connection once, for at most [`FRAME_BUDGET`] frames
@@ -38,15 +40,17 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
-    ACCEPT_BUDGET, FRAME_BUDGET, IDLE_FACTOR, INVALID_FRAME_WINDOW, KEEPALIVE_IDLE,
-    KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_CONNECTIONS_PER_ADDRESS, MAX_IDLE_DEADLINE,
-    MAX_INVALID_FRAMES, MAX_TICK, READ_BUDGET, READ_CHUNK, TCP_USER_TIMEOUT, TICK,
+    ACCEPT_BUDGET, FRAME_BUDGET, IDLE_FACTOR, INVALID_FRAME_WINDOW, MAX_CONNECTIONS_PER_ADDRESS,
+    MAX_IDLE_DEADLINE, MAX_INVALID_FRAMES, MAX_TICK, READ_BUDGET, READ_CHUNK, TICK,
     UNIDENTIFIED_DEADLINE,
 };
+use crate::node::probe;
 use crate::node::sender::{LinkChange, is_own_address};
 use crate::node::shutdown::Shutdown;
 use crate::node::{Change, SharedStdout, State};
-use crate::peers::{PeerId, PeerTable, StatusReport, legacy_report, offline_threshold};
+use crate::peers::{
+    PeerId, PeerTable, StatusReport, legacy_report, offline_threshold, probe_after,
+};
 use crate::proto::Dialect;
 use crate::proto::wire::{self, Message};
 use crate::proto::{Admitted, FrameBuffer, Freshness, Gate};
@@ -78,6 +82,9 @@ struct ConnInfo {
     /// The last message the table accepted: idle deadlines count from it
     /// (bytes that are not an accepted message never keep a slot).
     last_accepted: Instant,
+    /// When its status was found late and a probe armed on its socket
+    /// (`None`: quiet, as a connection with statuses on time is).
+    probed_at: Option<Instant>,
     /// Invalid frames in the window that began at `invalid_since`.
     invalid: u32,
     invalid_since: Instant,
@@ -112,6 +119,18 @@ impl ConnInfo {
             crate::limits::later(self.last_accepted, idle),
             "idle_timeout",
         )
+    }
+
+    /// When to probe it: a v1 connection (the only kind kept open) whose
+    /// status is late, unless it is probed already or said it leaves.
+    fn probe_deadline(&self) -> Option<Instant> {
+        let quiet = self.dialect == Dialect::V1 && !self.left && self.probed_at.is_none();
+        quiet.then(|| crate::limits::later(self.last_accepted, probe_after(self.interval)))
+    }
+
+    /// A probe is armed and a message was accepted since: disarm it.
+    fn answered_since_probe(&self) -> bool {
+        self.probed_at.is_some_and(|at| self.last_accepted >= at)
     }
 
     /// Eviction order within a group: strangers first (oldest first), then
@@ -326,7 +345,7 @@ impl Listener {
                 );
                 continue;
             }
-            set_keepalive(&stream);
+            probe::kept_open(&stream);
             let local = stream.local_addr().ok();
             let index = self.free.pop().unwrap_or_else(|| {
                 self.connections.push(None);
@@ -354,6 +373,7 @@ impl Listener {
                     greeted: false,
                     accepted_at: now,
                     last_accepted: now,
+                    probed_at: None,
                     invalid: 0,
                     invalid_since: now,
                 },
@@ -529,6 +549,10 @@ impl Listener {
                 }
             }
         }
+        if connection.info.answered_since_probe() {
+            connection.info.probed_at = None;
+            probe::disarm(&connection.stream);
+        }
         if let Some(how) = closed {
             self.close(index, how, now);
         } else if again {
@@ -571,9 +595,20 @@ impl Listener {
                     );
                 }
             }
-            if let (Some(peer), Dialect::V1) = (info.peer, info.dialect) {
-                let graceful = info.left || matches!(how, Closed::ByUs);
-                change.table.on_inbound_closed(peer, graceful, now);
+            let probe_failed = info.probed_at.is_some()
+                && matches!(&how, Closed::ByPeer(Some(e)) if e.kind() == io::ErrorKind::TimedOut);
+            match (info.peer, info.dialect) {
+                (Some(peer), Dialect::V1) if probe_failed && !info.left => {
+                    let last_heard = info.last_accepted;
+                    change
+                        .table
+                        .on_probe_unanswered(peer, last_heard, now, change.events);
+                }
+                (Some(peer), Dialect::V1) => {
+                    let graceful = info.left || matches!(how, Closed::ByUs);
+                    change.table.on_inbound_closed(peer, graceful, now);
+                }
+                _ => {}
             }
         });
     }
@@ -587,12 +622,12 @@ impl Listener {
             .connections
             .iter()
             .flatten()
-            .map(|connection| {
-                connection
-                    .info
-                    .deadline(self.offline_after, self.default_interval)
-                    .0
+            .flat_map(|connection| {
+                let info = &connection.info;
+                let idle = info.deadline(self.offline_after, self.default_interval).0;
+                [Some(idle), info.probe_deadline()]
             })
+            .flatten()
             .min();
         let deadline = [table, connections].into_iter().flatten().min();
         let earliest = now + TICK;
@@ -628,6 +663,13 @@ impl Listener {
                 (now > deadline).then_some((index, reason))
             })
             .collect();
+        for connection in self.connections.iter_mut().flatten() {
+            if connection.info.probe_deadline().is_some_and(|at| now >= at) {
+                log::debug!("status from {} late: probing", connection.info.source);
+                connection.info.probed_at = Some(now);
+                probe::arm(&connection.stream);
+            }
+        }
         for (index, reason) in expired {
             if let Some(Some(connection)) = self.connections.get(index) {
                 let source = connection.info.source;
@@ -852,22 +894,6 @@ fn accepted(
     }
 }
 
-/// TCP keepalive and user timeout on a kept-open connection, so a dead host or
-/// a cut path fails it in about 4 s (constants in `limits`).
-pub fn set_keepalive(stream: &TcpStream) {
-    let socket = socket2::SockRef::from(stream);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    if let Err(e) = socket.set_tcp_keepalive(&keepalive) {
-        log::debug!("cannot set TCP keepalive: {e}");
-    }
-    if let Err(e) = socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT)) {
-        log::debug!("cannot set TCP_USER_TIMEOUT: {e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -885,6 +911,7 @@ mod tests {
             greeted: false,
             accepted_at: t0,
             last_accepted: t0,
+            probed_at: None,
             invalid: 0,
             invalid_since: t0,
         }
@@ -925,6 +952,32 @@ mod tests {
         // Our own long interval lifts the cap.
         let slow = info(Dialect::V1, 300 * SEC, t0);
         assert_eq!(slow.deadline(offline_after, 300 * SEC).0, t0 + 600 * SEC);
+    }
+
+    #[test]
+    fn only_a_late_v1_connection_is_probed_and_once_until_it_speaks() {
+        let t0 = Instant::now();
+        let mut peer = info(Dialect::V1, 5 * SEC, t0);
+        assert_eq!(peer.probe_deadline(), Some(t0 + probe_after(5 * SEC)));
+        // A status on time moves it.
+        peer.last_accepted = t0 + 5 * SEC;
+        assert_eq!(
+            peer.probe_deadline(),
+            Some(t0 + 5 * SEC + probe_after(5 * SEC))
+        );
+        // Armed: no second probe; a message since disarms it.
+        peer.probed_at = Some(t0 + 11 * SEC);
+        assert_eq!(peer.probe_deadline(), None);
+        assert!(!peer.answered_since_probe());
+        peer.last_accepted = t0 + 12 * SEC;
+        assert!(peer.answered_since_probe());
+        // Strangers, the Python original and a peer that left: never.
+        for dialect in [Dialect::Unknown, Dialect::Python] {
+            assert_eq!(info(dialect, SEC, t0).probe_deadline(), None);
+        }
+        let mut leaving = info(Dialect::V1, SEC, t0);
+        leaving.left = true;
+        assert_eq!(leaving.probe_deadline(), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod link;
 pub mod listener;
+mod probe;
 pub mod reload;
 pub mod run;
 pub mod sample;

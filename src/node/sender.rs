@@ -6,7 +6,8 @@
 //! link calls and link answers into socket operations and table updates.
 //!
 //! Connects are non-blocking with a deadline and a v1 peer's connection is
-//! kept open (TCP keepalive + user timeout), so a dead, slow or black-holed
+//! kept open (with a TCP user timeout: our statuses going unacknowledged
+//! reveal a dead receiver, see `probe.rs`), so a dead, slow or black-holed
 //! peer costs the others nothing. A listener writes us the hello and nothing
 //! else, so each connection reads at most the link's allowance, from a
 //! buffer on the stack: one that keeps writing costs one bounded read.
@@ -29,7 +30,7 @@ use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{LEAVE_DEADLINE, MAX_FIRST_FRAME, MAX_LISTENER_REPLY};
 use crate::node::State;
 use crate::node::link::{self, Dropped, Due, Failed, Link, Links, PeerFacts, Wrote};
-use crate::node::listener::set_keepalive;
+use crate::node::probe;
 use crate::node::sample::Sampler;
 use crate::node::shutdown::Shutdown;
 use crate::peers::{LinkFailure, PeerId, PeerState, PeerTable};
@@ -340,7 +341,7 @@ impl Sender {
             Err(e) => return Err(e),
         }
         let stream = TcpStream::from_std(socket.into());
-        set_keepalive(&stream);
+        probe::kept_open(&stream);
         Ok(stream)
     }
 
@@ -681,7 +682,7 @@ fn classify(error: &io::Error) -> (LinkFailure, String) {
         _ => LinkFailure::Other,
     };
     let detail = match failure {
-        LinkFailure::TimedOut => "connection timed out (keepalive / TCP user timeout)".to_string(),
+        LinkFailure::TimedOut => "connection timed out (TCP user timeout)".to_string(),
         _ => describe_io_error(error),
     };
     (failure, detail)

@@ -4,8 +4,11 @@
 //! connection closed without a leave and not reopened within `CLOSE_GRACE`,
 //! our connect refused or reset, a kept-open connection failed by keepalive
 //! or user timeout; a failure of ours counts only if its attempt began no
-//! earlier than the peer's last sign of life. Everything else leaves the
-//! verdict to silence.
+//! earlier than the peer's last sign of life. A late peer's inbound
+//! connection failing its probe is silence proved sooner: its verdict goes
+//! where silence verdicts go (held while everyone is quiet, so a node cut
+//! off says so once), as does our connection's user timeout. Everything else
+//! leaves the verdict to silence.
 
 use std::time::Instant;
 
@@ -72,6 +75,40 @@ impl PeerTable {
                 peer.signals.closed_at = Some(now);
             }
         }
+    }
+
+    /// The listener probed an inbound v1 connection of `id` whose status was
+    /// late (last accepted message at `last_heard`) and the probe went
+    /// unanswered: the connection failed, and a peer that has not spoken to
+    /// us since is offline now rather than at T. Its verdict is a silence
+    /// verdict (see `settle_silence`): a node cut off from everyone still
+    /// says so in one line.
+    pub fn on_probe_unanswered(
+        &mut self,
+        id: PeerId,
+        last_heard: Instant,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) {
+        self.generation += 1;
+        let rule = self.flap;
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.signals.inbound_open = peer.signals.inbound_open.saturating_sub(1);
+        let spoke_since = peer
+            .last_sign_of_life(now)
+            .is_some_and(|seen| seen > last_heard);
+        if peer.state != PeerState::Online || spoke_since {
+            return;
+        }
+        let silent_for = now.duration_since(last_heard).as_secs_f64();
+        let reason = format!(
+            "connection timed out (status late, probe unanswered; no status for {silent_for:.1} s)"
+        );
+        let mut silenced = Vec::new();
+        go_offline(peer, reason, now, rule, &mut silenced);
+        self.settle_silence(silenced, now, events);
     }
 
     /// One of our connections to `id` was accepted (a sign of life for a
@@ -161,7 +198,16 @@ impl PeerTable {
             PeerState::Unknown => past_startup && now.duration_since(peer.since) >= threshold,
             PeerState::Offline | PeerState::Left => false,
         };
-        if may_report {
+        if !may_report {
+            return;
+        }
+        if failure == LinkFailure::TimedOut {
+            // Unacknowledged data is silence proved sooner, like an
+            // unanswered probe: a node cut off from everyone says so once.
+            let mut silenced = Vec::new();
+            go_offline(peer, detail.to_string(), now, rule, &mut silenced);
+            self.settle_silence(silenced, now, events);
+        } else {
             go_offline(peer, detail.to_string(), now, rule, events);
         }
     }
@@ -343,6 +389,62 @@ mod tests {
             &mut events,
         );
         assert_eq!(kinds(&events), ["offline"]);
+    }
+
+    #[test]
+    fn an_unanswered_probe_is_offline_at_once_unless_the_peer_spoke_since() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_status(id(3), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(2));
+        peers.on_inbound_open(id(3));
+        // 3 is on time, 2 is late: its probe fails 2.5 s after its status,
+        // before T (3 s), and without the close grace.
+        let late = t0 + SEC * 5 / 2;
+        peers
+            .on_status(id(3), report(2, 0), t0 + 2 * SEC, &mut events)
+            .ok();
+        events.clear();
+        peers.on_probe_unanswered(id(2), t0, late, &mut events);
+        assert_eq!(kinds(&events), ["offline"]);
+        if let Event::Offline { reason, .. } = &events[0] {
+            assert!(reason.starts_with("connection timed out"), "{reason}");
+            assert!(reason.contains("probe unanswered"), "{reason}");
+        }
+        peers.tick(late + SEC, &mut events);
+        assert_eq!(kinds(&events), ["offline"], "one verdict");
+
+        // A status on another connection since the probed one's last: stale.
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        peers.on_status(id(2), report(1, 0), t0, &mut events).ok();
+        peers.on_inbound_open(id(2));
+        peers.on_inbound_open(id(2));
+        peers
+            .on_status(id(2), report(2, 0), t0 + 2 * SEC, &mut events)
+            .ok();
+        events.clear();
+        peers.on_probe_unanswered(id(2), t0, t0 + SEC * 5 / 2, &mut events);
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn unanswered_probes_of_every_peer_are_one_cut_off_line() {
+        let t0 = Instant::now();
+        let mut peers = table(t0);
+        let mut events = Vec::new();
+        for n in [2, 3] {
+            peers.on_status(id(n), report(1, 0), t0, &mut events).ok();
+            peers.on_inbound_open(id(n));
+        }
+        events.clear();
+        let late = t0 + SEC * 5 / 2;
+        peers.on_probe_unanswered(id(2), t0, late, &mut events);
+        assert!(events.is_empty(), "held while 3 is quiet too: {events:?}");
+        peers.on_probe_unanswered(id(3), t0, late + SEC / 10, &mut events);
+        assert_eq!(kinds(&events), ["cut_off"]);
     }
 
     #[test]

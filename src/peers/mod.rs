@@ -83,7 +83,7 @@ pub use flap::FlapRule;
 pub use links::LinkFailure;
 pub use peer::{Peer, Signals};
 pub use table::PeerTable;
-pub use timing::offline_threshold;
+pub use timing::{offline_threshold, probe_after};
 pub use types::{Event, Origin, PeerState, Refusal, StatusReport, legacy_report};
 
 #[cfg(test)]

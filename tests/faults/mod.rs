@@ -63,8 +63,10 @@ fn a_partition_is_seen_by_both_sides_only_and_heals_without_restart() {
     let seen_by_b = b.expect_line("Peer 127.0.0.2 is offline.", WAIT);
     let detection = seen_by_a.max(seen_by_b).duration_since(cut_at);
     println!("partition -> offline on both sides: {detection:?}");
-    // --offline-after (3 s) plus at most one interval (1 s), with scheduling slack.
-    assert!(detection <= Duration::from_millis(4500), "{detection:?}");
+    // Issue 15: within 3 s at --interval 1s. The late status is probed (1 s
+    // plus the 0.5 s grace after the last one), the probe unanswered 1 s
+    // later: 2.5 s after the last status at worst, before T (3 s).
+    assert!(detection <= Duration::from_secs(3), "{detection:?}");
 
     let healed_at = Instant::now();
     netns.heal();
@@ -109,13 +111,16 @@ fn a_black_holed_peer_costs_the_others_nothing() {
     let by_silence = seen_b.duration_since(holed_at);
     let by_tcp_timeouts = seen_a.duration_since(holed_at);
     println!(
-        "black hole -> offline: {by_silence:?} (silence, T = 3 s), {by_tcp_timeouts:?} (keepalive / user timeout, T = 10 s)"
+        "black hole -> offline: {by_silence:?} (T = 3 s), {by_tcp_timeouts:?} (probe / user timeout, T = 10 s)"
     );
-    assert!(by_silence <= Duration::from_millis(4500), "{by_silence:?}");
-    // The kept-open connections fail by keepalive / TCP user timeout in about
-    // 4 s, well before a's 10 s of silence, instead of buffering for minutes.
+    // Issue 15: within 3 s at --interval 1s, by silence or sooner by probe.
+    assert!(by_silence <= Duration::from_secs(3), "{by_silence:?}");
+    // The kept-open connections fail by an unanswered probe (2.5 s after
+    // the last status at worst) or the TCP user timeout (2 s after our
+    // first unacknowledged status), long before a's 10 s of silence,
+    // instead of buffering for minutes.
     assert!(
-        by_tcp_timeouts < Duration::from_secs(7),
+        by_tcp_timeouts <= Duration::from_secs(3),
         "{by_tcp_timeouts:?}"
     );
     assert!(
@@ -146,6 +151,60 @@ fn a_black_holed_peer_costs_the_others_nothing() {
         "{burst} statuses from the healed peer within 1.5 s"
     );
     assert!(!a.lines().iter().any(|l| l.contains("Lost contact")));
+}
+
+#[test]
+#[ignore = "needs root, iproute2 and iptables (a network namespace with real packet drops)"]
+fn a_dead_host_at_the_default_interval_is_reported_within_7_s_of_its_last_status() {
+    let netns = Netns::new("dead5s");
+    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    // The default interval (5 s): T is 15 s, so only the probe of the late
+    // status (or our own statuses' user timeout) can tell within 7 s.
+    let five = ["--interval", "5s"];
+    let a = Node::in_netns(&netns, ips[0], &ips, &five);
+    let b = Node::in_netns(&netns, ips[1], &ips, &five);
+    let d = Node::in_netns(&netns, ips[2], &ips, &five);
+    wait_mesh(&[(&a, ips[0]), (&b, ips[1]), (&d, ips[2])]);
+    // Cut at a random moment of d's interval: just after a status is the
+    // worst case for the probe, and the test should not always dodge it.
+    let phase = u64::from(std::process::id() % 5000);
+    std::thread::sleep(Duration::from_millis(phase));
+    let holed_at = Instant::now();
+    netns.black_hole(ips[2]);
+    let seen_a = a.expect_line("Peer 127.0.0.4 is offline.", WAIT);
+    let seen_b = b.expect_line("Peer 127.0.0.4 is offline.", WAIT);
+    for (node, seen, name) in [(&a, seen_a, "a"), (&b, seen_b, "b")] {
+        let last_status = times_of(node, status_from(ips[2]))
+            .into_iter()
+            .filter(|t| *t <= holed_at)
+            .max()
+            .expect("heard d before the cut");
+        let after_drop = seen.duration_since(holed_at);
+        let after_status = seen.duration_since(last_status);
+        println!(
+            "dead host at 5 s -> offline at {name}: {after_drop:?} after the drop, {after_status:?} after its last status"
+        );
+        assert!(
+            after_status <= Duration::from_secs(7),
+            "{name}: {after_status:?}"
+        );
+        assert!(
+            node.stderr()
+                .contains("peer 127.0.0.4 offline: connection timed out"),
+            "{name}: {}",
+            node.stderr()
+        );
+    }
+    // The others saw nothing.
+    for node in [&a, &b] {
+        let odd: Vec<String> = node
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("offline") && !l.contains("127.0.0.4"))
+            .collect();
+        assert!(odd.is_empty(), "{odd:?}");
+    }
+    drop(d);
 }
 
 #[test]
