@@ -8,7 +8,10 @@ Reads a PID file of lines "SYSTEM NODE PID" and, from /proc:
     kept in the JSON as a cross-check;
   * RSS: VmRSS at the end and VmHWM (peak) from /proc/PID/status, plus
     VmRSS sampled every --sample seconds over the window;
-  * threads: the Threads line of /proc/PID/status.
+  * threads: the Threads line of /proc/PID/status;
+  * USS: private memory, Private_Clean + Private_Dirty from
+    /proc/PID/smaps_rollup, at the end of the window (what the host really
+    pays for the process: pages shared with other processes excluded).
 
 Subcommands:
   window  --pids F --warmup S --duration S [--sample S] --json OUT
@@ -16,11 +19,15 @@ Subcommands:
   table   --json IN      print the table again from a raw JSON file
   series  --pids F --duration S --every S --json OUT
           RSS of every process every --every seconds (the RSS-growth run)
+  smaps   --pids F [--json OUT]
+          per process: VmRSS, USS and where the pages are, by mapping, from
+          /proc/PID/smaps (bench/footprint.sh)
 """
 import argparse
 import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -71,6 +78,17 @@ def status(pid):
     return out
 
 
+def uss(pid):
+    """Private_Clean + Private_Dirty (kB) from smaps_rollup."""
+    total = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Private_Clean", "Private_Dirty"):
+                total += int(v.split()[0])
+    return total
+
+
 def comm(pid):
     with open(f"/proc/{pid}/comm") as f:
         return f.read().strip()
@@ -108,6 +126,12 @@ def cmd_window(a):
                 except OSError:
                     pass
     t1, s1 = snapshot(procs)
+    for p in procs:
+        if s1.get(p["pid"]) is not None:
+            try:
+                s1[p["pid"]]["uss_kb"] = uss(p["pid"])
+            except OSError:
+                pass  # e.g. not root for another user's process: left out
     secs = t1 - t0
     rows = []
     for p in procs:
@@ -121,6 +145,7 @@ def cmd_window(a):
             "cpu_s": (a1["ns"] - a0["ns"]) / 1e9,
             "cpu_s_stat": (a1["ticks"] - a0["ticks"]) / CLK_TCK,
             "rss_kb": a1["VmRSS"],
+            "uss_kb": a1.get("uss_kb"),
             "hwm_kb": a1["VmHWM"],
             "threads": a1["Threads"],
             "rss_samples_kb": samples[p["pid"]] + [a1["VmRSS"]],
@@ -152,6 +177,8 @@ def summarise(data):
             "nodes": len(rows),
             "dead": len(rows) - n,
             "rss": sum(mib(r["rss_kb"]) for r in live) / n,
+            "uss": (sum(mib(r["uss_kb"]) for r in live) / n
+                    if all(r.get("uss_kb") is not None for r in live) else None),
             "rss_max": max(mib(r["rss_kb"]) for r in live),
             "hwm": max(mib(r["hwm_kb"]) for r in live),
             "cpu": sum(r["cpu_s"] * 60.0 / r["window_s"] for r in live) / n,
@@ -171,16 +198,18 @@ def print_table(data):
     g, py = s.get("gmond"), s.get("python")
     print(f"# window {data['window_s']:.1f} s after {data['warmup_s']:.0f} s warm-up; "
           f"{data['date']}; per node = mean over the nodes (threads, HWM: max)")
-    hdr = ("| system | nodes | RSS MiB/node | HWM MiB | CPU s/min/node | threads "
+    hdr = ("| system | nodes | RSS MiB/node | USS MiB/node | HWM MiB | CPU s/min/node | threads "
            "| RSS / gmond | CPU / gmond | RSS / Python | CPU / Python |")
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for name, v in s.items():
         if v.get("dead") is True:
-            print(f"| {name} | {v['nodes']} | died | | | | | | | |")
+            print(f"| {name} | {v['nodes']} | died | | | | | | | | |")
             continue
         cells = [name, f"{v['nodes']}" + (f" ({v['dead']} died)" if v["dead"] else ""),
-                 f"{v['rss']:.2f}", f"{v['hwm']:.2f}", f"{v['cpu']:.4f}", str(v["threads"])]
+                 f"{v['rss']:.2f}",
+                 f"{v['uss']:.2f}" if v.get("uss") is not None else "n/a",
+                 f"{v['hwm']:.2f}", f"{v['cpu']:.4f}", str(v["threads"])]
         for ref in (g, py):
             if ref and not ref.get("dead") is True:
                 cells += [ratio(v["rss"], ref["rss"]), ratio(v["cpu"], ref["cpu"])]
@@ -256,6 +285,105 @@ def cmd_series(a):
                   f"least-squares slope {slope * 60:+.2f} kB/min")
 
 
+SMAPS_HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
+KINDS = ["binary text", "binary rodata", "binary data", "libc", "other libs", "[heap]",
+         "thread stacks", "malloc arenas", "other anonymous", "[stack]", "other"]
+
+
+def smaps(pid):
+    """The mappings of /proc/PID/smaps: start, end, perms, path, Rss, Private kB."""
+    maps = []
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = SMAPS_HEAD.match(line)
+            if m:
+                maps.append({"start": int(m[1], 16), "end": int(m[2], 16), "perms": m[3],
+                             "path": m[4].strip(), "rss": 0, "private": 0})
+                continue
+            k, _, v = line.partition(":")
+            if k == "Rss":
+                maps[-1]["rss"] = int(v.split()[0])
+            elif k in ("Private_Clean", "Private_Dirty"):
+                maps[-1]["private"] += int(v.split()[0])
+    return maps
+
+
+def classify(maps, exe):
+    """Each mapping's kind. A thread stack is an anonymous rw mapping right
+    above a no-access guard (glibc puts the guard below the stack); a malloc
+    arena is an anonymous rw mapping right below its no-access reserve (a
+    per-thread heap reserves 64 MiB and grows into it)."""
+    kinds = []
+    for i, m in enumerate(maps):
+        path, perms = m["path"], m["perms"]
+        below = maps[i - 1] if i > 0 else None
+        above = maps[i + 1] if i + 1 < len(maps) else None
+        if path == exe:
+            kind = ("binary text" if "x" in perms else
+                    "binary data" if "w" in perms else "binary rodata")
+        elif "/libc.so" in path or "/libc-" in path:
+            kind = "libc"
+        elif ".so" in path:
+            kind = "other libs"
+        elif path in ("[heap]", "[stack]"):
+            kind = path
+        elif path == "" and perms.startswith("rw"):
+            if below and below["path"] == "" and below["perms"].startswith("---") \
+                    and below["end"] == m["start"] and below["end"] - below["start"] <= 1 << 16:
+                kind = "thread stacks"
+            elif above and above["path"] == "" and above["perms"].startswith("---") \
+                    and above["start"] == m["end"] and (m["start"] & ((64 << 20) - 1)) == 0:
+                kind = "malloc arenas"
+            else:
+                kind = "other anonymous"
+        else:
+            kind = "other"  # [vvar], [vdso], guards, other files
+        kinds.append(kind)
+    return kinds
+
+
+def cmd_smaps(a):
+    procs = read_pids(a.pids)
+    out = []
+    for p in procs:
+        pid = p["pid"]
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            maps = smaps(pid)
+            st = status(pid)
+            u = uss(pid)
+        except OSError as e:
+            print(f"{p['system']} {p['node']}: {e}", file=sys.stderr)
+            continue
+        by = {k: {"rss": 0, "private": 0, "maps": 0} for k in KINDS}
+        for m, kind in zip(maps, classify(maps, exe)):
+            by[kind]["rss"] += m["rss"]
+            by[kind]["private"] += m["private"]
+            by[kind]["maps"] += 1
+        out.append({**p, "exe": exe, "rss_kb": st["VmRSS"], "uss_kb": u,
+                    "threads": st["Threads"], "by": by})
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "rows": out}, f, indent=1)
+    print("| node | VmRSS kB | USS kB | threads |")
+    print("|---|---|---|---|")
+    for r in out:
+        print(f"| {r['system']} {r['node']} | {r['rss_kb']} | {r['uss_kb']} | {r['threads']} |")
+    print()
+    print("RSS / private kB by mapping (private = Private_Clean + Private_Dirty):")
+    print()
+    print("| mapping | " + " | ".join(f"{r['node']} RSS | private" for r in out) + " |")
+    print("|---|" + "---|---|" * len(out))
+    for k in KINDS:
+        if not any(r["by"][k]["maps"] for r in out):
+            continue
+        print(f"| {k} | " + " | ".join(f"{r['by'][k]['rss']} | {r['by'][k]['private']}"
+                                        for r in out) + " |")
+    print("| total | " + " | ".join(
+        f"{sum(v['rss'] for v in r['by'].values())} | "
+        f"{sum(v['private'] for v in r['by'].values())}" for r in out) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -276,6 +404,10 @@ def main():
     s.add_argument("--every", type=float, default=10)
     s.add_argument("--json", required=True)
     s.set_defaults(func=cmd_series)
+    m = sub.add_parser("smaps")
+    m.add_argument("--pids", required=True)
+    m.add_argument("--json")
+    m.set_defaults(func=cmd_smaps)
     a = ap.parse_args()
     a.func(a)
 
