@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::limits::MAX_OUTPUT_BUFFER;
 use crate::peers::{AlertNote, Event, PeerId};
-use crate::proto::health::Health;
+use crate::proto::health::{Health, HealthOut, rounded_fs};
 use crate::units::{round1, round2};
 
 /// Event line format on stdout.
@@ -387,35 +387,14 @@ fn alert_fields(note: &AlertNote) -> Value {
 
 /// Adds the present health fields of a status, with the wire's names.
 fn add_health(fields: &mut Value, health: &Health) {
-    let Value::Object(map) = fields else {
+    // The wire's own writer, so the event shows exactly what a status says.
+    let fs = rounded_fs(health);
+    let (Value::Object(map), Ok(Value::Object(parts))) =
+        (fields, serde_json::to_value(HealthOut::of(health, &fs)))
+    else {
         return;
     };
-    if let Some(load) = health.load {
-        map.insert("load".into(), json!(load));
-    }
-    if let Some(cpus) = health.cpus {
-        map.insert("cpus".into(), json!(cpus));
-    }
-    if let Some(swap) = health.swap {
-        map.insert("swap".into(), json!(round1(swap)));
-    }
-    if !health.fs.is_empty() {
-        let fs: Vec<Value> = health
-            .fs
-            .iter()
-            .map(|fs| json!({ "mount": fs.mount, "used": round1(fs.used), "size": fs.size }))
-            .collect();
-        map.insert("fs".into(), Value::Array(fs));
-    }
-    for (key, value) in [
-        ("net_rx", health.net_rx),
-        ("net_tx", health.net_tx),
-        ("uptime_s", health.uptime_s),
-    ] {
-        if let Some(value) = value {
-            map.insert(key.into(), json!(value));
-        }
-    }
+    map.extend(parts);
 }
 
 /// An event's name and fields, as in json event lines (without `ts`), for
