@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Regenerates link/text-order.ld, the linker script that gathers the
+# functions a node runs into one block at the start of the binary's text
+# (issue 15, footprint). Why: a page fault maps the 64 KiB around the page it
+# touches, so a node's resident text follows how far apart the functions it
+# runs lie, not how many there are; gathered, the node maps ~0.6 MiB less of
+# its 1.6 MiB of text. build.rs passes the script to the linker for release
+# builds; a function missing from it only costs the 64 KiB around it.
+#
+#   scripts/text-order.sh        (as root: network namespaces; needs valgrind)
+#
+# How: builds the release binary with its symbols (CARGO_PROFILE_RELEASE_STRIP
+# =false, in target/text-order), runs its nodes under valgrind's callgrind
+# in a private namespace through a workload that touches the paths a node
+# runs in normal life, plain and sealed: start with its peers down (refusals,
+# warnings, offline), statuses at 1 s, every HTTP route, a peer frozen
+# (late status, probe, offline, back online), a peer killed and restarted, a
+# garbage sender (rejections), SIGHUP, SIGTERM; then three nodes
+# started at once at the default interval, as bench/footprint.sh runs them. Every function callgrind saw
+# in the binary becomes one pattern (`.text.NAME` and `.text.unlikely.NAME`,
+# the legacy mangling's hash and LLVM's numeric suffix of a renamed local copy
+# globbed, so the list survives rebuilds). Bounded:
+# about 4 minutes of workload; every process it starts is stopped by PID and
+# the namespace deleted on exit.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$(id -u)" != 0 ]; then echo "error: run as root (network namespaces)" >&2; exit 2; fi
+command -v valgrind >/dev/null || { echo "error: needs valgrind" >&2; exit 2; }
+cd "$ROOT"
+export CARGO_TARGET_DIR=$ROOT/target/text-order
+P2PMON_NO_TEXT_ORDER=1 CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --quiet --bin p2pmon
+BIN=$CARGO_TARGET_DIR/release/p2pmon
+WORK=$(mktemp -d)
+NS=p2pmon-order-$$
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+X=(ip netns exec "$NS")
+"$BIN" keygen --out "$WORK/key" >/dev/null
+
+# Every node runs under callgrind: what a node runs depends on what its peers
+# do to it, so each side of every event is profiled (a node killed with
+# SIGKILL leaves no profile; its restart does).
+node() { # node NAME IP INTERVAL HTTP OTHERS... -> starts a node, prints its pid
+    local name=$1 ip=$2 interval=$3 http=$4; shift 4
+    "${X[@]}" valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/$name.%p.cg" \
+        "$BIN" --listen "$ip" --peers "$(IFS=,; echo "$*")" --interval "$interval" --http "$http" "${extra[@]}" \
+        >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
+    echo $!
+}
+stop() { # stop SIGNAL PID...: signal the nodes, then wait (bounded) until callgrind has written its profile
+    local sig=$1 p i; shift
+    kill "-$sig" "$@" 2>/dev/null || true
+    for p in "$@"; do
+        for i in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    done
+}
+get() { "${X[@]}" curl -s -o /dev/null --max-time 5 -H 'Host: 127.0.0.2:5080' "http://127.0.0.2:5080$1" || true; }
+
+run_workload() { # run_workload NAME  (uses $extra)
+    local name=$1 a b c
+    a=$(node "$name" 127.0.0.2 1s 127.0.0.2:5080 127.0.0.3 127.0.0.4); pids+=("$a")
+    sleep 8                                   # peers down: refusals, warnings, offline
+    b=$(node "$name" 127.0.0.3 1s off 127.0.0.2 127.0.0.4); pids+=("$b")
+    c=$(node "$name" 127.0.0.4 1s off 127.0.0.2 127.0.0.3); pids+=("$c")
+    sleep 15                                  # statuses, members, back online
+    for p in / /metrics /status /history /healthz /nope; do get "$p"; done
+    "${X[@]}" python3 - <<'PY' || true
+import socket, time
+s = socket.create_connection(("127.0.0.2", 5000), timeout=3)
+s.sendall(b'{"not": "a status"}\n' + b"\x00garbage\n" + b"x" * 70000 + b"\n")
+time.sleep(1); s.close()
+PY
+    sleep 3
+    kill -STOP "$b"; sleep 10; kill -CONT "$b"  # late status, probe, offline, back
+    sleep 6
+    stop KILL "$c"; sleep 5                    # crash: offline at once
+    c=$(node "$name" 127.0.0.4 1s off 127.0.0.2 127.0.0.3); pids+=("$c")
+    sleep 8
+    kill -HUP "$a"; sleep 4
+    get /status; get /metrics
+    stop TERM "$a" "$b" "$c"
+    echo "$name: $(grep -c '^Received status' "$WORK/$name.out") status lines, $(grep -vc '^Received status' "$WORK/$name.out") others" >&2
+}
+together() { # together NAME: three nodes started at once at the default interval, as bench/footprint.sh does
+    local name=$1 a b c
+    a=$(node "$name" 127.0.0.2 5s 127.0.0.2:5080 127.0.0.3 127.0.0.4)
+    b=$(node "$name" 127.0.0.3 5s 127.0.0.3:5080 127.0.0.2 127.0.0.4)
+    c=$(node "$name" 127.0.0.4 5s 127.0.0.4:5080 127.0.0.2 127.0.0.3)
+    pids+=("$a" "$b" "$c")
+    sleep 40
+    stop TERM "$a" "$b" "$c"
+    echo "$name: $(grep -c '^Received status' "$WORK/$name.out") status lines" >&2
+}
+extra=(); run_workload plain; together together
+extra=(--key-file "$WORK/key"); run_workload sealed; together together-sealed
+
+python3 - "$BIN" "$WORK"/*.cg >"$ROOT/link/text-order.ld" <<'PY'
+import re, sys
+binary, outputs = sys.argv[1], sys.argv[2:]
+names = {}
+for path in outputs:
+    objects, functions, current = {}, {}, None
+    for line in open(path, errors="replace"):
+        m = re.match(r"^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+        if not m:
+            continue
+        kind, ident, name = m.groups()
+        table = objects if kind.endswith("ob") else functions
+        if name is not None:
+            table[ident] = name
+        if kind == "ob":
+            current = objects[ident]
+        elif kind == "fn" and current == binary:
+            n = re.sub(r"'\d+$", "", functions[ident])          # callgrind's recursion marks
+            n = re.sub(r"\.\d+$", "", n)                        # LLVM's suffix on a renamed local copy
+            n = re.sub(r"17h[0-9a-f]{16}E$", "17h*E", n)        # legacy mangling's hash
+            if re.fullmatch(r"[A-Za-z0-9_$.*]+", n):
+                names.setdefault(n, None)
+print("/* Generated by scripts/text-order.sh: the functions a node runs, gathered at")
+print("   the start of the text (see that script and build.rs). Do not edit by hand. */")
+print("SECTIONS\n{\n  .text.p2pmon_used :\n  {")
+for n in names:
+    print(f"    *(.text.{n} .text.{n}.* .text.unlikely.{n} .text.unlikely.{n}.*)")
+print("  }\n}\nINSERT BEFORE .text;")
+print(f"{len(names)} functions", file=sys.stderr)
+PY
+echo "wrote link/text-order.ld" >&2
