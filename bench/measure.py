@@ -17,8 +17,9 @@ Reads a PID file of lines "SYSTEM NODE PID" and, from /proc:
     (its line in /proc/PID/net/dev, read through any of its nodes) at the
     start and at the end of the window. On lo every packet is sent once
     and received once, so tx counts each packet of the cluster exactly once
-    (bytes include the 14-byte Ethernet header lo carries). A system that
-    shares its namespace with another gets n/a;
+    (bytes from the IP header on: lo counts after it pulls the 14-byte
+    Ethernet header). A system that shares its namespace with another gets
+    n/a;
   * statuses, per system whose nodes' stdout is kept next to the PID file
     (SYSTEM-NODE.out, as bench/lib.sh's start_node_logged does): the lines
     starting "Received status from" (p2pmon and the Python original print
