@@ -9,7 +9,7 @@
 # /dev/null. After --warmup seconds (default 20) it measures --duration
 # seconds (default 60) with bench/measure.py: CPU s/min, VmRSS, USS
 # (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup) and threads per
-# node; then, from /proc/PID/smaps, RSS and private kB by mapping: the
+# node (and lo bytes and packets per node: the namespace holds only them); then, from /proc/PID/smaps, RSS and private kB by mapping: the
 # binary's text, rodata and data, libc, other libraries, [heap], thread
 # stacks, malloc arenas, other anonymous memory. The three nodes run one
 # binary, so its pages are shared among them (RSS) and mostly not private

@@ -1,9 +1,15 @@
-# Shared by bench/compare.sh and bench/rss-growth.sh (sourced, not run).
-# A private network namespace, processes started in it and recorded by PID,
-# and a trap that stops exactly those PIDs and deletes the namespace.
+# shellcheck shell=bash
+# Shared by bench/compare.sh, bench/footprint.sh, bench/rss-growth.sh and
+# bench/wire.sh (sourced, not run). A private network namespace (more than one
+# with bench_netns), processes started in them and recorded by PID, and a trap
+# that stops exactly those PIDs and deletes the namespaces.
 
 NS="p2pmon-bench-$$"
 PIDFILE=""
+# the namespace start_node starts in (bench_netns changes it), and every
+# namespace bench_setup and bench_netns made, for the cleanup
+NODE_NS=$NS
+NAMESPACES=()
 
 # Install a Debian package if COMMAND is missing, without starting its
 # system service: a policy-rc.d that exits 101 is put in place for the install
@@ -56,13 +62,16 @@ bench_cleanup() {
             kill -KILL "$pid" 2>/dev/null || true
         done
     fi
-    if ip netns list 2>/dev/null | grep -qw "$NS"; then
-        # anything still in our private namespace was started by this script
-        for pid in $(ip netns pids "$NS" 2>/dev/null); do
-            kill -KILL "$pid" 2>/dev/null || true
-        done
-        ip netns del "$NS" 2>/dev/null || true
-    fi
+    local ns
+    for ns in "${NAMESPACES[@]}"; do
+        if ip netns list 2>/dev/null | grep -qw "$ns"; then
+            # anything still in our private namespace was started by this script
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do
+                kill -KILL "$pid" 2>/dev/null || true
+            done
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
 }
 
 # bench_setup OUTDIR: namespace up, trap set
@@ -71,16 +80,38 @@ bench_setup() {
     : > "$PIDFILE"
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM
+    NAMESPACES+=("$NS")
     ip netns add "$NS"
     ip netns exec "$NS" ip link set lo up
 }
 
-# start_node SYSTEM NODE CMD...: run CMD in the namespace, stdout to /dev/null,
-# stderr to OUTDIR/SYSTEM-NODE.err; `ip netns exec` execs CMD, so $! is its PID.
+# bench_netns NAME: a further private namespace, $NS-NAME (loopback only, up),
+# deleted on exit; start_node starts in it from now on.
+bench_netns() {
+    NODE_NS="$NS-$1"
+    NAMESPACES+=("$NODE_NS")
+    ip netns add "$NODE_NS"
+    ip netns exec "$NODE_NS" ip link set lo up
+}
+
+# start_node SYSTEM NODE CMD...: run CMD in $NODE_NS (bench_setup's namespace
+# unless bench_netns chose another), stdout to /dev/null, stderr to
+# OUTDIR/SYSTEM-NODE.err; `ip netns exec` execs CMD, so $! is its PID.
 start_node() {
-    local system=$1 node=$2
-    shift 2
-    ip netns exec "$NS" "$@" >/dev/null 2>"$(dirname "$PIDFILE")/$system-$node.err" &
+    start_node_to /dev/null "$@"
+}
+
+# start_node_logged SYSTEM NODE CMD...: the same with stdout kept in
+# OUTDIR/SYSTEM-NODE.out (bench/measure.py counts the "Received status" lines
+# there).
+start_node_logged() {
+    start_node_to "$(dirname "$PIDFILE")/$1-$2.out" "$@"
+}
+
+start_node_to() {
+    local stdout=$1 system=$2 node=$3
+    shift 3
+    ip netns exec "$NODE_NS" "$@" >"$stdout" 2>"$(dirname "$PIDFILE")/$system-$node.err" &
     echo "$system $node $!" >> "$PIDFILE"
 }
 
