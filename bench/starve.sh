@@ -129,7 +129,7 @@ sample() {
         while read -r label ip pid; do
             [ "$label" = loop ] && continue
             sched=$(cat "/proc/$pid"/task/*/schedstat 2>/dev/null \
-                | awk '{ run += $1; wait += $2 } END { print run + 0, wait + 0 }')
+                | awk '{ run += $1; wait += $2 } END { printf "%.0f %.0f\n", run, wait }')
             echo "node $label $ip $pid $sched"
         done < "$PIDFILE"
     } > "$1"
@@ -216,7 +216,7 @@ def load_sample(name):
         if f[0] == "cpu":
             cpu = list(map(int, f[1:]))
         elif f[0] == "node":
-            per_node[(f[1], f[2])] = (int(f[4]), int(f[5]))
+            per_node[(f[1], f[2])] = (int(float(f[4])), int(float(f[5])))
     return cpu, per_node
 
 cpu0, n0 = load_sample("sample0")
