@@ -59,7 +59,7 @@ bench_setup "$OUT"
 
 echo "# bench/detect.sh --interval ${INTERVALS[*]} --trials $TRIALS"
 echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(nproc) cores; $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# binary: $P2PMON ($("$P2PMON" --version), checkout $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "# binary: $P2PMON ($("$P2PMON" --version)); bench/detect.sh at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")"
 echo "# raw data: $OUT"
 timeout --kill-after=10 $(( ${#INTERVALS[@]} * TRIALS * 90 + 60 )) \
     ip netns exec "$NS" python3 - "$P2PMON" "$OUT" "$TRIALS" "${INTERVALS[@]}" <<'PY'
