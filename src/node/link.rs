@@ -1133,7 +1133,10 @@ mod tests {
         assert_eq!(link.queue_status(BARE, members(1), facts(), t1), None);
         assert_eq!(flush(&mut link, t1)[0].0, MEMBERS);
         // The peer restarts: its new listener has forgotten what we told it.
-        link.peer_closed(facts(), t1 + SEC);
+        assert_eq!(
+            link.peer_closed(facts(), t1 + SEC),
+            Dropped { peer: Some(id(2)) }
+        );
         let t2 = t1 + SEC + BACKOFF_MIN;
         connect(&mut link, facts(), t2);
         assert_eq!(link.queue_status(BARE, members(1), facts(), t2), None);
