@@ -316,6 +316,12 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// within a few intervals): bounds both parsing and the bytes a status costs.
 pub const MAX_MEMBERS_PER_MESSAGE: usize = 32;
 
+/// A v1 peer gets the members on a connection's first status and when they
+/// change, else at least this often: hearsay it missed or forgot (a member
+/// refused by its learning budget, one it forgot) reaches it within this,
+/// while a settled cluster's other statuses stay bare (issue 15: bytes).
+pub const MEMBERS_REFRESH: Duration = Duration::from_secs(60);
+
 /// Members one source address may add to the table per [`LEARN_WINDOW`]: one
 /// full digest per default interval, so a cluster still converges in a few
 /// rounds while a key holder's hearsay cannot fill the table in one breath.

@@ -24,6 +24,12 @@
 //! on us we probe it again soon (a refused connect then reports it at once),
 //! and it gets a leave when we stop or stop sending to it.
 //!
+//! A `V1` peer gets what we know of the members (the [`Digest`]) on its first
+//! status of a connection, whenever the digest changes, and otherwise once
+//! every [`MEMBERS_REFRESH`]; the statuses between are bare. So a settled
+//! cluster's statuses stay small, while a join, a restart or a member that a
+//! peer missed or forgot still reaches it at once or within the refresh.
+//!
 //! A listener writes us the hello and nothing else, so a link takes at most
 //! [`MAX_LISTENER_REPLY`] bytes per connection: one that keeps writing (a
 //! fake peer streaming at us) is closed, counted and dialed again after the
@@ -41,11 +47,21 @@ use std::time::{Duration, Instant};
 use crate::config::PeerAddr;
 use crate::limits::later;
 use crate::limits::{
-    BACKOFF_MIN, CONNECT_TIMEOUT, MAX_LISTENER_REPLY, MAX_PEERS, REJECT_LOG_WINDOW,
-    TCP_USER_TIMEOUT,
+    BACKOFF_MIN, CONNECT_TIMEOUT, MAX_LISTENER_REPLY, MAX_PEERS, MEMBERS_REFRESH,
+    REJECT_LOG_WINDOW, TCP_USER_TIMEOUT,
 };
 use crate::peers::{LinkFailure, PeerId};
 use crate::proto::Dialect;
+
+/// A round's status with what we know of the members, encoded once for every
+/// link, and `key`, which changes when the entries do (not when only their
+/// `heard_ms` ages): a link sends it again only when the key changes or the
+/// refresh is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Digest<'a> {
+    pub(crate) frame: &'a [u8],
+    pub(crate) key: u64,
+}
 
 /// What the peer table knows of a link's peer: read by the shell under the
 /// table's lock and handed in, so the link never reaches into the table.
@@ -147,6 +163,11 @@ pub(crate) struct Link {
     sealed_only: bool,
     /// The latest status not yet started on the wire (latest wins).
     pending: Option<Vec<u8>>,
+    /// `pending` carries the members: a newer status replacing it must too.
+    pending_members: bool,
+    /// The digest's key and when it was last queued on this connection
+    /// (`None` on a new connection: its first v1 status carries the members).
+    members_sent: Option<(u64, Instant)>,
     /// A frame being written, and how much of it is out.
     writing: Option<(Vec<u8>, usize)>,
     /// Frames completely written on the current connection.
@@ -187,6 +208,8 @@ impl Link {
             dialect: Dialect::Unknown,
             sealed_only: false,
             pending: None,
+            pending_members: false,
+            members_sent: None,
             writing: None,
             frames_written: 0,
             received: 0,
@@ -236,6 +259,7 @@ impl Link {
     /// Drops the connection, keeping the pending status.
     fn reset(&mut self) {
         self.phase = Phase::Idle;
+        self.members_sent = None;
         self.writing = None;
         self.frames_written = 0;
         self.received = 0;
@@ -298,14 +322,14 @@ impl Link {
     }
 
     /// A round's fresh status: `with_members` (what we know of the members)
-    /// for a peer that speaks v1, `bare` for any other (maybe the Python
-    /// original). It replaces an unsent older one. `Some` when the peer was
-    /// declared offline since this connection was made: the link dropped it
-    /// to dial a fresh one at once.
+    /// for a peer that speaks v1 when [`Link::members_due`], `bare` otherwise
+    /// and for any other peer (maybe the Python original). It replaces an
+    /// unsent older one. `Some` when the peer was declared offline since this
+    /// connection was made: the link dropped it to dial a fresh one at once.
     pub(crate) fn queue_status(
         &mut self,
         bare: &[u8],
-        with_members: Option<&[u8]>,
+        with_members: Option<Digest>,
         facts: Option<PeerFacts>,
         now: Instant,
     ) -> Option<Dropped> {
@@ -327,9 +351,14 @@ impl Link {
             self.prove_v1(true);
         }
         let speaks_v1 = self.dialect == Dialect::V1 || known.speaks_v1;
-        self.pending = Some(match (with_members, speaks_v1) {
-            (Some(members), true) => members.to_vec(),
-            _ => bare.to_vec(),
+        let members = with_members.filter(|digest| speaks_v1 && self.members_due(digest.key, now));
+        self.pending_members = members.is_some();
+        self.pending = Some(match members {
+            Some(digest) => {
+                self.members_sent = Some((digest.key, now));
+                digest.frame.to_vec()
+            }
+            None => bare.to_vec(),
         });
         // A peer declared offline since we connected gets a fresh connection.
         let (Some(id), Some(facts), Phase::Connected) = (self.id, facts, self.phase) else {
@@ -345,6 +374,16 @@ impl Link {
     }
 
     /// A connect attempt begins (before resolution, which may fail it).
+    /// Whether a status to this v1 peer should carry the digest `key`: the
+    /// first on this connection, a changed digest, the refresh due, or an
+    /// unsent status with the members that the new one replaces.
+    fn members_due(&self, key: u64, now: Instant) -> bool {
+        self.pending_members
+            || self
+                .members_sent
+                .is_none_or(|(sent, at)| sent != key || now.duration_since(at) >= MEMBERS_REFRESH)
+    }
+
     pub(crate) fn begin_connect(&mut self, now: Instant) {
         self.attempt_began = now;
     }
@@ -526,6 +565,7 @@ impl Link {
         if self.writing.is_some() || (self.dialect != Dialect::V1 && self.frames_written >= 1) {
             return None;
         }
+        self.pending_members = false;
         self.pending.take()
     }
 
@@ -593,6 +633,7 @@ impl Link {
     /// A leave to send now, in place of any pending status.
     pub(crate) fn queue_leave(&mut self, leave: Vec<u8>) {
         self.pending = Some(leave);
+        self.pending_members = false;
     }
 
     /// Nothing waits and nothing is half written.
@@ -604,7 +645,10 @@ impl Link {
     /// `None` drops the pending status (nothing more goes to the others).
     pub(crate) fn offer_leave(&mut self, leave: Option<Vec<u8>>) {
         match leave {
-            Some(leave) => self.pending = Some(leave),
+            Some(leave) => {
+                self.pending = Some(leave);
+                self.pending_members = false;
+            }
             None => {
                 self.pending = None;
                 self.leave_done = true;
@@ -786,6 +830,13 @@ mod tests {
     const INTERVAL: Duration = Duration::from_secs(2);
     const BARE: &[u8] = b"{\"bare\":1}\n";
     const MEMBERS: &[u8] = b"{\"members\":1}\n";
+    /// A round's status with the members, digest `key`.
+    fn members(key: u64) -> Option<Digest<'static>> {
+        Some(Digest {
+            frame: MEMBERS,
+            key,
+        })
+    }
     /// The v1 hello's length (see `wire::HELLO`).
     const HELLO: usize = 23;
 
@@ -812,7 +863,7 @@ mod tests {
     fn link(t0: Instant) -> Link {
         let mut link = Link::new(peer_addr(2), false, INTERVAL, t0);
         assert!(link.resolved(id(2)));
-        assert_eq!(link.queue_status(BARE, Some(MEMBERS), facts(), t0), None);
+        assert_eq!(link.queue_status(BARE, members(1), facts(), t0), None);
         link
     }
 
@@ -955,7 +1006,7 @@ mod tests {
         // The next status waits for a new connection; this one stays open
         // (the peer's close tells what it is).
         assert_eq!(
-            link.queue_status(BARE, Some(MEMBERS), facts(), t0 + INTERVAL),
+            link.queue_status(BARE, members(1), facts(), t0 + INTERVAL),
             None
         );
         assert_eq!(link.next_frame(), None);
@@ -995,10 +1046,16 @@ mod tests {
         let t0 = Instant::now();
         let mut link = v1_link(t0, false);
         assert_eq!(flush(&mut link, t0), [(BARE.to_vec(), delivered(None))]);
+        // The first v1 status carries the members; the same digest again
+        // waits for the refresh.
         for round in 1..4 {
             let now = t0 + round * INTERVAL;
-            assert_eq!(link.queue_status(BARE, Some(MEMBERS), facts(), now), None);
-            assert_eq!(flush(&mut link, now), [(MEMBERS.to_vec(), delivered(None))]);
+            assert_eq!(link.queue_status(BARE, members(1), facts(), now), None);
+            let expected = if round == 1 { MEMBERS } else { BARE };
+            assert_eq!(
+                flush(&mut link, now),
+                [(expected.to_vec(), delivered(None))]
+            );
         }
         assert!(link.is_connected());
         // No digest yet: the bare status.
@@ -1010,6 +1067,83 @@ mod tests {
     }
 
     #[test]
+    fn the_members_go_again_when_they_change_and_once_a_refresh_otherwise() {
+        let t0 = Instant::now();
+        let mut link = v1_link(t0, false);
+        assert_eq!(flush(&mut link, t0).len(), 1);
+        fn sent(link: &mut Link, key: u64, now: Instant) -> bool {
+            assert_eq!(link.queue_status(BARE, members(key), facts(), now), None);
+            let frames = flush(link, now);
+            assert_eq!(frames.len(), 1);
+            frames[0].0 == MEMBERS
+        }
+        let t1 = t0 + INTERVAL;
+        assert!(sent(&mut link, 1, t1), "first v1 status of the connection");
+        assert!(!sent(&mut link, 1, t1 + INTERVAL), "same digest: bare");
+        assert!(sent(&mut link, 2, t1 + 2 * INTERVAL), "a member joined");
+        assert!(!sent(
+            &mut link,
+            2,
+            t1 + 2 * INTERVAL + MEMBERS_REFRESH - MS
+        ));
+        assert!(
+            sent(&mut link, 2, t1 + 2 * INTERVAL + MEMBERS_REFRESH),
+            "refresh due"
+        );
+        assert!(!sent(&mut link, 2, t1 + 3 * INTERVAL + MEMBERS_REFRESH));
+        // No member online, so no digest: bare, though the refresh is due.
+        let late = t1 + 3 * MEMBERS_REFRESH;
+        assert_eq!(link.queue_status(BARE, None, facts(), late), None);
+        assert_eq!(flush(&mut link, late), [(BARE.to_vec(), delivered(None))]);
+    }
+
+    #[test]
+    fn members_replaced_before_they_went_out_are_not_lost() {
+        let t0 = Instant::now();
+        let mut link = v1_link(t0, false);
+        assert_eq!(flush(&mut link, t0).len(), 1);
+        // Queued with the members, but the socket is busy: the next round's
+        // status (same digest) replaces it and must still carry them.
+        let t1 = t0 + INTERVAL;
+        assert_eq!(link.queue_status(BARE, members(1), facts(), t1), None);
+        assert_eq!(
+            link.queue_status(BARE, members(1), facts(), t1 + INTERVAL),
+            None
+        );
+        assert_eq!(
+            flush(&mut link, t1 + INTERVAL),
+            [(MEMBERS.to_vec(), delivered(None))]
+        );
+        assert_eq!(
+            link.queue_status(BARE, members(1), facts(), t1 + 2 * INTERVAL),
+            None
+        );
+        assert_eq!(
+            flush(&mut link, t1 + 2 * INTERVAL),
+            [(BARE.to_vec(), delivered(None))]
+        );
+    }
+
+    #[test]
+    fn a_new_connection_gets_the_members_on_its_first_status() {
+        let t0 = Instant::now();
+        let mut link = v1_link(t0, false);
+        assert_eq!(flush(&mut link, t0).len(), 1);
+        let t1 = t0 + INTERVAL;
+        assert_eq!(link.queue_status(BARE, members(1), facts(), t1), None);
+        assert_eq!(flush(&mut link, t1)[0].0, MEMBERS);
+        // The peer restarts: its new listener has forgotten what we told it.
+        assert_eq!(
+            link.peer_closed(facts(), t1 + SEC),
+            Dropped { peer: Some(id(2)) }
+        );
+        let t2 = t1 + SEC + BACKOFF_MIN;
+        connect(&mut link, facts(), t2);
+        assert_eq!(link.queue_status(BARE, members(1), facts(), t2), None);
+        assert_eq!(flush(&mut link, t2), [(MEMBERS.to_vec(), delivered(None))]);
+    }
+
+    #[test]
     fn the_members_go_to_a_peer_the_table_heard_v1_from() {
         let t0 = Instant::now();
         let mut link = link(t0);
@@ -1017,7 +1151,7 @@ mod tests {
             speaks_v1: true,
             ..PeerFacts::default()
         });
-        assert_eq!(link.queue_status(BARE, Some(MEMBERS), v1, t0), None);
+        assert_eq!(link.queue_status(BARE, members(1), v1, t0), None);
         connect(&mut link, v1, t0);
         assert_eq!(link.dialect, Dialect::V1);
         assert_eq!(flush(&mut link, t0), [(MEMBERS.to_vec(), delivered(None))]);
@@ -1152,7 +1286,7 @@ mod tests {
             speaks_v1: true,
             ..PeerFacts::default()
         });
-        assert_eq!(link.queue_status(BARE, Some(MEMBERS), v1, t0), None);
+        assert_eq!(link.queue_status(BARE, members(1), v1, t0), None);
         connect(&mut link, v1, t0);
         assert_eq!(link.dialect, Dialect::Python);
         assert!(!link.takes_leave(v1));
@@ -1160,10 +1294,7 @@ mod tests {
             flush(&mut link, t0),
             [(MEMBERS.to_vec(), delivered(closed()))]
         );
-        assert_eq!(
-            link.queue_status(BARE, Some(MEMBERS), v1, t0 + INTERVAL),
-            None
-        );
+        assert_eq!(link.queue_status(BARE, members(1), v1, t0 + INTERVAL), None);
         connect(&mut link, v1, t0 + INTERVAL);
         assert_eq!(link.received(HELLO, false, t0 + INTERVAL), None);
         assert_eq!(link.dialect, Dialect::V1);

@@ -29,13 +29,13 @@ use socket2::{Domain, Socket, Type};
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{LEAVE_DEADLINE, MAX_FIRST_FRAME, MAX_LISTENER_REPLY};
 use crate::node::State;
-use crate::node::link::{self, Dropped, Due, Failed, Link, Links, PeerFacts, Wrote};
+use crate::node::link::{self, Digest, Dropped, Due, Failed, Link, Links, PeerFacts, Wrote};
 use crate::node::probe;
 use crate::node::sample::Sampler;
 use crate::node::shutdown::Shutdown;
 use crate::peers::{LinkFailure, PeerId, PeerState, PeerTable};
 use crate::proto::keyring::{self, SharedKeyring};
-use crate::proto::wire::{self, Header, Message};
+use crate::proto::wire::{self, Header, Member, Message};
 use crate::sys::describe_io_error;
 use crate::time::unix_ms;
 
@@ -206,6 +206,7 @@ impl Sender {
         // Peers that speak v1 also get what we know of the members; a peer
         // not known to speak v1 (maybe the Python original) gets the bare status.
         let digest = self.state.change(|change| change.table.digest(now));
+        let key = digest_key(&digest);
         let with_members = (!digest.is_empty()).then(|| {
             let mut header = self.header();
             header.members = digest;
@@ -223,7 +224,8 @@ impl Sender {
             }
             let facts = self.facts(self.links[index].peer());
             let link = &mut self.links[index];
-            if let Some(dropped) = link.queue_status(&frame, with_members.as_deref(), facts, now) {
+            let digest = with_members.as_deref().map(|frame| Digest { frame, key });
+            if let Some(dropped) = link.queue_status(&frame, digest, facts, now) {
                 self.dropped(index, dropped, now);
             }
         }
@@ -630,6 +632,18 @@ impl Sender {
     }
 }
 
+/// Identifies a digest by its entries (address, incarnation, name), not by
+/// how long ago each was heard, which changes every round: links send the
+/// members again when it changes (see [`Link::queue_status`]).
+fn digest_key(members: &[Member]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    for member in members {
+        (member.addr, member.boot, &member.name).hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// What the table knows of `id` that decides how its link behaves.
 fn facts_of(table: &PeerTable, id: PeerId) -> PeerFacts {
     PeerFacts {
@@ -708,6 +722,26 @@ mod tests {
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 1)))
+    }
+
+    #[test]
+    fn the_digest_key_follows_the_entries_not_their_age() {
+        let member = |port: u16, boot: u64, heard_ms: u64| Member {
+            addr: addr(&format!("127.0.0.3:{port}")),
+            name: Some("b".to_string()),
+            boot,
+            heard_ms,
+        };
+        let key = digest_key(&[member(5000, 1, 10)]);
+        assert_eq!(key, digest_key(&[member(5000, 1, 4_000)]), "only older");
+        assert_ne!(key, digest_key(&[member(5000, 2, 10)]), "it restarted");
+        assert_ne!(key, digest_key(&[member(5001, 1, 10)]), "another member");
+        assert_ne!(
+            key,
+            digest_key(&[member(5000, 1, 10), member(5001, 1, 10)]),
+            "one more"
+        );
+        assert_ne!(key, digest_key(&[]));
     }
 
     #[test]
