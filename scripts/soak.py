@@ -35,7 +35,7 @@ WARMUP = 8.0  # > T: startup settles before the first fault
 SPACING = 75.0  # a node is in at most one fault per 75 s: 4 changes per 120 s < flap rule (5)
 FLAP_CHANGES, FLAP_WINDOW = 5, 120.0
 SAMPLE_EVERY = 2.0
-MAX_THREADS = 3  # no HTTP yet: main, sender, listener
+MAX_THREADS = 3  # main, sender, listener (the nodes run with --http off)
 
 
 def addr(k):
@@ -98,7 +98,7 @@ class Soak:
     def start(self, k):
         peers = ",".join(addr(j) for j in range(self.nodes))
         cmd = [self.args.bin, "--listen", addr(k), "--peers", peers,
-               "--interval", "1s", "--format", "json"]
+               "--interval", "1s", "--format", "json", "--http", "off"]
         out = open(os.path.join(self.out, f"node-{k}.out"), "ab")
         err = open(os.path.join(self.out, f"node-{k}.err"), "ab")
         t = now()
