@@ -158,11 +158,16 @@ pub const LEAVE_DEADLINE: Duration = Duration::from_millis(300);
 /// deadlines): a burst of deadlines within it is handled in one pass.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// The listener sleeps until the next deadline, but wakes at least this
-/// often: a safety net, cheap at one wake-up a second (the Python original's
-/// listener blocks in accept; waking ten times a second cost p2pmon more CPU
-/// than the whole Python node).
-pub const MAX_TICK: Duration = Duration::from_secs(1);
+/// The listener sleeps until the next deadline (the table's, a connection's),
+/// and a change made by another thread that moves the table's deadlines
+/// wakes it to recompute; this is only the safety net. It was a second: that
+/// wake-up a second was a third of an idle node's CPU (each costs a context
+/// switch), more than its statuses (issue 15).
+pub const MAX_TICK: Duration = Duration::from_secs(30);
+
+/// After a failed accept (EMFILE and friends) the listener tries again this
+/// soon.
+pub const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 /// A rejected message is logged at most once per reason and source address per
 /// this window, so garbage cannot flood stderr; every one is still counted.

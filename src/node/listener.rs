@@ -2,7 +2,8 @@
 //! sockets and reads framed messages from every peer at once, without a thread
 //! per connection. It decodes each frame, applies it to the peer table and
 //! prints the result; it also runs the table's timers (close grace, silence)
-//! when the next deadline falls (at least once a second, see [`MAX_TICK`]) and
+//! when the next deadline falls (woken sooner when another thread changes the
+//! table's links or members; at least every [`MAX_TICK`]) and
 //! closes connections idle for longer than [`IDLE_FACTOR`] × T (at most
 //! [`MAX_IDLE_DEADLINE`]). A v1 connection whose status is late (its
 //! interval plus a grace, [`probe_after`]) is probed (`probe.rs`); one whose
@@ -40,9 +41,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{Config, Host, PeerAddr};
 use crate::limits::{
-    ACCEPT_BUDGET, FRAME_BUDGET, IDLE_FACTOR, INVALID_FRAME_WINDOW, MAX_CONNECTIONS_PER_ADDRESS,
-    MAX_IDLE_DEADLINE, MAX_INVALID_FRAMES, MAX_TICK, READ_BUDGET, READ_CHUNK, TICK,
-    UNIDENTIFIED_DEADLINE,
+    ACCEPT_BUDGET, ACCEPT_RETRY, FRAME_BUDGET, IDLE_FACTOR, INVALID_FRAME_WINDOW,
+    MAX_CONNECTIONS_PER_ADDRESS, MAX_IDLE_DEADLINE, MAX_INVALID_FRAMES, MAX_TICK, READ_BUDGET,
+    READ_CHUNK, TICK, UNIDENTIFIED_DEADLINE,
 };
 use crate::node::probe;
 use crate::node::sender::{LinkChange, is_own_address};
@@ -197,6 +198,9 @@ pub struct Listener {
     /// accept() failed (out of file descriptors): retry on every tick, since
     /// the edge-triggered poll will not report the waiting connections again.
     accept_stalled: bool,
+    /// The soonest deadline of the connections served since the loop last
+    /// planned its wake-up.
+    soonest: Option<Instant>,
     /// Listening sockets left with connections waiting after a turn's
     /// [`ACCEPT_BUDGET`]: accepted again on the next turn.
     accept_more: Vec<usize>,
@@ -242,6 +246,7 @@ impl Listener {
                 port: config.port,
             },
             accept_stalled: false,
+            soonest: None,
             accept_more: Vec::new(),
         })
     }
@@ -293,7 +298,10 @@ impl Listener {
                 }
                 next_tick = self.next_wake(now);
                 recheck = false;
+            } else if let Some(soonest) = self.soonest {
+                next_tick = next_tick.min(soonest.max(now + TICK));
             }
+            self.soonest = None;
         }
         self.state.set_listener_running(false);
         self.write_out();
@@ -553,6 +561,12 @@ impl Listener {
             connection.info.probed_at = None;
             probe::disarm(&connection.stream);
         }
+        // What it sent may bring its deadlines closer (a shorter interval):
+        // the loop sleeps no later than them.
+        let info = &connection.info;
+        let idle = info.deadline(self.offline_after, self.default_interval).0;
+        let soonest = info.probe_deadline().map_or(idle, |probe| probe.min(idle));
+        self.soonest = Some(self.soonest.map_or(soonest, |at| at.min(soonest)));
         if let Some(how) = closed {
             self.close(index, how, now);
         } else if again {
@@ -631,7 +645,12 @@ impl Listener {
             .min();
         let deadline = [table, connections].into_iter().flatten().min();
         let earliest = now + TICK;
-        let latest = now + MAX_TICK;
+        let latest = now
+            + if self.accept_stalled {
+                ACCEPT_RETRY
+            } else {
+                MAX_TICK
+            };
         deadline.map_or(latest, |at| at.clamp(earliest, latest))
     }
 

@@ -151,6 +151,11 @@ pub struct View<'a> {
 struct Wake {
     sender: bool,
     hooks: bool,
+    /// The table's structure changed (a link connected, failed or closed, a
+    /// member was added or removed) or a peer's state did: its deadlines may
+    /// now fall sooner than the listener, asleep until the last one it
+    /// computed, expects.
+    listener: bool,
 }
 
 impl State {
@@ -214,6 +219,7 @@ impl State {
                 ..
             } = &mut *locked;
             let links_before = link_changes.len();
+            let generation = table.generation();
             let result = f(&mut Change {
                 table,
                 events,
@@ -221,8 +227,16 @@ impl State {
                 links: link_changes,
                 local_ips,
             });
+            // A state change may set a deadline (flap muting, close grace)
+            // the listener has not planned for, as may a change of links.
+            let changed = locked.table.generation() != generation
+                || locked
+                    .events
+                    .iter()
+                    .any(|event| !matches!(event, Event::Status { .. }));
             let mut wake = locked.publish(self.inner.hooks);
             wake.sender |= locked.link_changes.len() > links_before;
+            wake.listener = changed;
             (result, wake)
         };
         self.wake(wake);
@@ -372,6 +386,7 @@ impl State {
         for (wanted, waker, what) in [
             (wake.sender, &wakers.sender, "the sender"),
             (wake.hooks, &wakers.hooks, "the hook runner"),
+            (wake.listener, &wakers.writer, "the listener"),
         ] {
             if wanted
                 && let Some(waker) = waker.get()
@@ -611,6 +626,47 @@ mod tests {
             memory: 2.0,
             health: Default::default(),
         }
+    }
+
+    /// Whether the listener's waker fired since the last call.
+    fn woken(poll: &mut mio::Poll) -> bool {
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).is_ok() && !events.is_empty()
+    }
+
+    #[test]
+    fn a_change_that_moves_the_tables_deadlines_wakes_the_listener() {
+        let (state, t0) = state();
+        let Ok(mut poll) = mio::Poll::new() else {
+            panic!("no poll");
+        };
+        let Ok(waker) = Waker::new(poll.registry(), mio::Token(0)) else {
+            panic!("no waker");
+        };
+        state.set_writer_waker(Arc::new(waker));
+        let peer = PeerId::new(IpAddr::from([127, 0, 0, 2]), 5000);
+        // A new peer (a deadline of its own) wakes the listener.
+        state.change(|c| c.table.add_configured(peer, t0)).ok();
+        assert!(woken(&mut poll), "a new peer");
+        // A first status prints (the writer wakes), so drain that wake first;
+        // a later plain status changes no deadline the listener does not
+        // plan itself, and neither does a digest.
+        state.change(|c| c.table.on_status(peer, report(), t0, c.events).ok());
+        let _ = woken(&mut poll);
+        let later = StatusReport {
+            seq: Some(1),
+            ..report()
+        };
+        state.change(|c| {
+            c.table
+                .on_status(peer, later, t0 + Duration::from_secs(1), c.events)
+                .ok()
+        });
+        state.change(|c| c.table.digest(t0 + Duration::from_secs(1)));
+        assert!(!woken(&mut poll), "a status and a digest");
+        // The peer goes offline (a state change, flap and close deadlines).
+        state.change(|c| c.table.tick(t0 + Duration::from_secs(10), c.events));
+        assert!(woken(&mut poll), "an offline verdict");
     }
 
     #[test]

@@ -423,8 +423,8 @@ impl PeerTable {
     }
 
     /// Applies the timers: close grace, silence, flap muting, cut-off. Call it
-    /// at [`PeerTable::next_deadline`] (and at least every
-    /// [`crate::limits::MAX_TICK`]); it costs one pass over the table.
+    /// at [`PeerTable::next_deadline`] (the listener also calls it at least
+    /// every [`crate::limits::MAX_TICK`]); it costs one pass over the table.
     pub fn tick(&mut self, now: Instant, events: &mut Vec<Event>) {
         let since_start = now.duration_since(self.started);
         let offline_after = self.offline_after;
