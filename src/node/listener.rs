@@ -293,9 +293,9 @@ impl Listener {
             }
             let now = Instant::now();
             if now >= next_tick || recheck {
-                if now >= next_tick {
-                    self.tick(now);
-                }
+                // Early on a recheck too: what changed (a peer gone from the
+                // table) may be due now.
+                self.tick(now);
                 next_tick = self.next_wake(now);
                 recheck = false;
             } else if let Some(soonest) = self.soonest {
