@@ -31,45 +31,38 @@ export CARGO_TARGET_DIR=$ROOT/target/text-order
 P2PMON_NO_TEXT_ORDER=1 CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --quiet --bin p2pmon
 BIN=$CARGO_TARGET_DIR/release/p2pmon
 WORK=$(mktemp -d)
-NS=p2pmon-order-$$
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip netns exec "$NS" ip link set lo up
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"        # the namespace, nodes recorded by PID, the cleanup
+bench_setup "$WORK"
+trap 'bench_cleanup; rm -rf "$WORK"' EXIT
 X=(ip netns exec "$NS")
 "$BIN" keygen --out "$WORK/key" >/dev/null
 
 # Every node runs under callgrind: what a node runs depends on what its peers
 # do to it, so each side of every event is profiled (a node killed with
 # SIGKILL leaves no profile; its restart does).
-node() { # node NAME IP INTERVAL HTTP OTHERS... -> starts a node, prints its pid
+node() { # node NAME IP INTERVAL HTTP OTHERS...: starts a node; its pid in $LAST
     local name=$1 ip=$2 interval=$3 http=$4; shift 4
-    "${X[@]}" valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/$name.%p.cg" \
-        "$BIN" --listen "$ip" --peers "$(IFS=,; echo "$*")" --interval "$interval" --http "$http" "${extra[@]}" \
-        >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
-    echo $!
+    start_node_to "$WORK/$name-$ip.out" "$name" "$ip" \
+        valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/$name.%p.cg" \
+        "$BIN" --listen "$ip" --peers "$(IFS=,; echo "$*")" --interval "$interval" --http "$http" "${extra[@]}"
+    LAST=$(awk 'END {print $3}' "$PIDFILE")
 }
 stop() { # stop SIGNAL PID...: signal the nodes, then wait (bounded) until callgrind has written its profile
-    local sig=$1 p i; shift
+    local sig=$1 p; shift
     kill "-$sig" "$@" 2>/dev/null || true
     for p in "$@"; do
-        for i in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+        for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
     done
 }
 get() { "${X[@]}" curl -s -o /dev/null --max-time 5 -H 'Host: 127.0.0.2:5080' "http://127.0.0.2:5080$1" || true; }
 
 run_workload() { # run_workload NAME  (uses $extra)
     local name=$1 a b c
-    a=$(node "$name" 127.0.0.2 1s 127.0.0.2:5080 127.0.0.3 127.0.0.4); pids+=("$a")
+    node "$name" 127.0.0.2 1s 127.0.0.2:5080 127.0.0.3 127.0.0.4; a=$LAST
     sleep 8                                   # peers down: refusals, warnings, offline
-    b=$(node "$name" 127.0.0.3 1s off 127.0.0.2 127.0.0.4); pids+=("$b")
-    c=$(node "$name" 127.0.0.4 1s off 127.0.0.2 127.0.0.3); pids+=("$c")
+    node "$name" 127.0.0.3 1s off 127.0.0.2 127.0.0.4; b=$LAST
+    node "$name" 127.0.0.4 1s off 127.0.0.2 127.0.0.3; c=$LAST
     sleep 15                                  # statuses, members, back online
     for p in / /metrics /status /history /healthz /nope; do get "$p"; done
     "${X[@]}" python3 - <<'PY' || true
@@ -82,22 +75,21 @@ PY
     kill -STOP "$b"; sleep 10; kill -CONT "$b"  # late status, probe, offline, back
     sleep 6
     stop KILL "$c"; sleep 5                    # crash: offline at once
-    c=$(node "$name" 127.0.0.4 1s off 127.0.0.2 127.0.0.3); pids+=("$c")
+    node "$name" 127.0.0.4 1s off 127.0.0.2 127.0.0.3; c=$LAST
     sleep 8
     kill -HUP "$a"; sleep 4
     get /status; get /metrics
     stop TERM "$a" "$b" "$c"
-    echo "$name: $(grep -c '^Received status' "$WORK/$name.out") status lines, $(grep -vc '^Received status' "$WORK/$name.out") others" >&2
+    echo "$name: $(cat "$WORK/$name"-*.out | grep -c '^Received status') status lines" >&2
 }
 together() { # together NAME: three nodes started at once at the default interval, as bench/footprint.sh does
     local name=$1 a b c
-    a=$(node "$name" 127.0.0.2 5s 127.0.0.2:5080 127.0.0.3 127.0.0.4)
-    b=$(node "$name" 127.0.0.3 5s 127.0.0.3:5080 127.0.0.2 127.0.0.4)
-    c=$(node "$name" 127.0.0.4 5s 127.0.0.4:5080 127.0.0.2 127.0.0.3)
-    pids+=("$a" "$b" "$c")
+    node "$name" 127.0.0.2 5s 127.0.0.2:5080 127.0.0.3 127.0.0.4; a=$LAST
+    node "$name" 127.0.0.3 5s 127.0.0.3:5080 127.0.0.2 127.0.0.4; b=$LAST
+    node "$name" 127.0.0.4 5s 127.0.0.4:5080 127.0.0.2 127.0.0.3; c=$LAST
     sleep 40
     stop TERM "$a" "$b" "$c"
-    echo "$name: $(grep -c '^Received status' "$WORK/$name.out") status lines" >&2
+    echo "$name: $(cat "$WORK/$name"-*.out | grep -c '^Received status') status lines" >&2
 }
 extra=(); run_workload plain; together together
 extra=(--key-file "$WORK/key"); run_workload sealed; together together-sealed
