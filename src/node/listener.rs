@@ -831,6 +831,7 @@ fn handle_frame(
             };
             let result = table.on_status(peer, report, now, events);
             if result.is_ok() {
+                // A status the table took leaves the peer in it.
                 accepted(gate, table, peer, authenticated, freshness);
                 // Identified only now that the table took it.
                 info.dialect = Dialect::V1;
@@ -866,8 +867,12 @@ fn handle_frame(
         Message::Leave { header } => {
             let peer = PeerId::new(info.source, header.port);
             let result = table.on_leave(peer, header.boot, now, events);
-            if result.is_ok() {
+            // A leave may drop the member: the gate tracks no one the
+            // table dropped.
+            if result.is_ok() && table.get(&peer).is_some() {
                 accepted(gate, table, peer, authenticated, freshness);
+            }
+            if result.is_ok() {
                 info.dialect = Dialect::V1;
                 info.left = true;
             }
@@ -892,9 +897,9 @@ fn handle_frame(
     true
 }
 
-/// The table accepted `peer`'s message: keep the freshness it proved (only
-/// while the table holds the peer: the gate tracks no one the table refused
-/// or dropped) and remember that it authenticated.
+/// The table accepted `peer`'s message and holds the peer: keep the
+/// freshness it proved (call it only then: the gate tracks no one the table
+/// refused or dropped) and remember that it authenticated.
 fn accepted(
     gate: &mut Gate,
     table: &mut PeerTable,
@@ -902,9 +907,6 @@ fn accepted(
     authenticated: bool,
     freshness: Option<Freshness>,
 ) {
-    if table.get(&peer).is_none() {
-        return;
-    }
     if let Some(freshness) = freshness {
         gate.commit(freshness);
     }

@@ -32,7 +32,7 @@ use crate::peers::alerts::Reading;
 use crate::peers::{AlertNote, Event, PeerId, PeerState, PeerTable};
 use crate::proto::SharedKeyring;
 use crate::report::duty::{self, Candidate, HookRule, HooksOn, Turn};
-use crate::report::history::{History, Levels};
+use crate::report::history::{History, Levels, StatusPoint};
 use crate::report::hooks::HookQueue;
 use crate::report::output::Output;
 use crate::report::stats::Stats;
@@ -582,8 +582,12 @@ fn record_history(history: &mut History, table: &PeerTable, event: &Event, at: u
             health,
             ..
         } => {
-            history.record(*peer, at, Some((*cpu, *memory)), state_of(peer), known);
-            history.set_levels(peer, Levels::of(health));
+            let point = StatusPoint {
+                cpu: *cpu,
+                memory: *memory,
+                levels: Levels::of(health),
+            };
+            history.record(*peer, at, Some(point), state_of(peer), known);
         }
         Event::Offline { peer, .. } => history.record(*peer, at, None, PeerState::Offline, known),
         Event::Online { peer, .. } => history.record(*peer, at, None, PeerState::Online, known),

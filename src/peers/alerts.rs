@@ -345,6 +345,11 @@ impl Alerts {
         }
     }
 
+    /// Whether any rule is set (without one, nothing is observed).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
     /// Evaluates every rule on one reading of `subject` at `now`, and
     /// appends an [`Event::Alert`] or [`Event::AlertCleared`] per rule that
     /// changed.

@@ -7,6 +7,7 @@
 //! cut-off add their own `impl PeerTable` blocks in their files.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -226,33 +227,35 @@ impl PeerTable {
         true
     }
 
-    /// The peer `id` sending a status of incarnation `boot`, created if new.
-    /// A status of an incarnation that already left (tombstoned) is stale; a
-    /// newer one of a member that left comes back as "left", so that its
-    /// return prints back online like any left peer's.
-    fn entry(&mut self, id: PeerId, boot: Option<u64>, now: Instant) -> Result<&mut Peer, Refusal> {
-        if let (Some((gone, at)), Some(boot)) = (self.tombstones.get(&id).copied(), boot) {
-            if boot <= gone {
-                return Err(Refusal::StaleBoot);
-            }
-            if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
-                let mut peer = Peer::new(id, false, self.own_interval, now);
-                peer.state = PeerState::Left;
-                peer.flap.announced = PeerState::Left;
-                peer.since = at;
-                peer.incarnation.boot = Some(gone);
-                self.peers.insert(id, peer);
-            }
-            self.tombstones.remove(&id);
+    /// Admits the peer `id` sending a status of incarnation `boot`: a status
+    /// of an incarnation that already left (tombstoned) is stale; a newer one
+    /// of a member that left comes back as "left", so that its return prints
+    /// back online like any left peer's. A stranger (not in the table) must
+    /// have room; the caller then creates it. Returns whether this made the
+    /// entry (it then counts as not known before the status).
+    fn admit(&mut self, id: PeerId, boot: Option<u64>, now: Instant) -> Result<bool, Refusal> {
+        // No hashing on the hot path: an empty map answers without one.
+        let Some((gone, at)) = self.tombstones.get(&id).copied() else {
+            return Ok(false);
+        };
+        let Some(boot) = boot else {
+            return Ok(false);
+        };
+        if boot <= gone {
+            return Err(Refusal::StaleBoot);
         }
-        if !self.peers.contains_key(&id) {
-            self.room_for_stranger(id)?;
+        let mut made = false;
+        if !self.peers.contains_key(&id) && self.room_for_stranger(id).is_ok() {
+            let mut peer = Peer::new(id, false, self.own_interval, now);
+            peer.state = PeerState::Left;
+            peer.flap.announced = PeerState::Left;
+            peer.since = at;
+            peer.incarnation.boot = Some(gone);
+            self.peers.insert(id, peer);
+            made = true;
         }
-        let interval = self.own_interval;
-        Ok(self
-            .peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(id, false, interval, now)))
+        self.tombstones.remove(&id);
+        Ok(made)
     }
 
     /// Adds a peer from --peers (idempotent).
@@ -312,9 +315,26 @@ impl PeerTable {
     ) -> Result<(), Refusal> {
         let rule = self.flap;
         let before = events.len();
-        let known = self.peers.get(&id).map(|peer| peer.state);
         let interval = self.timing_interval(report.interval);
-        let peer = self.entry(id, report.boot, now)?;
+        let made = self.admit(id, report.boot, now)?;
+        // One lookup for a known peer (this runs for every status): a
+        // stranger's room is checked only when the entry is vacant.
+        let own_interval = self.own_interval;
+        let (peer, known) = match self.peers.entry(id) {
+            Entry::Occupied(entry) => {
+                let peer = entry.into_mut();
+                let known = (!made).then_some(peer.state);
+                (peer, known)
+            }
+            Entry::Vacant(_) => {
+                self.room_for_stranger(id)?;
+                let peer = self
+                    .peers
+                    .entry(id)
+                    .or_insert_with(|| Peer::new(id, false, own_interval, now));
+                (peer, None)
+            }
+        };
         if let (Some(known), Some(boot)) = (peer.incarnation.boot, report.boot) {
             if boot < known || (boot == known && peer.state == PeerState::Left) {
                 // Older incarnation, or the same one after its own leave.
@@ -347,7 +367,6 @@ impl PeerTable {
         }
         peer.cpu = Some(report.cpu);
         peer.memory = Some(report.memory);
-        peer.health = report.health.clone();
         come_alive(peer, now, rule, events);
         let status = Event::Status {
             peer: id,
@@ -357,7 +376,8 @@ impl PeerTable {
             health: report.health.clone(),
             first,
         };
-        if known != self.peers.get(&id).map(|peer| peer.state) {
+        peer.health = report.health;
+        if known != Some(peer.state) {
             self.generation += 1;
         }
         self.absorb_restore(before, now, events);
@@ -367,14 +387,18 @@ impl PeerTable {
         if known != Some(PeerState::Online) {
             self.alerts.interrupt(Subject::Peer(id));
         }
-        let reading = Reading {
-            cpu: report.cpu,
-            memory: report.memory,
-            health: &report.health,
-        };
-        let name = self.peers.get(&id).and_then(|peer| peer.name.as_deref());
-        self.alerts
-            .observe(Subject::Peer(id), name, &reading, now, events);
+        if self.alerts.has_rules()
+            && let Some(peer) = self.peers.get(&id)
+        {
+            let reading = Reading {
+                cpu: report.cpu,
+                memory: report.memory,
+                health: &peer.health,
+            };
+            let name = peer.name.as_deref();
+            self.alerts
+                .observe(Subject::Peer(id), name, &reading, now, events);
+        }
         Ok(())
     }
 

@@ -36,9 +36,7 @@ impl FrameBuffer {
     /// unfinished one is left, or `Err(TooLarge)` once a frame exceeds
     /// [`MAX_FRAME`] (the buffer is then emptied).
     pub fn next_frame(&mut self) -> Option<Result<&[u8], DecodeError>> {
-        let newline = self.pending[self.scanned..]
-            .iter()
-            .position(|b| *b == b'\n');
+        let newline = memchr::memchr(b'\n', &self.pending[self.scanned..]);
         let Some(offset) = newline else {
             self.scanned = self.pending.len();
             if self.pending.len() - self.start > MAX_FRAME {

@@ -51,6 +51,15 @@ pub struct Levels {
     pub disk: Option<f64>,
 }
 
+/// What a status adds to its peer's newest point: CPU and memory (percent)
+/// and the levels; the latest status in a step wins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatusPoint {
+    pub cpu: f64,
+    pub memory: f64,
+    pub levels: Levels,
+}
+
 impl Levels {
     pub fn of(health: &Health) -> Levels {
         Levels {
@@ -183,7 +192,8 @@ pub struct History {
 }
 
 impl History {
-    /// Records a peer's status or state change. A peer seen for the first
+    /// Records a peer's status (its `status`) or state change, in one lookup
+    /// of its ring (this runs for every status). A peer seen for the first
     /// time gets a ring; when [`MAX_PEERS`] rings exist, the rings of peers
     /// `known` no longer holds are dropped first (the peer table is bounded by
     /// the same constant, so there is then room).
@@ -191,12 +201,18 @@ impl History {
         &mut self,
         peer: PeerId,
         at: u64,
-        values: Option<(f64, f64)>,
+        status: Option<StatusPoint>,
         state: PeerState,
         known: impl Fn(&PeerId) -> bool,
     ) {
+        let apply = |ring: &mut Ring| {
+            ring.record(at, status.map(|s| (s.cpu, s.memory)), state);
+            if let Some(status) = status {
+                ring.set_levels(status.levels);
+            }
+        };
         if let Some(ring) = self.peers.get_mut(&peer) {
-            ring.record(at, values, state);
+            apply(ring);
             return;
         }
         if self.peers.len() >= MAX_PEERS {
@@ -206,16 +222,8 @@ impl History {
             }
         }
         let mut ring = Ring::new();
-        ring.record(at, values, state);
+        apply(&mut ring);
         self.peers.insert(peer, ring);
-    }
-
-    /// Sets the load and disk of a peer's newest point (after its status's
-    /// [`History::record`]).
-    pub fn set_levels(&mut self, peer: &PeerId, levels: Levels) {
-        if let Some(ring) = self.peers.get_mut(peer) {
-            ring.set_levels(levels);
-        }
     }
 
     /// The same for this node's newest point (after [`History::record_own`]).
@@ -271,6 +279,54 @@ mod tests {
 
     fn all(ring: &Ring) -> Vec<Point> {
         ring.points_since(0).collect()
+    }
+
+    fn status(percent: f64) -> StatusPoint {
+        StatusPoint {
+            cpu: percent,
+            memory: percent,
+            levels: Levels::default(),
+        }
+    }
+
+    #[test]
+    fn a_status_records_its_values_and_levels_and_the_latest_in_a_step_wins() {
+        let mut history = History::default();
+        let levels = Levels {
+            load1: Some(1.5),
+            disk: Some(71.3),
+        };
+        let reported = StatusPoint {
+            cpu: 12.3,
+            memory: 45.6,
+            levels,
+        };
+        history.record(peer(1), T0, Some(reported), PeerState::Online, |_| true);
+        let first = all(history.peer(&peer(1)).expect("a ring"));
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].cpu(), first[0].memory()),
+            (Some(12.3), Some(45.6))
+        );
+        assert_eq!((first[0].load1(), first[0].disk()), (Some(1.5), Some(71.0)));
+        // A state change in the same step keeps the status's values; the
+        // next status in it replaces values and levels alike.
+        history.record(peer(1), T0 + 1, None, PeerState::Offline, |_| true);
+        history.record(
+            peer(1),
+            T0 + 2,
+            Some(status(5.0)),
+            PeerState::Online,
+            |_| true,
+        );
+        let point = all(history.peer(&peer(1)).expect("a ring"))[0];
+        assert_eq!(point.cpu(), Some(5.0));
+        assert_eq!((point.load1(), point.disk()), (None, None));
+        assert_eq!(
+            point.state,
+            PeerState::Offline,
+            "the worst state in the step"
+        );
     }
 
     #[test]
@@ -347,7 +403,7 @@ mod tests {
             .map(|n| PeerId::new(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 + n)), 5000))
             .collect();
         for id in &ids[..MAX_PEERS] {
-            history.record(*id, T0, Some((1.0, 1.0)), PeerState::Online, |_| true);
+            history.record(*id, T0, Some(status(1.0)), PeerState::Online, |_| true);
         }
         let newcomer = ids[MAX_PEERS];
         history.record(newcomer, T0, None, PeerState::Online, |_| true);
