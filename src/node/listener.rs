@@ -293,10 +293,17 @@ impl Listener {
             }
             let now = Instant::now();
             if now >= next_tick || recheck {
-                // Early on a recheck too: what changed (a peer gone from the
-                // table) may be due now.
-                self.tick(now);
-                next_tick = self.next_wake(now);
+                // On a recheck the timers run early only if what changed (a
+                // peer gone from the table) made something due now: a burst
+                // of closes at 1,000 peers would otherwise pass over the
+                // table and the connections twice per loop turn.
+                let timer = now >= next_tick;
+                let mut deadline = if timer { None } else { self.deadline(now) };
+                if timer || deadline.is_some_and(|at| at <= now) {
+                    self.tick(now);
+                    deadline = self.deadline(now);
+                }
+                next_tick = self.wake_at(now, deadline);
                 recheck = false;
             } else if let Some(soonest) = self.soonest {
                 next_tick = next_tick.min(soonest.max(now + TICK));
@@ -627,10 +634,9 @@ impl Listener {
         });
     }
 
-    /// When the loop must run the timers next: the table's next deadline or a
-    /// connection's, never sooner than [`TICK`] (a burst of deadlines is
-    /// handled in one pass) and never later than [`MAX_TICK`].
-    fn next_wake(&self, now: Instant) -> Instant {
+    /// The soonest deadline of the table and the connections (idle, probe),
+    /// as they are: in the past when something is due now.
+    fn deadline(&self, now: Instant) -> Option<Instant> {
         let table = self.state.read(|table| table.next_deadline(now));
         let connections = self
             .connections
@@ -643,7 +649,13 @@ impl Listener {
             })
             .flatten()
             .min();
-        let deadline = [table, connections].into_iter().flatten().min();
+        [table, connections].into_iter().flatten().min()
+    }
+
+    /// When the loop must run the timers next for `deadline`: never sooner
+    /// than [`TICK`] (a burst of deadlines is handled in one pass) and never
+    /// later than [`MAX_TICK`] ([`ACCEPT_RETRY`] while accepting fails).
+    fn wake_at(&self, now: Instant, deadline: Option<Instant>) -> Instant {
         let earliest = now + TICK;
         let latest = now
             + if self.accept_stalled {
