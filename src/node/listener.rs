@@ -524,7 +524,7 @@ impl Listener {
         loop {
             if buffered {
                 let (gate, membership) = (&mut self.gate, self.membership);
-                let turn = self.state.change(|change| {
+                let turn = self.state.change_from_listener(|change| {
                     take_frames(connection, gate, membership, change, &mut frames_left, now)
                 });
                 greet(connection);
@@ -600,7 +600,7 @@ impl Listener {
         }
         let open = self.open as u64;
         let (gate, membership) = (&mut self.gate, self.membership);
-        self.state.change(|change| {
+        self.state.change_from_listener(|change| {
             change.stats.open_connections = open;
             let info = &mut connection.info;
             if let Closed::ByPeer(error) = &how {
@@ -675,7 +675,7 @@ impl Listener {
             }
         }
         let gate = &mut self.gate;
-        self.state.change(|change| {
+        self.state.change_from_listener(|change| {
             change.table.tick(now, change.events);
             // Peers gone from the table (left, forgotten, evicted) take their
             // freshness with them.

@@ -208,6 +208,19 @@ impl State {
     /// members the table dropped stop being sent to. The threads that must
     /// react are woken after the lock is released.
     pub fn change<R>(&self, f: impl FnOnce(&mut Change<'_>) -> R) -> R {
+        self.apply(f, false)
+    }
+
+    /// [`State::change`] for the listener's own changes. It compares the
+    /// table's generation around them and recomputes its deadlines after its
+    /// timers (`Listener::run`), so a change of structure does not wake it:
+    /// when 1,000 peers closed together, each close woke it once more for
+    /// nothing. A state change it published still does.
+    pub fn change_from_listener<R>(&self, f: impl FnOnce(&mut Change<'_>) -> R) -> R {
+        self.apply(f, true)
+    }
+
+    fn apply<R>(&self, f: impl FnOnce(&mut Change<'_>) -> R, from_listener: bool) -> R {
         let (result, wake) = {
             let mut locked = self.lock();
             let Locked {
@@ -229,14 +242,14 @@ impl State {
             });
             // A state change may set a deadline (flap muting, close grace)
             // the listener has not planned for, as may a change of links.
-            let changed = locked.table.generation() != generation
-                || locked
-                    .events
-                    .iter()
-                    .any(|event| !matches!(event, Event::Status { .. }));
+            let moved = locked.table.generation() != generation;
+            let published = locked
+                .events
+                .iter()
+                .any(|event| !matches!(event, Event::Status { .. }));
             let mut wake = locked.publish(self.inner.hooks);
             wake.sender |= locked.link_changes.len() > links_before;
-            wake.listener = changed;
+            wake.listener = published || (moved && !from_listener);
             (result, wake)
         };
         self.wake(wake);
@@ -671,6 +684,13 @@ mod tests {
         // The peer goes offline (a state change, flap and close deadlines).
         state.change(|c| c.table.tick(t0 + Duration::from_secs(10), c.events));
         assert!(woken(&mut poll), "an offline verdict");
+        // The listener's own change of structure does not wake it (it
+        // rechecks by the generation itself); a verdict it publishes does.
+        let other = PeerId::new(IpAddr::from([127, 0, 0, 3]), 5000);
+        state.change_from_listener(|c| c.table.add_configured(other, t0)).ok();
+        assert!(!woken(&mut poll), "the listener's own new peer");
+        state.change_from_listener(|c| c.table.tick(t0 + Duration::from_secs(20), c.events));
+        assert!(woken(&mut poll), "the listener's own verdict");
     }
 
     #[test]
