@@ -35,7 +35,10 @@
 #        iproute2, iptables). --only-1000: sections 1 and 4 at N = 1,000 and
 #        interval 1 s only (about 2 x SECONDS + 15 s), for before/after pairs.
 #        P2PMON=path: the binary to measure (node and loadgen; default this
-#        checkout's release build, rebuilt if stale).
+#        checkout's release build, rebuilt if stale). LOADGEN=path: another
+#        binary for the loadgen, so that two builds' nodes face the very same
+#        load (a slower loadgen spreads its round of statuses wider and wakes
+#        the node more often: +/-15 % of the node's CPU at 1,000 peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 only_1000=0
@@ -47,6 +50,7 @@ else
     cargo build --release --quiet
     bin=$PWD/target/release/p2pmon
 fi
+gen_bin=$(realpath "${LOADGEN:-$bin}")
 ns=p2pmon-scale-$$
 work=$(mktemp -d)
 pids=()
@@ -121,7 +125,7 @@ for n in "${ingest_peers[@]}"; do
     "${inns[@]}" "$bin" --listen 127.0.0.1 --interval 1s --http off >"$work/ingest.out" 2>"$work/ingest.err" &
     node=$!; pids+=("$node"); sleep 0.5
     c0=$(cpu_ns "$node"); t0=$(date +%s.%N)
-    "${inns[@]}" "$bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.1.0.1 \
+    "${inns[@]}" "$gen_bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.1.0.1 \
         --interval 1s --duration "${secs}s" >"$work/loadgen.txt" 2>/dev/null &
     gen=$!; pids+=("$gen")
     if [ "$window" -gt 0 ]; then
@@ -152,7 +156,7 @@ if [ "$only_1000" = 0 ]; then
 echo "## 2. fan-out: one node sends to 1,000 peers every 1 s, 100 black-holed"
 "${inns[@]}" iptables -A INPUT -m iprange --dst-range 127.0.10.1-127.0.10.100 -j DROP
 "${inns[@]}" iptables -A INPUT -m iprange --src-range 127.0.10.1-127.0.10.100 -j DROP
-"${inns[@]}" "$bin" loadgen sink --listen 127.0.10.1 --peers 1000 --interval 1s --duration "$((secs + 5))s" \
+"${inns[@]}" "$gen_bin" loadgen sink --listen 127.0.10.1 --peers 1000 --interval 1s --duration "$((secs + 5))s" \
     --warmup 8s >"$work/sink.txt" 2>/dev/null &
 sink=$!; pids+=("$sink"); sleep 1
 peers=$(peer_list 127.0.10.1 1000)
@@ -173,7 +177,7 @@ for out in /dev/null "$work/flood.out"; do
     "${inns[@]}" "$bin" --listen 127.0.0.1 --interval 1s --http 127.0.0.1:5080 >"$out" 2>/dev/null &
     node=$!; pids+=("$node"); sleep 0.5
     c0=$(cpu_ns "$node"); t0=$(date +%s.%N)
-    "${inns[@]}" "$bin" loadgen send --target 127.0.0.1:5000 --peers 8 --source 127.2.0.1 --flood --duration 10s >/dev/null 2>&1
+    "${inns[@]}" "$gen_bin" loadgen send --target 127.0.0.1:5000 --peers 8 --source 127.2.0.1 --flood --duration 10s >/dev/null 2>&1
     sleep 0.3
     received=$("${inns[@]}" curl -s 127.0.0.1:5080/metrics | awk '/^p2pmon_messages_received_total/ {print $2}')
     c1=$(cpu_ns "$node"); t1=$(date +%s.%N)
@@ -191,7 +195,7 @@ echo "## 4. per-node cost of a full mesh: the node sends to N peers and hears fr
 printf "%-6s %-9s %-14s %-12s %-8s\n" peers interval cpu%1core RSS threads
 for interval in "${mesh_intervals[@]}"; do
     for n in "${mesh_peers[@]}"; do
-        "${inns[@]}" "$bin" loadgen sink --listen 127.0.20.1 --peers "$n" --interval "$interval" --duration "$((secs + 15))s" >/dev/null 2>&1 &
+        "${inns[@]}" "$gen_bin" loadgen sink --listen 127.0.20.1 --peers "$n" --interval "$interval" --duration "$((secs + 15))s" >/dev/null 2>&1 &
         sink=$!; pids+=("$sink"); sleep 0.5
         "${inns[@]}" "$bin" --listen 127.0.0.1 --peers "$(peer_list 127.0.20.1 "$n")" --interval "$interval" --http off >/dev/null 2>&1 &
         node=$!; pids+=("$node"); sleep 0.5
@@ -199,7 +203,7 @@ for interval in "${mesh_intervals[@]}"; do
         # entry (source IP, port 5000), as in a real mesh. From other addresses
         # they would be N more peers: at N = 1,000, past MAX_PEERS (1,024), all
         # but 24 are refused and their connections closed after 10 s.
-        "${inns[@]}" "$bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.0.20.1 --interval "$interval" --duration "$((secs + 10))s" >/dev/null 2>&1 &
+        "${inns[@]}" "$gen_bin" loadgen send --target 127.0.0.1:5000 --peers "$n" --source 127.0.20.1 --interval "$interval" --duration "$((secs + 10))s" >/dev/null 2>&1 &
         gen=$!; pids+=("$gen")
         sleep 5
         s0=$(sample)
