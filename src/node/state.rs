@@ -687,7 +687,9 @@ mod tests {
         // The listener's own change of structure does not wake it (it
         // rechecks by the generation itself); a verdict it publishes does.
         let other = PeerId::new(IpAddr::from([127, 0, 0, 3]), 5000);
-        state.change_from_listener(|c| c.table.add_configured(other, t0)).ok();
+        state
+            .change_from_listener(|c| c.table.add_configured(other, t0))
+            .ok();
         assert!(!woken(&mut poll), "the listener's own new peer");
         state.change_from_listener(|c| c.table.tick(t0 + Duration::from_secs(20), c.events));
         assert!(woken(&mut poll), "the listener's own verdict");
