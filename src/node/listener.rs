@@ -308,6 +308,11 @@ impl Listener {
             } else if let Some(soonest) = self.soonest {
                 next_tick = next_tick.min(soonest.max(now + TICK));
             }
+            if self.accept_stalled {
+                // Descriptors freed by another thread (the HTTP server, the
+                // sender) move nothing the listener sees: retry on time.
+                next_tick = next_tick.min(now + ACCEPT_RETRY);
+            }
             self.soonest = None;
         }
         self.state.set_listener_running(false);
