@@ -246,7 +246,7 @@ impl Stdout {
 struct StatusSentence<'a>(&'a PeerId, f64, f64);
 
 impl StatusSentence<'_> {
-    /// Appends the sentence to `out` byte by byte: one runs per status
+    /// Appends the sentence to `out` byte by byte: one is written per status
     /// received (a thousand a second at 1,000 peers), and `core::fmt` spent
     /// ~2,500 instructions on it, most of them on the IP's four octets.
     fn write_to(&self, out: &mut Vec<u8>) {
